@@ -1,0 +1,156 @@
+import net from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import { ProxiedConnection, type LinkFaults } from './link-pipe.js';
+import { LOOPBACK } from './ports.js';
+
+/*
+ * A TCP proxy between a client and a broker that can misbehave like a field link:
+ * reset connections, refuse new ones, stall (hold bytes, as TCP does under packet loss)
+ * and add one-way latency.
+ */
+
+export interface LinkProxyOptions {
+  /** Default 127.0.0.1. */
+  targetHost?: string;
+  targetPort: number;
+  /** Default: a free port chosen by the kernel. */
+  listenPort?: number;
+}
+
+export interface LinkProxy {
+  readonly port: number;
+  /** mqtt://127.0.0.1:<port> */
+  readonly url: string;
+  /** Reset (RST) every open connection, both sides. */
+  reset(): void;
+  /** on: stop listening (connects get ECONNREFUSED) and reset open connections; off: listen again on the same port. */
+  refuse(on: boolean): Promise<void>;
+  /** Hold bytes in both directions without closing; off delivers the held bytes in order. */
+  stall(on: boolean): void;
+  /** Delay every chunk by this much in each direction, preserving order. */
+  setLatency(oneWayMs: number): void;
+  /** reset + refuse for `ms`, then accept again. */
+  outage(ms: number): Promise<void>;
+  /** stall for `ms`, then deliver. */
+  stallFor(ms: number): Promise<void>;
+  /** Currently open client connections. */
+  readonly connections: number;
+  /** Date.now() of every accepted client connection, in order. */
+  readonly attempts: readonly number[];
+  close(): Promise<void>;
+}
+
+class FaultyLink implements LinkProxy {
+  private readonly faults: LinkFaults = { stalled: false, latencyMs: 0 };
+  private readonly open = new Set<ProxiedConnection>();
+  private readonly accepted: number[] = [];
+  private listening = false;
+  private closed = false;
+  private readonly server: net.Server;
+
+  constructor(
+    private readonly targetHost: string,
+    private readonly targetPort: number,
+    private listenPort: number,
+  ) {
+    this.server = net.createServer((socket) => this.accept(socket));
+  }
+
+  get port(): number {
+    return this.listenPort;
+  }
+
+  get url(): string {
+    return `mqtt://${LOOPBACK}:${this.listenPort}`;
+  }
+
+  get connections(): number {
+    let n = 0;
+    for (const c of this.open) if (c.clientOpen) n++;
+    return n;
+  }
+
+  get attempts(): readonly number[] {
+    return this.accepted;
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.server.once('error', onError);
+      this.server.listen(this.listenPort, LOOPBACK, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    const address = this.server.address();
+    if (typeof address === 'object' && address !== null) this.listenPort = address.port;
+    // Like the brokers, a forgotten proxy must not keep the test process alive.
+    this.server.unref();
+    this.listening = true;
+  }
+
+  private accept(client: net.Socket): void {
+    this.accepted.push(Date.now());
+    const upstream = net.connect({ host: this.targetHost, port: this.targetPort });
+    const conn = new ProxiedConnection(client, upstream, this.faults, () => this.open.delete(conn));
+    this.open.add(conn);
+  }
+
+  reset(): void {
+    for (const conn of this.open) conn.reset();
+  }
+
+  async refuse(on: boolean): Promise<void> {
+    if (this.closed) throw new Error('link proxy is closed');
+    if (on) {
+      this.reset();
+      await this.stopListening();
+    } else if (!this.listening) {
+      await this.listen();
+    }
+  }
+
+  stall(on: boolean): void {
+    this.faults.stalled = on;
+    if (!on) for (const conn of this.open) conn.flush();
+  }
+
+  setLatency(oneWayMs: number): void {
+    if (!(oneWayMs >= 0) || !Number.isFinite(oneWayMs)) throw new RangeError(`setLatency: bad latency ${oneWayMs}`);
+    this.faults.latencyMs = oneWayMs;
+    // Chunks already queued keep their delivery time; only new chunks get the new latency.
+  }
+
+  async outage(ms: number): Promise<void> {
+    await this.refuse(true);
+    await delay(ms);
+    if (!this.closed) await this.refuse(false);
+  }
+
+  async stallFor(ms: number): Promise<void> {
+    this.stall(true);
+    await delay(ms);
+    this.stall(false);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.reset();
+    await this.stopListening();
+  }
+
+  private async stopListening(): Promise<void> {
+    if (!this.listening) return;
+    this.listening = false;
+    // The callback waits for open connections, which reset() has just destroyed.
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+export async function startLinkProxy(opts: LinkProxyOptions): Promise<LinkProxy> {
+  const proxy = new FaultyLink(opts.targetHost ?? LOOPBACK, opts.targetPort, opts.listenPort ?? 0);
+  await proxy.listen();
+  return proxy;
+}
