@@ -1,0 +1,16 @@
+/**
+ * @holdfast/testkit: real brokers, a faulty link, a delivery auditor and killable device
+ * processes, for holdfast's tests and benchmarks and for users testing their pipelines.
+ */
+export { freePort } from './ports.js';
+export { startBroker } from './broker.js';
+export type { Broker, BrokerOptions } from './broker-types.js';
+export { startLinkProxy } from './link-proxy.js';
+export type { LinkProxy, LinkProxyOptions } from './link-proxy.js';
+export { startAuditor } from './auditor.js';
+export type { Auditor, AuditorOptions } from './auditor.js';
+export { defaultExtract } from './extract.js';
+export type { AuditMessage, Extract, Reading } from './extract.js';
+export type { AuditReport, DeviceReport } from './audit-ledger.js';
+export { spawnDevice } from './device-process.js';
+export type { DeviceEvent, DeviceExit, DeviceOptions, DeviceProcess } from './device-process.js';
