@@ -1,0 +1,243 @@
+import { EventEmitter } from 'node:events';
+import type { MessagePort, Worker } from 'node:worker_threads';
+import { deserializeError, ErrorCodes, HoldfastError } from './errors.js';
+import type { ResolvedOptions } from './options.js';
+import { FLAG_QOS2, FLAG_RETAIN, Stat, STATES, type ClientState, type FromWorker, type PublishBatch, type ToWorker } from './protocol.js';
+import type { SeqAllocator } from './seq.js';
+import { snapshotStats, type HoldfastStats } from './stats.js';
+import { acceptPayload, DEFAULT_PRIORITY, validatePublishOptions, validateTopic, type PublishOptions } from './validate.js';
+
+/** Post a batch early when it gets this big, so one tick of a tight loop cannot grow without bound. */
+const MAX_BATCH_MESSAGES = 8192;
+/** Time the worker gets beyond closeTimeoutMs before it is terminated. */
+const CLOSE_GRACE_MS = 2000;
+
+interface Pending {
+  resolve: () => void;
+  reject: (err: HoldfastError) => void;
+}
+
+/**
+ * The app-thread facade: validates, stamps a seq and batches. It never does network or disk I/O;
+ * everything else happens in the worker.
+ */
+export class HoldfastClient extends EventEmitter {
+  readonly #worker: Worker;
+  readonly #port: MessagePort;
+  readonly #stats: Float64Array;
+  readonly #seqs: SeqAllocator;
+  readonly #defaultQosFlag: number;
+  readonly #closeTimeoutMs: number;
+
+  // The batch being filled this tick, column by column (see PublishBatch).
+  #topics: string[] = [];
+  #payloads: Array<string | Uint8Array> = [];
+  #priorities: number[] = [];
+  #flags: number[] = [];
+  #timestamps: number[] = [];
+  #transfer: ArrayBuffer[] = [];
+  #firstSeq = 0;
+  #postScheduled = false;
+
+  #accepted = 0;
+  #lastSeq = 0;
+  #closing: Promise<void> | undefined;
+  #closed = false;
+  #exitExpected = false;
+  #state: ClientState = 'direct';
+  #nextRequestId = 1;
+  readonly #pending = new Map<number, Pending>();
+
+  /** @internal Use open(). */
+  constructor(worker: Worker, port: MessagePort, stats: SharedArrayBuffer, seqs: SeqAllocator, options: ResolvedOptions) {
+    super();
+    this.#worker = worker;
+    this.#port = port;
+    this.#stats = new Float64Array(stats);
+    this.#seqs = seqs;
+    this.#defaultQosFlag = options.qos === 2 ? FLAG_QOS2 : 0;
+    this.#closeTimeoutMs = options.closeTimeoutMs;
+    this.#state = STATES[this.#stats[Stat.state] ?? 0] ?? 'direct';
+    port.on('message', (msg: FromWorker) => this.#onMessage(msg));
+    worker.on('error', (err) => this.#onWorkerGone(new HoldfastError(ErrorCodes.WORKER_CRASHED, `holdfast worker crashed: ${err.message}`, { cause: err })));
+    worker.on('exit', (code) => {
+      if (!this.#exitExpected) this.#onWorkerGone(new HoldfastError(ErrorCodes.WORKER_CRASHED, `holdfast worker exited unexpectedly (code ${code})`));
+    });
+  }
+
+  /**
+   * Accepts one message. Synchronous: validates, assigns the next seq and returns it. Throws a
+   * HoldfastError for bad input or after close(); nothing already accepted is affected.
+   */
+  publish(topic: string, payload: string | Uint8Array, options?: PublishOptions): number {
+    if (this.#closing) throw new HoldfastError(ErrorCodes.CLOSED, 'publish() after close(): the client accepts nothing more');
+    validateTopic(topic);
+    const body = acceptPayload(payload);
+    validatePublishOptions(options);
+    const seq = this.#seqs.next();
+    if (this.#topics.length === 0) {
+      this.#firstSeq = seq;
+      if (!this.#postScheduled) {
+        this.#postScheduled = true;
+        queueMicrotask(this.#postScheduledBatch);
+      }
+    }
+    this.#topics.push(topic);
+    this.#payloads.push(body);
+    if (typeof body !== 'string') this.#transfer.push(body.buffer as ArrayBuffer);
+    this.#priorities.push(options?.priority ?? DEFAULT_PRIORITY);
+    const qosFlag = options?.qos === undefined ? this.#defaultQosFlag : options.qos === 2 ? FLAG_QOS2 : 0;
+    this.#flags.push(options?.retain ? qosFlag | FLAG_RETAIN : qosFlag);
+    this.#timestamps.push(Date.now());
+    this.#accepted++;
+    this.#lastSeq = seq;
+    if (this.#topics.length >= MAX_BATCH_MESSAGES) this.#postBatch();
+    return seq;
+  }
+
+  /** Counters, current to the last worker update (they live in shared memory). */
+  stats(): HoldfastStats {
+    return snapshotStats(this.#stats, this.#state, this.#accepted, this.#topics.length, this.#lastSeq);
+  }
+
+  /** The current state: 'direct' | 'caching' | 'draining' | 'closed'. */
+  get state(): ClientState {
+    return this.#state;
+  }
+
+  /**
+   * Resolves when every message accepted so far is durable (journal) or delivered or spilled (spill).
+   * While the broker is unreachable it spills at once instead of waiting for timeoutMs.
+   */
+  flush(): Promise<void> {
+    if (this.#lastSeq === 0) return Promise.resolve();
+    return this.#request((id) => ({ type: 'flush', id, upTo: this.#lastSeq }));
+  }
+
+  /** Resolves when nothing is pending anywhere: memory, in flight, cache. */
+  drained(): Promise<void> {
+    return this.#request((id) => ({ type: 'drained', id }));
+  }
+
+  /**
+   * Graceful, bounded shutdown: stops intake, spills what is pending to the cache, sends DISCONNECT if
+   * connected and stops the worker. Settles within closeTimeoutMs (+2 s) even with the broker hung.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    if (this.#closed) return;
+    this.#exitExpected = true;
+    const exited = new Promise<void>((resolve) => this.#worker.once('exit', () => resolve()));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.#closeTimeoutMs + CLOSE_GRACE_MS);
+    });
+    try {
+      const closed = this.#request((id) => ({ type: 'close', id })).then(() => exited);
+      if ((await Promise.race([closed, deadline])) === 'timeout') await this.#worker.terminate();
+    } catch (err) {
+      if (!(err instanceof HoldfastError && err.code === ErrorCodes.WORKER_CRASHED)) throw err;
+    } finally {
+      clearTimeout(timer);
+      this.#finish('closed');
+    }
+  }
+
+  #request(build: (id: number) => ToWorker): Promise<void> {
+    if (this.#closed) return Promise.reject(new HoldfastError(ErrorCodes.CLOSED, 'the client is closed'));
+    this.#postBatch();
+    const id = this.#nextRequestId++;
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#port.postMessage(build(id));
+    });
+  }
+
+  readonly #postScheduledBatch = (): void => {
+    this.#postScheduled = false;
+    this.#postBatch();
+  };
+
+  #postBatch(): void {
+    if (this.#topics.length === 0 || this.#closed) return;
+    const batch: PublishBatch = {
+      type: 'publish',
+      firstSeq: this.#firstSeq,
+      topics: this.#topics,
+      payloads: this.#payloads,
+      priorities: this.#priorities,
+      flags: this.#flags,
+      timestamps: this.#timestamps,
+    };
+    // postMessage copies synchronously, so the arrays can be emptied and reused.
+    this.#port.postMessage(batch, this.#transfer);
+    this.#topics.length = 0;
+    this.#payloads.length = 0;
+    this.#priorities.length = 0;
+    this.#flags.length = 0;
+    this.#timestamps.length = 0;
+    this.#transfer.length = 0;
+  }
+
+  #onMessage(msg: FromWorker): void {
+    switch (msg.type) {
+      case 'state':
+        this.#state = msg.state;
+        this.emit('state', msg.state);
+        break;
+      case 'reply': {
+        const pending = this.#pending.get(msg.id);
+        this.#pending.delete(msg.id);
+        if (!pending) break;
+        if (msg.error) pending.reject(deserializeError(msg.error));
+        else pending.resolve();
+        break;
+      }
+      case 'epoch':
+        this.#seqs.offerEpoch(msg.epoch);
+        break;
+      case 'event':
+        this.emit(msg.name, msg.data);
+        break;
+      case 'error':
+        this.#emitError(deserializeError(msg.error));
+        break;
+      case 'ready':
+      case 'closed':
+        break;
+      default: {
+        const never: never = msg;
+        throw new Error(`unknown worker message ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  #emitError(err: HoldfastError): void {
+    // An 'error' event without a listener would throw and take the app down; a warning is enough.
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else process.emitWarning(`${err.code}: ${err.message}`, 'HoldfastWarning');
+  }
+
+  #onWorkerGone(err: HoldfastError): void {
+    if (this.#closed) return;
+    this.#closing ??= Promise.resolve();
+    this.#emitError(err);
+    this.#finish('closed', err);
+  }
+
+  #finish(state: ClientState, err?: HoldfastError): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const pending of this.#pending.values()) {
+      pending.reject(err ?? new HoldfastError(ErrorCodes.CLOSED, 'the client closed before this request finished'));
+    }
+    this.#pending.clear();
+    this.#port.close();
+    this.#state = state;
+    this.emit('state', state);
+  }
+}

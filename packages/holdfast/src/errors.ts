@@ -1,0 +1,78 @@
+/**
+ * The one error class holdfast throws, with stable string codes (in the spirit of undici's
+ * lib/core/errors.js). Codes are API: tests and users switch on them, so never rename one.
+ */
+export const ErrorCodes = {
+  /** An option passed to open() or loadConfig() is missing, unknown or out of range. */
+  INVALID_OPTION: 'HOLDFAST_INVALID_OPTION',
+  /** publish() was given a topic that MQTT does not allow for publishing. */
+  INVALID_TOPIC: 'HOLDFAST_INVALID_TOPIC',
+  /** publish() was given a payload that is not a string, Buffer or Uint8Array. */
+  INVALID_PAYLOAD: 'HOLDFAST_INVALID_PAYLOAD',
+  /** qos is not 1 or 2. */
+  INVALID_QOS: 'HOLDFAST_INVALID_QOS',
+  /** priority is not an integer from 1 to 10. */
+  INVALID_PRIORITY: 'HOLDFAST_INVALID_PRIORITY',
+  /** A per-call argument other than the above is malformed. */
+  INVALID_ARGUMENT: 'HOLDFAST_INVALID_ARGUMENT',
+  /** The client is closing or closed; it accepts nothing more. */
+  CLOSED: 'HOLDFAST_CLOSED',
+  /** The cache directory could not be created, opened or written. */
+  CACHE_UNAVAILABLE: 'HOLDFAST_CACHE_UNAVAILABLE',
+  /** A cache write failed (disk full, map full). The client keeps running, unhealthy. */
+  CACHE_WRITE_FAILED: 'HOLDFAST_CACHE_WRITE_FAILED',
+  /** The worker thread died unexpectedly. */
+  WORKER_CRASHED: 'HOLDFAST_WORKER_CRASHED',
+  /** A bounded operation (open, close) did not finish in time. */
+  TIMEOUT: 'HOLDFAST_TIMEOUT',
+  /** unpackBulk() was given bytes that are not a holdfast bulk message. */
+  INVALID_BULK: 'HOLDFAST_INVALID_BULK',
+  /** The per-client sequence space is used up (2^21 restarts of 2^32 messages). */
+  SEQ_EXHAUSTED: 'HOLDFAST_SEQ_EXHAUSTED',
+  /** Anything the worker reported that has no more specific code. */
+  INTERNAL: 'HOLDFAST_INTERNAL',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+const knownCodes = new Set<string>(Object.values(ErrorCodes));
+
+export class HoldfastError extends Error {
+  override readonly name = 'HoldfastError';
+  readonly code: ErrorCode;
+  /** Structured, secret-free context (field names, limits). Never payloads or credentials. */
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = options?.details;
+  }
+}
+
+/** What crosses the thread boundary: structured clone keeps neither class nor extra fields. */
+export interface SerializedError {
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+  stack?: string;
+}
+
+export function serializeError(err: unknown, fallback: ErrorCode = ErrorCodes.INTERNAL): SerializedError {
+  if (err instanceof HoldfastError) {
+    return { code: err.code, message: err.message, details: err.details ? { ...err.details } : undefined, stack: err.stack };
+  }
+  if (err instanceof Error) {
+    const sysCode = (err as NodeJS.ErrnoException).code;
+    return { code: fallback, message: err.message, details: sysCode ? { cause: sysCode } : undefined, stack: err.stack };
+  }
+  return { code: fallback, message: String(err) };
+}
+
+/** Rebuilds a HoldfastError on the facade side, with the worker's stack kept for debugging. */
+export function deserializeError(data: SerializedError): HoldfastError {
+  const code = knownCodes.has(data.code) ? (data.code as ErrorCode) : ErrorCodes.INTERNAL;
+  const err = new HoldfastError(code, data.message, data.details ? { details: data.details } : undefined);
+  if (data.stack) err.stack = `${err.stack ?? ''}\n    --- worker stack ---\n${data.stack}`;
+  return err;
+}

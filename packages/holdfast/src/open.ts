@@ -1,0 +1,51 @@
+import { MessageChannel, Worker } from 'node:worker_threads';
+import { HoldfastClient } from './client.js';
+import { deserializeError, ErrorCodes, HoldfastError } from './errors.js';
+import { resolveOptions, type HoldfastOptions } from './options.js';
+import { STAT_SLOTS, type FromWorker, type WorkerInit } from './protocol.js';
+import { SeqAllocator } from './seq.js';
+
+/** Opening LMDB takes milliseconds; this only guards against a wedged worker. */
+const OPEN_TIMEOUT_MS = 30_000;
+
+/**
+ * Validates options, starts the worker and resolves once the cache is open. It does not wait for the
+ * broker: a device that boots without network starts and accepts readings at once.
+ */
+export async function open(options: HoldfastOptions): Promise<HoldfastClient> {
+  const resolved = resolveOptions(options);
+  const { port1, port2 } = new MessageChannel();
+  const stats = new SharedArrayBuffer(STAT_SLOTS * Float64Array.BYTES_PER_ELEMENT);
+  const init: WorkerInit = { options: resolved, port: port2, stats };
+  const worker = new Worker(new URL('./worker/main.js', import.meta.url), { workerData: init, transferList: [port2] });
+
+  let onMessage: ((msg: FromWorker) => void) | undefined;
+  let onError: ((err: Error) => void) | undefined;
+  let onExit: ((code: number) => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const epoch = await new Promise<number>((resolve, reject) => {
+      onMessage = (msg) => {
+        if (msg.type === 'ready') resolve(msg.epoch);
+        else if (msg.type === 'error') reject(deserializeError(msg.error));
+      };
+      onError = (err) => reject(new HoldfastError(ErrorCodes.WORKER_CRASHED, `holdfast worker failed to start: ${err.message}`, { cause: err }));
+      onExit = (code) => reject(new HoldfastError(ErrorCodes.WORKER_CRASHED, `holdfast worker exited during open() (code ${code})`));
+      timer = setTimeout(() => reject(new HoldfastError(ErrorCodes.TIMEOUT, `open() took longer than ${OPEN_TIMEOUT_MS} ms`)), OPEN_TIMEOUT_MS);
+      port1.on('message', onMessage);
+      worker.once('error', onError);
+      worker.once('exit', onExit);
+    });
+    const seqs = new SeqAllocator(epoch, () => port1.postMessage({ type: 'reserveEpoch' }));
+    return new HoldfastClient(worker, port1, stats, seqs, resolved);
+  } catch (err) {
+    port1.close();
+    await worker.terminate();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+    if (onMessage) port1.off('message', onMessage);
+    if (onError) worker.off('error', onError);
+    if (onExit) worker.off('exit', onExit);
+  }
+}

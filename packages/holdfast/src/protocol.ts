@@ -1,0 +1,91 @@
+/**
+ * The facade↔worker protocol, defined once. Every message on the MessageChannel is one of these
+ * discriminated unions; both sides switch on `type` and the compiler checks exhaustiveness.
+ */
+import type { SerializedError } from './errors.js';
+import type { MessagePort } from 'node:worker_threads';
+import type { ResolvedOptions } from './options.js';
+
+export type ClientState = 'direct' | 'caching' | 'draining' | 'closed';
+export const STATES: readonly ClientState[] = ['direct', 'caching', 'draining', 'closed'];
+
+/** Bit flags per message in a publish batch. */
+export const FLAG_QOS2 = 1;
+export const FLAG_RETAIN = 2;
+
+/**
+ * One tick's worth of publish() calls, column by column so the facade appends to arrays instead of
+ * allocating an object per call. Seqs are consecutive from `firstSeq`.
+ */
+export interface PublishBatch {
+  type: 'publish';
+  firstSeq: number;
+  topics: string[];
+  payloads: Array<string | Uint8Array>;
+  priorities: number[];
+  flags: number[];
+  /** Wall-clock ms at publish(); informational (bulk `ts`, age) and never used for order. */
+  timestamps: number[];
+}
+
+export type ToWorker =
+  | PublishBatch
+  /** Resolve when every seq ≤ upTo is durable (journal) or delivered/spilled (spill). */
+  | { type: 'flush'; id: number; upTo: number }
+  /** Resolve when nothing is pending anywhere: memory, in flight, cache. */
+  | { type: 'drained'; id: number }
+  /** Reserve the next seq epoch durably; answered by `epoch`. */
+  | { type: 'reserveEpoch' }
+  | { type: 'close'; id: number };
+
+export type HoldfastEventName = 'connect' | 'disconnect' | 'reconnecting' | 'spill' | 'drain-start' | 'drain-end' | 'dead-letter' | 'quarantine' | 'connection-error';
+
+export type FromWorker =
+  | { type: 'ready'; epoch: number; recoveredSeqFloor: number }
+  | { type: 'state'; state: ClientState }
+  | { type: 'reply'; id: number; error?: SerializedError }
+  | { type: 'epoch'; epoch: number }
+  | { type: 'event'; name: HoldfastEventName; data: Record<string, unknown> }
+  /** A failure with no caller to reject: surfaced as the client's 'error' event. */
+  | { type: 'error'; error: SerializedError }
+  | { type: 'closed' };
+
+/** What the worker receives as workerData. */
+export interface WorkerInit {
+  options: ResolvedOptions;
+  port: MessagePort;
+  stats: SharedArrayBuffer;
+}
+
+/**
+ * Live counters the worker writes and the facade reads without a round trip, so stats() is
+ * synchronous and current. One Float64 slot each (exact for integers up to 2^53).
+ */
+export const Stat = {
+  state: 0,
+  connected: 1,
+  memoryQueued: 2,
+  memoryBytes: 3,
+  inflight: 4,
+  cachedMessages: 5,
+  cachedBytes: 6,
+  oldestCachedTs: 7,
+  delivered: 8,
+  spilled: 9,
+  evicted: 10,
+  deadLettered: 11,
+  reconnects: 12,
+  received: 13,
+  duplicatesResent: 14,
+  cacheWritable: 15,
+  lastDeliveredSeq: 16,
+  cleanDisconnects: 17,
+  networkDisconnects: 18,
+  /** 10 slots: cached messages by priority 1..10. */
+  byPriority: 19,
+} as const;
+export const STAT_SLOTS = Stat.byPriority + 10;
+
+/** Seqs are epoch·2^32 + counter: each open() reserves a new epoch durably, so seqs never repeat. */
+export const EPOCH_SPAN = 2 ** 32;
+export const MAX_EPOCH = 2 ** 21 - 1;

@@ -1,0 +1,66 @@
+import { Stat, STATES, type ClientState } from './protocol.js';
+
+export interface CachedStats {
+  messages: number;
+  bytes: number;
+  /** Age of the oldest cached message by wall clock, clamped at 0 (a clock jump never makes it negative). */
+  oldestAgeMs: number;
+  /** Cached messages per priority, 1 (lowest) to 10. */
+  byPriority: Record<number, number>;
+}
+
+export interface HoldfastStats {
+  state: ClientState;
+  connected: boolean;
+  /** Messages accepted by publish() since open(). */
+  accepted: number;
+  /** The last seq handed out (0 before the first publish). */
+  lastSeq: number;
+  /** Messages held in memory: this tick's batch plus the worker's queue. */
+  memoryQueued: number;
+  memoryBytes: number;
+  /** Messages in flight (0 or 1; a bulk counts as its readings). */
+  inflight: number;
+  cached: CachedStats;
+  /** Messages whose PUBCOMP (PUBACK at QoS 1) arrived. */
+  delivered: number;
+  /** Messages written to the cache because of trouble (timeout, high water, close). */
+  spilled: number;
+  evicted: number;
+  deadLettered: number;
+  reconnects: number;
+  cleanDisconnects: number;
+  networkDisconnects: number;
+  /** False after a cache write failed (disk full); the client is then unhealthy. */
+  cacheWritable: boolean;
+}
+
+export function snapshotStats(s: Float64Array, state: ClientState, accepted: number, batched: number, lastSeq: number): HoldfastStats {
+  const byPriority: Record<number, number> = {};
+  for (let p = 1; p <= 10; p++) byPriority[p] = s[Stat.byPriority + p - 1] ?? 0;
+  const oldestTs = s[Stat.oldestCachedTs] ?? 0;
+  const cachedMessages = s[Stat.cachedMessages] ?? 0;
+  return {
+    state: state === 'closed' ? 'closed' : (STATES[s[Stat.state] ?? 0] ?? state),
+    connected: s[Stat.connected] === 1,
+    accepted,
+    lastSeq,
+    memoryQueued: batched + (s[Stat.memoryQueued] ?? 0),
+    memoryBytes: s[Stat.memoryBytes] ?? 0,
+    inflight: s[Stat.inflight] ?? 0,
+    cached: {
+      messages: cachedMessages,
+      bytes: s[Stat.cachedBytes] ?? 0,
+      oldestAgeMs: cachedMessages > 0 && oldestTs > 0 ? Math.max(0, Date.now() - oldestTs) : 0,
+      byPriority,
+    },
+    delivered: s[Stat.delivered] ?? 0,
+    spilled: s[Stat.spilled] ?? 0,
+    evicted: s[Stat.evicted] ?? 0,
+    deadLettered: s[Stat.deadLettered] ?? 0,
+    reconnects: s[Stat.reconnects] ?? 0,
+    cleanDisconnects: s[Stat.cleanDisconnects] ?? 0,
+    networkDisconnects: s[Stat.networkDisconnects] ?? 0,
+    cacheWritable: s[Stat.cacheWritable] !== 0,
+  };
+}

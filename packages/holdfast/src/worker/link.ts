@@ -1,0 +1,142 @@
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { ResolvedOptions } from '../options.js';
+import { Backoff } from './backoff.js';
+import type { OutgoingStore } from './outgoing-store.js';
+
+/** A connection that stayed up this long resets the backoff. */
+const STABLE_AFTER_MS = 10_000;
+
+export interface DisconnectInfo {
+  /** True for our own DISCONNECT or a server DISCONNECT with a reason; false for a network failure. */
+  clean: boolean;
+  reason: string;
+}
+
+export interface LinkHooks {
+  up(): void;
+  down(info: DisconnectInfo): void;
+  /** A connection-level error (refused, TLS, auth): reported, never thrown. Messages carry no secrets. */
+  error(message: string, code: string | number | undefined): void;
+  reconnecting(delayMs: number): void;
+}
+
+/**
+ * The MQTT.js connection. MQTT.js does the protocol; reconnects are ours (its fixed-interval timer is
+ * off) so that attempts back off exponentially with jitter.
+ */
+export class Link {
+  readonly client: MqttClient;
+  readonly #backoff: Backoff;
+  readonly #hooks: LinkHooks;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+  #stableTimer: NodeJS.Timeout | undefined;
+  #up = false;
+  #everConnected = false;
+  #ending = false;
+  #serverDisconnect: string | undefined;
+
+  constructor(options: ResolvedOptions, store: OutgoingStore, hooks: LinkHooks) {
+    this.#hooks = hooks;
+    this.#backoff = new Backoff(options.reconnect.minMs, options.reconnect.maxMs);
+    this.client = mqtt.connect(options.broker, clientOptions(options, store));
+    this.client.on('packetreceive', (packet) => {
+      if (packet.cmd === 'connack') {
+        const rc = (packet as { reasonCode?: number; returnCode?: number }).reasonCode ?? (packet as { returnCode?: number }).returnCode ?? 0;
+        if (rc === 0) this.#onUp();
+      } else if (packet.cmd === 'disconnect') {
+        const rc = (packet as { reasonCode?: number }).reasonCode ?? 0;
+        this.#serverDisconnect = `server DISCONNECT (reason code 0x${rc.toString(16)})`;
+      }
+    });
+    this.client.on('close', () => this.#onClose());
+    this.client.on('error', (err: Error & { code?: string | number }) => hooks.error(err.message, err.code));
+  }
+
+  /** Whether any connection succeeded before the current one (for counting reconnects). */
+  get everConnected(): boolean {
+    return this.#everConnected;
+  }
+
+  get connected(): boolean {
+    return this.#up;
+  }
+
+  /** The broker's limits from CONNACK (MQTT 5), when known. */
+  get serverMaximumPacketSize(): number | undefined {
+    return (this.client as unknown as { _serverProperties?: { maximumPacketSize?: number } })._serverProperties?.maximumPacketSize;
+  }
+
+  #onUp(): void {
+    this.#up = true;
+    this.#serverDisconnect = undefined;
+    clearTimeout(this.#stableTimer);
+    this.#stableTimer = setTimeout(() => this.#backoff.reset(), STABLE_AFTER_MS);
+    this.#hooks.up();
+    this.#everConnected = true;
+  }
+
+  #onClose(): void {
+    clearTimeout(this.#stableTimer);
+    if (this.#up) {
+      this.#up = false;
+      const clean = this.#ending || this.#serverDisconnect !== undefined;
+      this.#hooks.down({ clean, reason: this.#ending ? 'client closed' : (this.#serverDisconnect ?? 'network failure') });
+    }
+    if (!this.#ending && this.#reconnectTimer === undefined) {
+      const delay = this.#backoff.next();
+      this.#hooks.reconnecting(delay);
+      this.#reconnectTimer = setTimeout(() => {
+        this.#reconnectTimer = undefined;
+        if (!this.#ending) this.client.reconnect();
+      }, delay);
+    }
+  }
+
+  /**
+   * Ends the connection within `timeoutMs`: DISCONNECT when connected and nothing is in flight,
+   * otherwise the socket is simply closed (a packet in flight stays in the store for the next run).
+   */
+  end(timeoutMs: number): Promise<void> {
+    this.#ending = true;
+    clearTimeout(this.#reconnectTimer);
+    clearTimeout(this.#stableTimer);
+    const graceful = this.#up && Object.keys(this.client.outgoing).length === 0;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.client.end(true, () => resolve());
+      }, timeoutMs);
+      this.client.end(!graceful, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
+
+function clientOptions(o: ResolvedOptions, store: OutgoingStore): IClientOptions {
+  const opts: IClientOptions = {
+    clientId: o.clientId,
+    protocolVersion: o.protocolVersion,
+    clean: o.session.clean,
+    keepalive: o.keepaliveSec,
+    connectTimeout: o.connectTimeoutMs,
+    reconnectPeriod: 0,
+    resubscribe: true,
+    queueQoSZero: false,
+    outgoingStore: store,
+  };
+  if (o.protocolVersion === 5) {
+    opts.properties = { sessionExpiryInterval: o.session.clean ? 0 : o.session.expirySec };
+  }
+  if (o.username !== undefined) opts.username = o.username;
+  if (o.password !== undefined) opts.password = o.password;
+  if (o.tls) {
+    if (o.tls.ca !== undefined) opts.ca = o.tls.ca;
+    if (o.tls.cert !== undefined) opts.cert = o.tls.cert;
+    if (o.tls.key !== undefined) opts.key = o.tls.key;
+    // Passed through to tls.connect(); MQTT.js's option type does not list it.
+    if (o.tls.passphrase !== undefined) (opts as IClientOptions & { passphrase?: string }).passphrase = o.tls.passphrase;
+    opts.rejectUnauthorized = o.tls.rejectUnauthorized;
+  }
+  return opts;
+}

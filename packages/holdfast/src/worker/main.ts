@@ -1,0 +1,106 @@
+/**
+ * The worker thread's entry: opens the cache, wires the sender to MQTT.js, and serves the facade's
+ * messages. Everything that touches the network or the disk runs here, never on the app thread.
+ */
+import { workerData } from 'node:worker_threads';
+import { ErrorCodes, serializeError } from '../errors.js';
+import { Stat, type FromWorker, type ToWorker, type WorkerInit } from '../protocol.js';
+import { Cache } from './cache.js';
+import { Link } from './link.js';
+import { OutgoingStore } from './outgoing-store.js';
+import { Sender } from './sender.js';
+
+const { options, port, stats: statsBuffer } = workerData as WorkerInit;
+const stats = new Float64Array(statsBuffer);
+const post = (msg: FromWorker): void => port.postMessage(msg);
+
+function run(): void {
+  let cache: Cache;
+  let epoch: number;
+  try {
+    cache = Cache.open(options.cacheDir);
+    epoch = cache.reserveEpoch();
+  } catch (err) {
+    post({ type: 'error', error: serializeError(err, ErrorCodes.CACHE_UNAVAILABLE) });
+    port.close();
+    return;
+  }
+
+  let sender: Sender | undefined;
+  const store = new OutgoingStore(cache, (entry) => sender?.onCompleted(entry));
+  const recovered = store.recover();
+  if (options.durability === 'journal') store.persistAlways();
+  sender = new Sender({ options, cache, store, stats, post });
+
+  const link = new Link(options, store, {
+    up: () => {
+      if (stats[Stat.connected] === 0 && link.everConnected) stats[Stat.reconnects]! += 1;
+      stats[Stat.connected] = 1;
+      post({ type: 'event', name: 'connect', data: {} });
+      sender?.onConnectionChange();
+    },
+    down: (info) => {
+      stats[Stat.connected] = 0;
+      stats[info.clean ? Stat.cleanDisconnects : Stat.networkDisconnects]! += 1;
+      post({ type: 'event', name: 'disconnect', data: { ...info } });
+      sender?.onConnectionChange();
+    },
+    error: (message, code) => post({ type: 'event', name: 'connection-error', data: { message, code } }),
+    reconnecting: (delayMs) => post({ type: 'event', name: 'reconnecting', data: { delayMs } }),
+  });
+  sender.start(link.client, recovered);
+
+  let closing = false;
+  port.on('message', (msg: ToWorker) => {
+    switch (msg.type) {
+      case 'publish':
+        if (!closing) sender.onBatch(msg);
+        break;
+      case 'flush':
+        sender.flush(msg.id, msg.upTo);
+        break;
+      case 'drained':
+        sender.whenDrained(msg.id);
+        break;
+      case 'reserveEpoch':
+        post({ type: 'epoch', epoch: cache.reserveEpoch() });
+        break;
+      case 'close':
+        if (closing) break;
+        closing = true;
+        void shutdown(msg.id);
+        break;
+      default: {
+        const never: never = msg;
+        throw new Error(`unknown facade message ${JSON.stringify(never)}`);
+      }
+    }
+  });
+
+  async function shutdown(id: number): Promise<void> {
+    const started = Date.now();
+    const budget = options.closeTimeoutMs;
+    try {
+      await sender!.stop();
+      if (link.connected) await sender!.settleInflight(Math.floor(budget * 0.4));
+      await link.end(Math.max(100, budget - (Date.now() - started) - 500));
+      await cache.close();
+      stats[Stat.connected] = 0;
+      post({ type: 'reply', id });
+    } catch (err) {
+      post({ type: 'reply', id, error: serializeError(err) });
+    } finally {
+      post({ type: 'closed' });
+      port.close();
+      // LMDB and MQTT.js handles are closed; end the thread even if a stray timer lingers.
+      setImmediate(() => process.exit(0));
+    }
+  }
+
+  post({ type: 'ready', epoch, recoveredSeqFloor: 0 });
+  if (cache.quarantined) {
+    post({ type: 'event', name: 'quarantine', data: { ...cache.quarantined } });
+  }
+}
+
+run();

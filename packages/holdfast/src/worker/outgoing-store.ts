@@ -1,0 +1,143 @@
+import { Readable } from 'node:stream';
+import type { IStore } from 'mqtt';
+import type { Cache } from './cache.js';
+
+type Packet = Parameters<IStore['put']>[0];
+
+/** A packet MQTT.js has in flight, with the seqs it carries (one, or a bulk's readings). */
+export interface OutgoingEntry {
+  messageId: number;
+  seqs: number[];
+  packet: Packet;
+}
+
+type Callback = (err?: Error, packet?: Packet) => void;
+
+/**
+ * MQTT.js's outgoing store (its `IStore` seam), kept in memory while the link is healthy and in LMDB
+ * from the moment of a spill (or always, in journal mode). Persisted, the in-flight PUBLISH or PUBREL
+ * survives a power cut with its packet id, and MQTT.js resends it after a restart, so a broker with a
+ * persistent session de-duplicates it.
+ *
+ * `del` is MQTT.js saying the exchange completed (PUBCOMP, or PUBACK at QoS 1): that is the one source
+ * of truth for delivery, whether the packet was sent in this run or recovered from the last.
+ */
+export class OutgoingStore implements IStore {
+  readonly #entries = new Map<number, OutgoingEntry>();
+  readonly #cache: Cache;
+  readonly #onCompleted: (entry: OutgoingEntry) => void;
+  #persistent = false;
+  #nextSeqs: number[] | undefined;
+
+  constructor(cache: Cache, onCompleted: (entry: OutgoingEntry) => void) {
+    this.#cache = cache;
+    this.#onCompleted = onCompleted;
+  }
+
+  /** Loads packets left in flight by the previous run; they will be resent before anything else. */
+  recover(): OutgoingEntry[] {
+    for (const { value } of this.#cache.outgoing.getRange()) {
+      const entry = value as OutgoingEntry;
+      this.#entries.set(entry.messageId, entry);
+    }
+    if (this.#entries.size > 0) this.#persistent = true;
+    return [...this.#entries.values()];
+  }
+
+  get persistent(): boolean {
+    return this.#persistent;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Tells the store which seqs the next PUBLISH carries (one message is in flight at a time). */
+  expect(seqs: number[]): void {
+    this.#nextSeqs = seqs;
+  }
+
+  /** Switches to LMDB; call inside a cache transaction so the switch commits with the spill. */
+  persistInTxn(): void {
+    this.#persistent = true;
+    for (const entry of this.#entries.values()) this.#cache.outgoing.put(entry.messageId, entry);
+  }
+
+  /** Journal mode: every packet is committed before it goes on the wire. */
+  persistAlways(): void {
+    this.#persistent = true;
+  }
+
+  /** Back to memory (the link is healthy again and nothing is in flight from the cache). */
+  unpersist(): Promise<void> {
+    if (!this.#persistent) return Promise.resolve();
+    this.#persistent = false;
+    return this.#cache.write(() => {
+      for (const { key } of this.#cache.outgoing.getRange()) this.#cache.outgoing.remove(key);
+    });
+  }
+
+  /** For use inside the transaction that removes the delivered records. */
+  removePersistedInTxn(messageId: number): void {
+    this.#cache.outgoing.remove(messageId);
+  }
+
+  put(packet: Packet, cb: (err?: Error) => void): this {
+    const messageId = (packet as { messageId?: number }).messageId;
+    if (messageId === undefined) {
+      cb();
+      return this;
+    }
+    const previous = this.#entries.get(messageId);
+    const seqs = previous?.seqs ?? this.#nextSeqs ?? [];
+    if (!previous) this.#nextSeqs = undefined;
+    const entry: OutgoingEntry = { messageId, seqs, packet };
+    this.#entries.set(messageId, entry);
+    if (!this.#persistent) {
+      cb();
+      return this;
+    }
+    // The packet goes on the wire only after this commit: a power cut can never leave a sent packet unrecorded.
+    this.#cache.write(() => this.#cache.outgoing.put(messageId, entry)).then(
+      () => cb(),
+      (err: Error) => cb(err),
+    );
+    return this;
+  }
+
+  del(packet: Pick<Packet, 'messageId'>, cb: Callback): this {
+    const messageId = packet.messageId ?? -1;
+    const entry = this.#entries.get(messageId);
+    if (!entry) {
+      cb(new Error('missing packet'));
+      return this;
+    }
+    this.#entries.delete(messageId);
+    cb(undefined, entry.packet);
+    // MQTT.js reports a refusal (PUBREC/PUBACK reason code >= 0x80) to the publish callback right after
+    // this del; deferring lets the owner see that first. The owner removes the persisted copy together
+    // with the delivered records, in one transaction.
+    queueMicrotask(() => this.#onCompleted(entry));
+    return this;
+  }
+
+  get(packet: Pick<Packet, 'messageId'>, cb: Callback): this {
+    const entry = this.#entries.get(packet.messageId ?? -1);
+    if (entry) cb(undefined, entry.packet);
+    else cb(new Error('missing packet'));
+    return this;
+  }
+
+  createStream(): ReturnType<IStore['createStream']> {
+    // MQTT.js types this as readable-stream's Readable; it only uses read(), events and destroy().
+    const stream = Readable.from(
+      [...this.#entries.values()].map((e) => e.packet),
+      { objectMode: true },
+    );
+    return stream as unknown as ReturnType<IStore['createStream']>;
+  }
+
+  close(cb: (err?: Error) => void): void {
+    cb();
+  }
+}

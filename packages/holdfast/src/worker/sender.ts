@@ -1,0 +1,354 @@
+import type { MqttClient } from 'mqtt';
+import { packBulk } from '../bulk.js';
+import { serializeError, ErrorCodes, HoldfastError } from '../errors.js';
+import type { ResolvedOptions } from '../options.js';
+import { FLAG_QOS2, FLAG_RETAIN, Stat, STATES, type ClientState, type FromWorker, type PublishBatch } from '../protocol.js';
+import type { Cache } from './cache.js';
+import { MemoryQueue } from './memory-queue.js';
+import type { OutgoingEntry, OutgoingStore } from './outgoing-store.js';
+import { recordSize, type Rec } from './record.js';
+import { Waiters } from './waiters.js';
+
+interface Inflight {
+  recs: Rec[];
+  /** The records are in the cache and must be removed from it once delivered. */
+  cached: boolean;
+  timer: NodeJS.Timeout | undefined;
+  refusal: string | undefined;
+}
+
+export interface SenderDeps {
+  options: ResolvedOptions;
+  cache: Cache;
+  store: OutgoingStore;
+  stats: Float64Array;
+  post: (msg: FromWorker) => void;
+}
+
+/**
+ * The worker's state machine. One message (or one bulk) is in flight at a time.
+ *   DIRECT  ─timeout / high water / close─▶ CACHING   (the pending stream spills in one transaction)
+ *   CACHING ─the stuck message completes──▶ DRAINING  (the cache goes out oldest first)
+ *   DRAINING ─cache empty─▶ DIRECT;  DRAINING ─timeout─▶ CACHING (stuck again; nothing to write)
+ * Input that arrives outside DIRECT is appended to the cache, behind the backlog, so order holds.
+ */
+export class Sender {
+  #state: Exclude<ClientState, 'closed'> = 'direct';
+  #client: MqttClient | undefined;
+  #inflight: Inflight | undefined;
+  #closing = false;
+  #readScheduled = false;
+  /** Seqs left in flight by the previous run; MQTT.js resends them with their packet ids first. */
+  readonly #recoveredSeqs = new Set<number>();
+  #recoveredPackets = 0;
+  /** Appends issued but not yet committed, oldest first (for flush and for drain visibility). */
+  readonly #uncommitted: Array<{ minSeq: number; maxSeq: number }> = [];
+  readonly #mem = new MemoryQueue();
+  readonly #waiters: Waiters;
+  readonly #journal: boolean;
+  readonly #o: ResolvedOptions;
+  readonly #cache: Cache;
+  readonly #store: OutgoingStore;
+  readonly #stats: Float64Array;
+  readonly #post: (msg: FromWorker) => void;
+
+  constructor(deps: SenderDeps) {
+    this.#o = deps.options;
+    this.#cache = deps.cache;
+    this.#store = deps.store;
+    this.#stats = deps.stats;
+    this.#post = deps.post;
+    this.#journal = deps.options.durability === 'journal';
+    this.#waiters = new Waiters((id) => this.#post({ type: 'reply', id }));
+    this.#stats[Stat.cacheWritable] = 1;
+  }
+
+  /** Starts after a restart: a non-empty cache or a recovered packet means DRAINING first. */
+  start(client: MqttClient, recovered: readonly OutgoingEntry[]): void {
+    this.#client = client;
+    for (const entry of recovered) for (const seq of entry.seqs) this.#recoveredSeqs.add(seq);
+    this.#recoveredPackets = recovered.length;
+    if (this.#cache.messages > 0 || recovered.length > 0) this.#setState('draining');
+    else this.#setState('direct');
+    this.#updateCacheStats();
+    this.#pump();
+  }
+
+  get state(): ClientState {
+    return this.#state;
+  }
+
+  onBatch(batch: PublishBatch): void {
+    const recs: Rec[] = new Array<Rec>(batch.topics.length);
+    for (let i = 0; i < recs.length; i++) {
+      const topic = batch.topics[i]!;
+      const payload = batch.payloads[i]!;
+      recs[i] = {
+        seq: batch.firstSeq + i,
+        topic,
+        payload,
+        priority: batch.priorities[i]!,
+        flags: batch.flags[i]!,
+        ts: batch.timestamps[i]!,
+        size: recordSize(topic, payload),
+      };
+    }
+    this.#stats[Stat.received]! += recs.length;
+    if (this.#state !== 'direct') {
+      this.#append(recs);
+    } else {
+      for (const rec of recs) this.#mem.push(rec);
+      // Journal mode: committed before sent; the records stay queued in memory for speed.
+      if (this.#journal) this.#append(recs);
+      if (this.#mem.length > this.#o.highWater.messages || this.#mem.bytes > this.#o.highWater.bytes) this.#spill('high water');
+    }
+    this.#updateMemStats();
+    this.#pump();
+  }
+
+  flush(id: number, upTo: number): void {
+    this.#waiters.addFlush(id, upTo);
+    // With the link down there is nothing to wait for: make the pending stream durable now.
+    if (!this.#journal && this.#stats[Stat.connected] !== 1) this.#spill('flush while offline');
+    this.#settleWaiters();
+  }
+
+  whenDrained(id: number): void {
+    this.#waiters.addDrained(id);
+    this.#settleWaiters();
+  }
+
+  onConnectionChange(): void {
+    if (this.#waiters.hasFlush && !this.#journal && this.#stats[Stat.connected] !== 1) this.#spill('flush while offline');
+  }
+
+  // ── sending ───────────────────────────────────────────────────────────────────────────────
+
+  #pump(): void {
+    if (this.#inflight || this.#closing || !this.#client || this.#recoveredPackets > 0) return;
+    if (this.#state === 'direct') {
+      const rec = this.#mem.peek();
+      if (!rec) return this.#settleWaiters();
+      if (this.#journal && this.#uncommitted.length > 0 && this.#uncommitted[0]!.minSeq <= rec.seq) return;
+      this.#mem.shift();
+      this.#updateMemStats();
+      this.#send([rec], this.#journal, false);
+    } else if (this.#state === 'draining') {
+      this.#scheduleCacheRead();
+    }
+  }
+
+  #scheduleCacheRead(): void {
+    if (this.#readScheduled) return;
+    this.#readScheduled = true;
+    // Reads see only committed data, so wait for every append issued so far.
+    this.#cache.settled().then(
+      () => {
+        this.#readScheduled = false;
+        this.#drainNext();
+      },
+      () => {
+        this.#readScheduled = false;
+      },
+    );
+  }
+
+  #drainNext(): void {
+    if (this.#inflight || this.#closing || this.#state !== 'draining' || this.#recoveredPackets > 0) return;
+    const bulk = this.#o.bulk;
+    const recs = bulk ? this.#cache.readOldest(bulk.maxMessages, bulk.maxBytes) : this.#cache.readOldest(1, Number.MAX_SAFE_INTEGER);
+    if (recs.length > 0) return this.#send(recs, true, bulk !== false);
+    if (this.#uncommitted.length > 0) return this.#scheduleCacheRead();
+    this.#post({ type: 'event', name: 'drain-end', data: { delivered: this.#stats[Stat.delivered] } });
+    this.#setState('direct');
+    if (!this.#journal) this.#store.unpersist().catch((err) => this.#cacheFailed(err));
+    this.#pump();
+  }
+
+  #send(recs: Rec[], cached: boolean, asBulk: boolean): void {
+    const client = this.#client!;
+    const inflight: Inflight = { recs, cached, timer: undefined, refusal: undefined };
+    this.#inflight = inflight;
+    this.#stats[Stat.inflight] = recs.length;
+    const seqs = recs.map((r) => r.seq);
+    this.#store.expect(seqs);
+    const first = recs[0]!;
+    const single = !asBulk;
+    const topic = single ? first.topic : (this.#o.bulk as { topic: string }).topic;
+    const payload = single ? toBuffer(first.payload) : packBulk(recs);
+    const qos = this.#o.qos === 1 || (single && (first.flags & FLAG_QOS2) === 0) ? 1 : 2;
+    const opts: Parameters<MqttClient['publish']>[2] = { qos, retain: single && (first.flags & FLAG_RETAIN) !== 0 };
+    if (this.#o.protocolVersion === 5) {
+      opts.properties = { userProperties: { 'holdfast-client': this.#o.clientId, 'holdfast-seq': String(first.seq) } };
+      if (!single) opts.properties.userProperties!['holdfast-bulk'] = String(recs.length);
+    }
+    client.publish(topic, payload, opts, (err) => {
+      if (!err || this.#inflight !== inflight) return;
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'number' && code >= 0x80) inflight.refusal = err.message;
+    });
+    inflight.timer = setTimeout(() => this.#onTimeout(inflight), this.#o.timeoutMs);
+  }
+
+  /** Called (deferred) by the outgoing store when MQTT.js completes an exchange. */
+  onCompleted(entry: OutgoingEntry): void {
+    const inflight = this.#inflight;
+    if (inflight && inflight.recs[0]!.seq === entry.seqs[0]) {
+      clearTimeout(inflight.timer);
+      this.#inflight = undefined;
+      this.#stats[Stat.inflight] = 0;
+      this.#completed(inflight.recs, inflight.cached, entry.messageId, inflight.refusal);
+      if (this.#state === 'caching') this.#setState('draining');
+    } else if (entry.seqs.some((s) => this.#recoveredSeqs.has(s))) {
+      for (const s of entry.seqs) this.#recoveredSeqs.delete(s);
+      this.#recoveredPackets--;
+      this.#completed(this.#cache.readSeqs(entry.seqs), true, entry.messageId, undefined);
+    }
+    this.#settleWaiters();
+    this.#pump();
+  }
+
+  #completed(recs: Rec[], cached: boolean, messageId: number, refusal: string | undefined): void {
+    if (refusal) {
+      this.#stats[Stat.deadLettered]! += recs.length;
+      this.#post({ type: 'event', name: 'dead-letter', data: { seqs: recs.map((r) => r.seq), reason: refusal } });
+    } else {
+      this.#stats[Stat.delivered]! += recs.length;
+      this.#stats[Stat.lastDeliveredSeq] = recs[recs.length - 1]!.seq;
+    }
+    if (cached || this.#store.persistent) {
+      const inCache = cached ? recs : [];
+      const persisted = this.#store.persistent;
+      this.#track(this.#cache.remove(inCache, () => {
+        if (refusal) this.#cache.deadLetterInTxn(recs, refusal);
+        if (persisted) this.#store.removePersistedInTxn(messageId);
+      }));
+    } else if (refusal) {
+      this.#track(this.#cache.write(() => this.#cache.deadLetterInTxn(recs, refusal)));
+    }
+  }
+
+  #onTimeout(inflight: Inflight): void {
+    if (this.#inflight !== inflight) return;
+    if (this.#state === 'direct') this.#spill('timeout');
+    else if (this.#state === 'draining') this.#setState('caching');
+  }
+
+  /** DIRECT → CACHING: the stuck message and everything queued behind it, in one transaction. */
+  #spill(reason: string): void {
+    const inflight = this.#inflight;
+    if (this.#state !== 'direct' || (!inflight && this.#mem.length === 0)) return;
+    const recs: Rec[] = [];
+    if (inflight && !inflight.cached) {
+      recs.push(...inflight.recs);
+      inflight.cached = true;
+    }
+    const queued = this.#mem.drain();
+    this.#updateMemStats();
+    if (!this.#journal) recs.push(...queued);
+    if (recs.length > 0 || !this.#store.persistent) this.#append(recs, () => this.#store.persistInTxn());
+    this.#stats[Stat.spilled]! += recs.length;
+    this.#post({ type: 'event', name: 'spill', data: { messages: recs.length, reason } });
+    this.#setState(inflight ? 'caching' : 'draining');
+    this.#pump();
+  }
+
+  #append(recs: Rec[], alsoInTxn?: () => void): void {
+    if (recs.length === 0) {
+      if (alsoInTxn) this.#track(this.#cache.write(alsoInTxn));
+      return;
+    }
+    const span = { minSeq: recs[0]!.seq, maxSeq: recs[recs.length - 1]!.seq };
+    this.#uncommitted.push(span);
+    this.#cache.append(recs, alsoInTxn).then(
+      () => {
+        this.#uncommitted.splice(this.#uncommitted.indexOf(span), 1);
+        this.#updateCacheStats();
+        this.#settleWaiters();
+        this.#pump();
+      },
+      (err: unknown) => this.#cacheFailed(err),
+    );
+    this.#updateCacheStats();
+  }
+
+  #track(write: Promise<void>): void {
+    write.then(
+      () => {
+        this.#updateCacheStats();
+        this.#settleWaiters();
+      },
+      (err: unknown) => this.#cacheFailed(err),
+    );
+  }
+
+  #cacheFailed(err: unknown): void {
+    this.#stats[Stat.cacheWritable] = 0;
+    const error = new HoldfastError(ErrorCodes.CACHE_WRITE_FAILED, `cache write failed: ${(err as Error).message}`, { cause: err });
+    this.#post({ type: 'error', error: serializeError(error) });
+  }
+
+  // ── waiting and stats ─────────────────────────────────────────────────────────────────────
+
+  /** The lowest seq that a power cut could still lose (Infinity when none). */
+  #lowestVolatileSeq(): number {
+    let lowest = this.#uncommitted[0]?.minSeq ?? Infinity;
+    if (!this.#journal) {
+      const inflight = this.#inflight;
+      if (inflight && !inflight.cached) lowest = Math.min(lowest, inflight.recs[0]!.seq);
+      const head = this.#mem.peek();
+      if (head) lowest = Math.min(lowest, head.seq);
+    }
+    return lowest;
+  }
+
+  #settleWaiters(): void {
+    this.#waiters.settleFlush(this.#lowestVolatileSeq());
+    const idle = this.#state === 'direct' && !this.#inflight && this.#mem.length === 0 && this.#cache.messages === 0 && this.#uncommitted.length === 0 && this.#recoveredPackets === 0;
+    if (idle) this.#waiters.settleDrained();
+  }
+
+  #setState(state: Exclude<ClientState, 'closed'>): void {
+    const previous = this.#state;
+    this.#state = state;
+    this.#stats[Stat.state] = STATES.indexOf(state);
+    if (previous === state) return;
+    if (state === 'draining') this.#post({ type: 'event', name: 'drain-start', data: { cached: this.#cache.messages } });
+    this.#post({ type: 'state', state });
+  }
+
+  #updateMemStats(): void {
+    this.#stats[Stat.memoryQueued] = this.#mem.length;
+    this.#stats[Stat.memoryBytes] = this.#mem.bytes;
+  }
+
+  #updateCacheStats(): void {
+    const c = this.#cache.counters;
+    this.#stats[Stat.cachedMessages] = c.messages;
+    this.#stats[Stat.cachedBytes] = c.bytes;
+    for (let p = 0; p < 10; p++) this.#stats[Stat.byPriority + p] = c.byPriority[p] ?? 0;
+    this.#stats[Stat.oldestCachedTs] = c.messages > 0 ? this.#cache.oldestTimestamp() : 0;
+  }
+
+  // ── shutdown ──────────────────────────────────────────────────────────────────────────────
+
+  /** Stops intake and sending, and spills whatever is pending. Resolves when it is committed. */
+  async stop(): Promise<void> {
+    this.#closing = true;
+    this.#spill('close');
+    await this.#cache.settled();
+  }
+
+  /** Waits (bounded) for the message in flight to complete, so a clean close leaves nothing mid-air. */
+  async settleInflight(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#inflight && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    clearTimeout(this.#inflight?.timer);
+    await this.#cache.settled();
+  }
+}
+
+function toBuffer(payload: string | Uint8Array): Buffer | string {
+  if (typeof payload === 'string') return payload;
+  return Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+}
