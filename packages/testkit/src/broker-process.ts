@@ -1,9 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Broker } from './broker-types.js';
-import { trackChild } from './children.js';
+import { atParentExit, trackChild } from './children.js';
+import { listensOn } from './listener-owner.js';
 import { LOOPBACK, canConnect } from './ports.js';
 
 /*
@@ -14,6 +16,7 @@ import { LOOPBACK, canConnect } from './ports.js';
 const READY_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 10_000;
 const POLL_MS = 20;
+const UNVERIFIED_GRACE_MS = 200;
 const STDERR_KEEP = 16 * 1024;
 
 /** What differs between mosquitto and Aedes. */
@@ -72,6 +75,8 @@ export class ProcessBroker implements Broker {
   private current: Running | undefined;
   private paused = false;
   private closing: Promise<void> | undefined;
+  // A broker the caller forgot to close() still leaves no temp dir behind.
+  private readonly cancelDirCleanup: () => void;
 
   constructor(
     private readonly backend: BrokerBackend,
@@ -80,6 +85,7 @@ export class ProcessBroker implements Broker {
   ) {
     this.kind = backend.kind;
     this.protocolVersions = backend.protocolVersions;
+    this.cancelDirCleanup = atParentExit(() => rmSync(dir, { recursive: true, force: true }));
   }
 
   get port(): number {
@@ -166,6 +172,7 @@ export class ProcessBroker implements Broker {
         await this.waitExit(run);
       }
       await rm(this.dir, { recursive: true, force: true });
+      this.cancelDirCleanup();
     })();
     return this.closing;
   }
@@ -202,12 +209,14 @@ export class ProcessBroker implements Broker {
   private async waitReady(run: Running): Promise<void> {
     const deadline = Date.now() + READY_TIMEOUT_MS;
     while (Date.now() < deadline) {
-      // Check the child is still ours after the connect: if the port was stolen, the
-      // connect may succeed against the thief while our broker dies with EADDRINUSE.
       const accepted = await canConnect(this.portNumber, LOOPBACK, 250);
+      // If the port was stolen, the connect reached the thief: make sure the listener is
+      // our child's. Where /proc cannot tell, give a losing bind time to show as an exit.
+      const ours = accepted && run.child.pid !== undefined ? listensOn(run.child.pid, this.portNumber) : false;
+      if (accepted && ours === undefined) await delay(UNVERIFIED_GRACE_MS);
       if (run.exit === undefined && (run.child.exitCode !== null || run.child.signalCode !== null)) await run.exited;
       if (run.exit !== undefined) throw this.startError(run, `exited during start (${describeExit(run.exit)})`);
-      if (accepted) return;
+      if (ours !== false) return;
       await delay(POLL_MS);
     }
     run.child.kill('SIGKILL');
