@@ -6,6 +6,7 @@ import type { ChildProcess } from 'node:child_process';
  */
 
 const live = new Set<ChildProcess>();
+const cleanups = new Set<() => void>();
 let hooksInstalled = false;
 
 const TERMINATING_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -22,6 +23,14 @@ function killAll(): void {
     }
   }
   live.clear();
+  for (const cleanup of cleanups) {
+    try {
+      cleanup();
+    } catch {
+      // best effort: we are exiting
+    }
+  }
+  cleanups.clear();
 }
 
 function onSignal(signal: NodeJS.Signals): void {
@@ -45,4 +54,14 @@ export function trackChild(child: ChildProcess): void {
   installHooks();
   live.add(child);
   child.once('exit', () => live.delete(child));
+}
+
+/**
+ * Run `cleanupSync` (e.g. remove a temp dir) when the parent exits, after the children
+ * are killed. Returns a function that cancels it.
+ */
+export function atParentExit(cleanupSync: () => void): () => void {
+  installHooks();
+  cleanups.add(cleanupSync);
+  return () => cleanups.delete(cleanupSync);
 }
