@@ -1,4 +1,4 @@
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { Store, type IClientOptions, type MqttClient } from 'mqtt';
 import type { ResolvedOptions } from '../options.js';
 import { Backoff } from './backoff.js';
 import type { OutgoingStore } from './outgoing-store.js';
@@ -28,6 +28,7 @@ export class Link {
   readonly client: MqttClient;
   readonly #backoff: Backoff;
   readonly #hooks: LinkHooks;
+  readonly #stores: { incomingStore: Store; outgoingStore: OutgoingStore };
   #reconnectTimer: NodeJS.Timeout | undefined;
   #stableTimer: NodeJS.Timeout | undefined;
   #up = false;
@@ -38,7 +39,8 @@ export class Link {
   constructor(options: ResolvedOptions, store: OutgoingStore, hooks: LinkHooks) {
     this.#hooks = hooks;
     this.#backoff = new Backoff(options.reconnect.minMs, options.reconnect.maxMs);
-    this.client = mqtt.connect(options.broker, clientOptions(options, store));
+    this.#stores = { incomingStore: new Store(), outgoingStore: store };
+    this.client = mqtt.connect(options.broker, clientOptions(options, this.#stores));
     this.client.on('packetreceive', (packet) => {
       if (packet.cmd === 'connack') {
         const rc = (packet as { reasonCode?: number; returnCode?: number }).reasonCode ?? (packet as { returnCode?: number }).returnCode ?? 0;
@@ -87,7 +89,8 @@ export class Link {
       this.#hooks.reconnecting(delay);
       this.#reconnectTimer = setTimeout(() => {
         this.#reconnectTimer = undefined;
-        if (!this.#ending) this.client.reconnect();
+        // Without the stores, MQTT.js's reconnect() starts from empty ones and forgets the packet in flight.
+        if (!this.#ending) this.client.reconnect(this.#stores);
       }, delay);
     }
   }
@@ -113,7 +116,7 @@ export class Link {
   }
 }
 
-function clientOptions(o: ResolvedOptions, store: OutgoingStore): IClientOptions {
+function clientOptions(o: ResolvedOptions, stores: { incomingStore: Store; outgoingStore: OutgoingStore }): IClientOptions {
   const opts: IClientOptions = {
     clientId: o.clientId,
     protocolVersion: o.protocolVersion,
@@ -123,7 +126,7 @@ function clientOptions(o: ResolvedOptions, store: OutgoingStore): IClientOptions
     reconnectPeriod: 0,
     resubscribe: true,
     queueQoSZero: false,
-    outgoingStore: store,
+    ...stores,
   };
   if (o.protocolVersion === 5) {
     opts.properties = { sessionExpiryInterval: o.session.clean ? 0 : o.session.expirySec };

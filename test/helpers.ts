@@ -1,0 +1,63 @@
+/** Shared plumbing for the test files: the device fixture, reading numbers and temp dirs. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawnDevice, type AuditMessage, type DeviceProcess, type Reading } from '@holdfast/testkit';
+
+export const deviceScript = fileURLToPath(new URL('./fixtures/device.ts', import.meta.url));
+
+export function tempDir(prefix: string): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), `holdfast-${prefix}-`));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export interface DeviceEnv {
+  broker: string;
+  clientId: string;
+  cacheDir: string;
+  rate?: number;
+  count?: number;
+  nStart?: number;
+  timeoutMs?: number;
+  durability?: 'spill' | 'journal';
+  protocol?: 4 | 5;
+  after?: 'drain' | 'flush' | 'close' | 'idle';
+}
+
+export function startDevice(e: DeviceEnv): DeviceProcess {
+  const env: Record<string, string> = {
+    HF_BROKER: e.broker,
+    HF_CLIENT_ID: e.clientId,
+    HF_CACHE_DIR: e.cacheDir,
+    HF_RATE: String(e.rate ?? 100),
+    HF_N_START: String(e.nStart ?? 1),
+    HF_TIMEOUT_MS: String(e.timeoutMs ?? 1000),
+    HF_DURABILITY: e.durability ?? 'spill',
+    HF_PROTOCOL: String(e.protocol ?? 5),
+    HF_AFTER: e.after ?? 'idle',
+  };
+  if (e.count !== undefined) env.HF_COUNT = String(e.count);
+  return spawnDevice({ script: deviceScript, execArgv: ['--import', 'tsx'], env });
+}
+
+/** The reading numbers (n) a device reported as accepted. */
+export function acceptedNumbers(device: DeviceProcess): number[] {
+  return device.events.filter((e) => typeof e.n === 'number').map((e) => e.n as number);
+}
+
+/**
+ * Audits by the device's own reading number `n` in the JSON payload. It works on every broker
+ * (Aedes speaks only MQTT 3.1.1, so it cannot carry holdfast's seq as a user property).
+ */
+export function extractReadingNumber(msg: AuditMessage): Reading[] {
+  try {
+    const body = JSON.parse(msg.payload.toString()) as { device?: unknown; n?: unknown };
+    if (typeof body.device === 'string' && typeof body.n === 'number') return [{ device: body.device, seq: body.n }];
+  } catch {
+    // Not a device reading.
+  }
+  return [];
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
