@@ -75,6 +75,7 @@ export class ProcessBroker implements Broker {
   private current: Running | undefined;
   private paused = false;
   private closing: Promise<void> | undefined;
+  private starting: Promise<void> | undefined;
   // A broker the caller forgot to close() still leaves no temp dir behind.
   private readonly cancelDirCleanup: () => void;
 
@@ -118,8 +119,11 @@ export class ProcessBroker implements Broker {
 
   async start(): Promise<void> {
     if (this.closing !== undefined) throw new Error(`${this.kind} broker is closed`);
+    // A concurrent start() waits for the same readiness instead of returning early.
+    if (this.starting !== undefined) return this.starting;
     if (this.current !== undefined) return;
-    await this.launch();
+    this.starting = this.launch().finally(() => (this.starting = undefined));
+    return this.starting;
   }
 
   async stop(): Promise<void> {
