@@ -38,6 +38,8 @@ export class Sender {
   #inflight: Inflight | undefined;
   #closing = false;
   #readScheduled = false;
+  /** Cache writes issued and not yet committed; drained() waits for them too. */
+  #pendingWrites = 0;
   /** Seqs left in flight by the previous run; MQTT.js resends them with their packet ids first. */
   readonly #recoveredSeqs = new Set<number>();
   #recoveredPackets = 0;
@@ -273,12 +275,18 @@ export class Sender {
   }
 
   #track(write: Promise<void>): void {
+    this.#pendingWrites++;
+    this.#updateCacheStats();
     write.then(
       () => {
+        this.#pendingWrites--;
         this.#updateCacheStats();
         this.#settleWaiters();
       },
-      (err: unknown) => this.#cacheFailed(err),
+      (err: unknown) => {
+        this.#pendingWrites--;
+        this.#cacheFailed(err);
+      },
     );
   }
 
@@ -304,7 +312,7 @@ export class Sender {
 
   #settleWaiters(): void {
     this.#waiters.settleFlush(this.#lowestVolatileSeq());
-    const idle = this.#state === 'direct' && !this.#inflight && this.#mem.length === 0 && this.#cache.messages === 0 && this.#uncommitted.length === 0 && this.#recoveredPackets === 0;
+    const idle = this.#state === 'direct' && !this.#inflight && this.#mem.length === 0 && this.#cache.messages === 0 && this.#uncommitted.length === 0 && this.#recoveredPackets === 0 && this.#pendingWrites === 0;
     if (idle) this.#waiters.settleDrained();
   }
 
@@ -341,8 +349,8 @@ export class Sender {
 
   /** Waits (bounded) for the message in flight to complete, so a clean close leaves nothing mid-air. */
   async settleInflight(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.#inflight && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const deadline = performance.now() + timeoutMs;
+    while (this.#inflight && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     clearTimeout(this.#inflight?.timer);
     await this.#cache.settled();
   }
