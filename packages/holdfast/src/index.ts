@@ -6,5 +6,4 @@ export { type PublishOptions } from './validate.js';
 export { type HoldfastStats, type CachedStats } from './stats.js';
 export { type ClientState } from './protocol.js';
 export { unpackBulk, type BulkReading } from './bulk.js';
-export { inspectCache, exportCache, exportDeadLetters, quarantinedFiles, type CacheInspection, type CachedMessage, type DeadLetter } from './inspect.js';
 export { loadConfig, ENV_VARS, type LoadConfigOptions, type ConfigInput } from './config.js';
