@@ -23,6 +23,7 @@ export interface DeviceEnv {
   durability?: 'spill' | 'journal';
   protocol?: 4 | 5;
   after?: 'drain' | 'flush' | 'close' | 'idle';
+  cleanSession?: boolean;
 }
 
 export function startDevice(e: DeviceEnv): DeviceProcess {
@@ -38,6 +39,7 @@ export function startDevice(e: DeviceEnv): DeviceProcess {
     HF_AFTER: e.after ?? 'idle',
   };
   if (e.count !== undefined) env.HF_COUNT = String(e.count);
+  if (e.cleanSession) env.HF_CLEAN = '1';
   return spawnDevice({ script: deviceScript, execArgv: ['--import', 'tsx'], env });
 }
 

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { FrameScanner } from './mqtt-frames.js';
 
 /*
  * One proxied TCP connection: two byte pipes (client→upstream, upstream→client) with
@@ -10,6 +11,10 @@ import { performance } from 'node:perf_hooks';
 export interface LinkFaults {
   stalled: boolean;
   latencyMs: number;
+  /** Broker→client only: hold the stream from the next packet of this MQTT type on. */
+  holdDownstreamAt: number | undefined;
+  /** Set once that packet was seen; cleared by the proxy to release. */
+  downstreamHeld: boolean;
 }
 
 // Held bytes above this pause the sender, as a full TCP window would; resume below LOW.
@@ -38,11 +43,14 @@ class Pipe {
   private blocked = false;
   private srcEnded = false;
   private dead = false;
+  private readonly scanner = new FrameScanner();
+  private held: Buffer[] = [];
 
   constructor(
     private readonly src: Socket,
     private readonly dst: Socket,
     private readonly faults: LinkFaults,
+    private readonly downstream: boolean,
   ) {
     src.on('data', (chunk: Buffer) => this.push(chunk));
     src.on('end', () => {
@@ -57,6 +65,36 @@ class Pipe {
 
   private push(chunk: Buffer): void {
     if (this.dead) return;
+    if (this.downstream) chunk = this.holdAtPacket(chunk);
+    if (chunk.length > 0) this.enqueue(chunk);
+  }
+
+  /** Splits off (and holds) everything from the watched packet type on; returns the rest. */
+  private holdAtPacket(chunk: Buffer): Buffer {
+    const f = this.faults;
+    if (f.downstreamHeld) {
+      this.held.push(chunk);
+      return Buffer.alloc(0);
+    }
+    if (f.holdDownstreamAt === undefined) {
+      this.scanner.skip(chunk);
+      return chunk;
+    }
+    const at = this.scanner.findFrame(chunk, f.holdDownstreamAt);
+    if (at < 0) return chunk;
+    f.downstreamHeld = true;
+    this.held.push(chunk.subarray(at));
+    return chunk.subarray(0, at);
+  }
+
+  /** Delivers bytes held at a packet, in order. */
+  releaseHeld(): void {
+    const held = this.held;
+    this.held = [];
+    for (const chunk of held) this.enqueue(chunk);
+  }
+
+  private enqueue(chunk: Buffer): void {
     // Never earlier than the previous chunk: lowering the latency must not reorder bytes.
     const due = Math.max(performance.now() + this.faults.latencyMs, this.lastDue);
     this.lastDue = due;
@@ -124,8 +162,8 @@ export class ProxiedConnection {
   ) {
     client.setNoDelay(true);
     upstream.setNoDelay(true);
-    this.up = new Pipe(client, upstream, faults);
-    this.down = new Pipe(upstream, client, faults);
+    this.up = new Pipe(client, upstream, faults, false);
+    this.down = new Pipe(upstream, client, faults, true);
     this.wire(client, upstream, this.up, this.down, onClosed);
     this.wire(upstream, client, this.down, this.up, onClosed);
   }
@@ -149,6 +187,10 @@ export class ProxiedConnection {
   flush(): void {
     this.up.flush();
     this.down.flush();
+  }
+
+  releaseHeld(): void {
+    this.down.releaseHeld();
   }
 
   reset(): void {

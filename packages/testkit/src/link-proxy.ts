@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ProxiedConnection, type LinkFaults } from './link-pipe.js';
+import { PacketType } from './mqtt-frames.js';
 import { LOOPBACK } from './ports.js';
 
 /*
@@ -33,6 +34,13 @@ export interface LinkProxy {
   outage(ms: number): Promise<void>;
   /** stall for `ms`, then deliver. */
   stallFor(ms: number): Promise<void>;
+  /**
+   * Broker→client only: hold the stream from the next packet of this MQTT type (e.g. 'pubcomp') on,
+   * as if that packet were lost; `undefined` releases what was held, in order.
+   */
+  holdDownstreamAt(type: 'publish' | 'puback' | 'pubrec' | 'pubrel' | 'pubcomp' | undefined): void;
+  /** Whether a packet armed with holdDownstreamAt() has been seen and is being held. */
+  readonly holdingDownstream: boolean;
   /** Currently open client connections. */
   readonly connections: number;
   /** Date.now() of every accepted client connection, in order. */
@@ -41,7 +49,7 @@ export interface LinkProxy {
 }
 
 class FaultyLink implements LinkProxy {
-  private readonly faults: LinkFaults = { stalled: false, latencyMs: 0 };
+  private readonly faults: LinkFaults = { stalled: false, latencyMs: 0, holdDownstreamAt: undefined, downstreamHeld: false };
   private readonly open = new Set<ProxiedConnection>();
   private readonly accepted: number[] = [];
   private listening = false;
@@ -62,6 +70,20 @@ class FaultyLink implements LinkProxy {
 
   get url(): string {
     return `mqtt://${LOOPBACK}:${this.listenPort}`;
+  }
+
+  holdDownstreamAt(type: keyof typeof PacketType | undefined): void {
+    if (type !== undefined) {
+      this.faults.holdDownstreamAt = PacketType[type];
+      return;
+    }
+    this.faults.holdDownstreamAt = undefined;
+    this.faults.downstreamHeld = false;
+    for (const c of this.open) c.releaseHeld();
+  }
+
+  get holdingDownstream(): boolean {
+    return this.faults.downstreamHeld;
   }
 
   get connections(): number {
