@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import { deserializeError, ErrorCodes, HoldfastError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
-import { FLAG_QOS2, FLAG_RETAIN, Stat, STATES, type ClientState, type FromWorker, type PublishBatch, type ToWorker } from './protocol.js';
+import { FLAG_QOS2, FLAG_RETAIN, Stat, STATES, type ClientState, type DeadLetter, type FromWorker, type PublishBatch, type ToWorker } from './protocol.js';
 import type { SeqAllocator } from './seq.js';
 import { snapshotStats, type HoldfastStats } from './stats.js';
 import { acceptPayload, DEFAULT_PRIORITY, validatePublishOptions, validateTopic, type PublishOptions } from './validate.js';
@@ -13,7 +13,7 @@ const MAX_BATCH_MESSAGES = 8192;
 const CLOSE_GRACE_MS = 2000;
 
 interface Pending {
-  resolve: () => void;
+  resolve: (value: unknown) => void;
   reject: (err: HoldfastError) => void;
 }
 
@@ -119,6 +119,27 @@ export class HoldfastClient extends EventEmitter {
     return this.#request((id) => ({ type: 'drained', id }));
   }
 
+  /** The messages the broker refused (poison messages), with the broker's reason, oldest first. */
+  async deadLetters(): Promise<DeadLetter[]> {
+    const letters = await this.#request<DeadLetter[]>((id) => ({ type: 'deadLetters', id }));
+    // Structured clone turns Buffers into plain Uint8Arrays.
+    for (const letter of letters) letter.payload = Buffer.from(letter.payload.buffer, letter.payload.byteOffset, letter.payload.byteLength);
+    return letters;
+  }
+
+  /**
+   * Sends dead letters again (all of them, or the given seqs): they go back into the cache in seq
+   * order and drain before newer messages. Resolves with how many were requeued.
+   */
+  requeueDeadLetters(seqs?: number[]): Promise<number> {
+    if (seqs !== undefined && (!Array.isArray(seqs) || !seqs.every((s) => Number.isSafeInteger(s) && s > 0))) {
+      throw new HoldfastError(ErrorCodes.INVALID_ARGUMENT, 'requeueDeadLetters(seqs) takes an array of seqs (positive integers) or nothing', {
+        details: { field: 'seqs' },
+      });
+    }
+    return this.#request<number>((id) => ({ type: 'requeue', id, seqs }));
+  }
+
   /**
    * Graceful, bounded shutdown: stops intake, spills what is pending to the cache, sends DISCONNECT if
    * connected and stops the worker. Settles within closeTimeoutMs (+2 s) even with the broker hung.
@@ -147,12 +168,12 @@ export class HoldfastClient extends EventEmitter {
     }
   }
 
-  #request(build: (id: number) => ToWorker): Promise<void> {
+  #request<T = void>(build: (id: number) => ToWorker): Promise<T> {
     if (this.#closed) return Promise.reject(new HoldfastError(ErrorCodes.CLOSED, 'the client is closed'));
     this.#postBatch();
     const id = this.#nextRequestId++;
-    return new Promise<void>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
       this.#port.postMessage(build(id));
     });
   }
@@ -194,7 +215,7 @@ export class HoldfastClient extends EventEmitter {
         this.#pending.delete(msg.id);
         if (!pending) break;
         if (msg.error) pending.reject(deserializeError(msg.error));
-        else pending.resolve();
+        else pending.resolve(msg.value);
         break;
       }
       case 'epoch':

@@ -36,14 +36,29 @@ export type ToWorker =
   | { type: 'drained'; id: number }
   /** Reserve the next seq epoch durably; answered by `epoch`. */
   | { type: 'reserveEpoch' }
+  /** List the dead-letter store; answered by a reply whose value is DeadLetter[]. */
+  | { type: 'deadLetters'; id: number }
+  /** Move dead letters (all, or these seqs) back into the cache to be sent again; value: count. */
+  | { type: 'requeue'; id: number; seqs: number[] | undefined }
   | { type: 'close'; id: number };
+
+/** A message the broker refused, kept with its reason. */
+export interface DeadLetter {
+  seq: number;
+  topic: string;
+  payload: Buffer;
+  priority: number;
+  /** Wall-clock ms at publish() (informational). */
+  ts: number;
+  reason: string;
+}
 
 export type HoldfastEventName = 'connect' | 'disconnect' | 'reconnecting' | 'spill' | 'drain-start' | 'drain-end' | 'dead-letter' | 'quarantine' | 'connection-error';
 
 export type FromWorker =
   | { type: 'ready'; epoch: number; recoveredSeqFloor: number }
   | { type: 'state'; state: ClientState }
-  | { type: 'reply'; id: number; error?: SerializedError }
+  | { type: 'reply'; id: number; error?: SerializedError; value?: unknown }
   | { type: 'epoch'; epoch: number }
   | { type: 'event'; name: HoldfastEventName; data: Record<string, unknown> }
   /** A failure with no caller to reject: surfaced as the client's 'error' event. */

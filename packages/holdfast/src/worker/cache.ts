@@ -2,7 +2,8 @@ import { chmodSync, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
 import { ErrorCodes, HoldfastError } from '../errors.js';
-import { decodeRecord, encodeRecord, type Rec } from './record.js';
+import type { DeadLetter } from '../protocol.js';
+import { decodeRecord, encodeRecord, recordSize, type Rec } from './record.js';
 
 export const CACHE_FILE = 'cache.mdb';
 const LOCK_SUFFIX = '-lock';
@@ -29,7 +30,7 @@ export class Cache {
   readonly #records: Database<Buffer, number>;
   readonly #meta: Database<unknown, string>;
   readonly outgoing: Database<unknown, number>;
-  readonly #dead: Database<Buffer, number>;
+  readonly #dead: Database<DeadLetter, number>;
   readonly counters: Counters;
   readonly quarantined: QuarantineReport | undefined;
   #lastWrite: Promise<unknown> = Promise.resolve();
@@ -39,7 +40,7 @@ export class Cache {
     this.#records = root.openDB<Buffer, number>({ name: 'records', encoding: 'binary' });
     this.#meta = root.openDB<unknown, string>({ name: 'meta', encoding: 'msgpack' });
     this.outgoing = root.openDB<unknown, number>({ name: 'outgoing', encoding: 'msgpack' });
-    this.#dead = root.openDB<Buffer, number>({ name: 'dead', encoding: 'binary' });
+    this.#dead = root.openDB<DeadLetter, number>({ name: 'dead', encoding: 'msgpack' });
     this.quarantined = quarantined;
     const stored = this.#meta.get('counters') as Counters | undefined;
     this.counters = stored ?? { messages: 0, bytes: 0, byPriority: new Array<number>(10).fill(0) };
@@ -170,11 +171,35 @@ export class Cache {
 
   /** Inside a transaction: keeps refused records, with the broker's reason, in the dead-letter table. */
   deadLetterInTxn(recs: readonly Rec[], reason: string): void {
-    for (const rec of recs) this.#dead.put(rec.seq, Buffer.concat([encodeRecord(rec), Buffer.from(`\n${reason}`)]));
+    for (const rec of recs) {
+      const payload = typeof rec.payload === 'string' ? Buffer.from(rec.payload) : Buffer.from(rec.payload);
+      this.#dead.put(rec.seq, { seq: rec.seq, topic: rec.topic, payload, priority: rec.priority, ts: rec.ts, reason, flags: rec.flags } as DeadLetter);
+    }
   }
 
-  get deadLetters(): number {
-    return this.#dead.getCount();
+  listDeadLetters(): DeadLetter[] {
+    const out: DeadLetter[] = [];
+    for (const { value } of this.#dead.getRange()) {
+      const { seq, topic, payload, priority, ts, reason } = value;
+      out.push({ seq, topic, payload: Buffer.from(payload), priority, ts, reason });
+    }
+    return out;
+  }
+
+  /** Moves dead letters back into the records (in one transaction); resolves with their count. */
+  async requeueDeadLetters(seqs: readonly number[] | undefined): Promise<number> {
+    const wanted = seqs ? new Set(seqs) : undefined;
+    const recs: Rec[] = [];
+    for (const { value } of this.#dead.getRange()) {
+      if (wanted && !wanted.has(value.seq)) continue;
+      const flags = (value as DeadLetter & { flags?: number }).flags ?? 1;
+      recs.push({ seq: value.seq, topic: value.topic, payload: Buffer.from(value.payload), priority: value.priority, flags, ts: value.ts, size: recordSize(value.topic, value.payload) });
+    }
+    if (recs.length === 0) return 0;
+    await this.append(recs, () => {
+      for (const rec of recs) this.#dead.remove(rec.seq);
+    });
+    return recs.length;
   }
 
   /** The wall-clock stamp of the oldest record, for oldestAgeMs (0 when empty). */

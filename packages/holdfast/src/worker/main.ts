@@ -45,10 +45,13 @@ function run(): void {
       post({ type: 'event', name: 'disconnect', data: { ...info } });
       sender?.onConnectionChange();
     },
-    error: (message, code) => post({ type: 'event', name: 'connection-error', data: { message, code } }),
+    error: (message, code) => {
+      if (/^Invalid (puback|pubrec|pubcomp) reason code/.test(message)) sender?.onUnreadableRefusal(message);
+      else post({ type: 'event', name: 'connection-error', data: { message, code } });
+    },
     reconnecting: (delayMs) => post({ type: 'event', name: 'reconnecting', data: { delayMs } }),
   });
-  sender.start(link.client, recovered);
+  sender.start(link.client, recovered, () => link.serverMaximumPacketSize);
 
   let closing = false;
   port.on('message', (msg: ToWorker) => {
@@ -61,6 +64,12 @@ function run(): void {
         break;
       case 'drained':
         sender.whenDrained(msg.id);
+        break;
+      case 'deadLetters':
+        void sender.deadLetters(msg.id);
+        break;
+      case 'requeue':
+        void sender.requeue(msg.id, msg.seqs);
         break;
       case 'reserveEpoch':
         post({ type: 'epoch', epoch: cache.reserveEpoch() });

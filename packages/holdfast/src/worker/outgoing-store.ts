@@ -52,6 +52,12 @@ export class OutgoingStore implements IStore {
     return this.#entries.size;
   }
 
+  /** The packet id of the exchange carrying `seq`, if MQTT.js has it. */
+  messageIdOf(seq: number): number | undefined {
+    for (const entry of this.#entries.values()) if (entry.seqs.includes(seq)) return entry.messageId;
+    return undefined;
+  }
+
   /** Tells the store which seqs the next PUBLISH carries (one message is in flight at a time). */
   expect(seqs: number[]): void {
     this.#nextSeqs = seqs;

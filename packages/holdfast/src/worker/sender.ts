@@ -35,6 +35,7 @@ export interface SenderDeps {
 export class Sender {
   #state: Exclude<ClientState, 'closed'> = 'direct';
   #client: MqttClient | undefined;
+  #maxPacketSize: () => number | undefined = () => undefined;
   #inflight: Inflight | undefined;
   #closing = false;
   #readScheduled = false;
@@ -66,8 +67,9 @@ export class Sender {
   }
 
   /** Starts after a restart: a non-empty cache or a recovered packet means DRAINING first. */
-  start(client: MqttClient, recovered: readonly OutgoingEntry[]): void {
+  start(client: MqttClient, recovered: readonly OutgoingEntry[], maxPacketSize: () => number | undefined): void {
     this.#client = client;
+    this.#maxPacketSize = maxPacketSize;
     for (const entry of recovered) for (const seq of entry.seqs) this.#recoveredSeqs.add(seq);
     this.#recoveredPackets = recovered.length;
     if (this.#cache.messages > 0 || recovered.length > 0) this.#setState('draining');
@@ -169,6 +171,14 @@ export class Sender {
 
   #send(recs: Rec[], cached: boolean, asBulk: boolean): void {
     const client = this.#client!;
+    const limit = this.#maxPacketSize();
+    const size = estimatePacketSize(recs, asBulk);
+    if (limit !== undefined && size > limit) {
+      // The broker announced it would refuse this (CONNACK Maximum Packet Size): a poison message.
+      this.#completed(recs, cached, undefined, `packet of about ${size} bytes exceeds the broker's maximum packet size (${limit})`);
+      setImmediate(() => this.#pump());
+      return;
+    }
     const inflight: Inflight = { recs, cached, timer: undefined, refusal: undefined };
     this.#inflight = inflight;
     this.#stats[Stat.inflight] = recs.length;
@@ -210,7 +220,45 @@ export class Sender {
     this.#pump();
   }
 
-  #completed(recs: Rec[], cached: boolean, messageId: number, refusal: string | undefined): void {
+  /**
+   * The broker refused the message in flight with a reason code MQTT.js cannot parse (Mosquitto
+   * 2.0 answers an over-size QoS 2 PUBLISH with PUBREC 0x95). MQTT.js drops that packet and would
+   * wait forever, so the exchange is ended here, as MQTT.js does for a refusal it understands.
+   */
+  onUnreadableRefusal(reason: string): void {
+    const inflight = this.#inflight;
+    if (!inflight) return;
+    const messageId = this.#store.messageIdOf(inflight.recs[0]!.seq);
+    if (messageId === undefined) return;
+    inflight.refusal = `refused by the broker with an unparseable reason code (${reason})`;
+    const client = this.#client as unknown as { _removeOutgoingAndStoreMessage(id: number, cb: () => void): void; stream: { destroy(): void } };
+    client._removeOutgoingAndStoreMessage(messageId, () => undefined);
+    // The packet parser is left mid-stream by the bad packet; a fresh connection starts it clean.
+    client.stream.destroy();
+  }
+
+  async deadLetters(id: number): Promise<void> {
+    await this.#cache.settled();
+    this.#post({ type: 'reply', id, value: this.#cache.listDeadLetters() });
+  }
+
+  async requeue(id: number, seqs: number[] | undefined): Promise<void> {
+    try {
+      const count = await this.#cache.requeueDeadLetters(seqs);
+      this.#stats[Stat.deadLettered]! -= count;
+      if (count > 0 && this.#state === 'direct') {
+        if (this.#inflight || this.#mem.length > 0) this.#spill('requeue');
+        else this.#setState('draining');
+      }
+      this.#updateCacheStats();
+      this.#post({ type: 'reply', id, value: count });
+      this.#pump();
+    } catch (err) {
+      this.#post({ type: 'reply', id, error: serializeError(err, ErrorCodes.CACHE_WRITE_FAILED) });
+    }
+  }
+
+  #completed(recs: Rec[], cached: boolean, messageId: number | undefined, refusal: string | undefined): void {
     if (refusal) {
       this.#stats[Stat.deadLettered]! += recs.length;
       this.#post({ type: 'event', name: 'dead-letter', data: { seqs: recs.map((r) => r.seq), reason: refusal } });
@@ -223,7 +271,7 @@ export class Sender {
       const persisted = this.#store.persistent;
       this.#track(this.#cache.remove(inCache, () => {
         if (refusal) this.#cache.deadLetterInTxn(recs, refusal);
-        if (persisted) this.#store.removePersistedInTxn(messageId);
+        if (persisted && messageId !== undefined) this.#store.removePersistedInTxn(messageId);
       }));
     } else if (refusal) {
       this.#track(this.#cache.write(() => this.#cache.deadLetterInTxn(recs, refusal)));
@@ -354,6 +402,14 @@ export class Sender {
     clearTimeout(this.#inflight?.timer);
     await this.#cache.settled();
   }
+}
+
+/** An upper estimate of the PUBLISH packet size, for the broker's Maximum Packet Size. */
+function estimatePacketSize(recs: readonly Rec[], asBulk: boolean): number {
+  let bytes = 0;
+  for (const rec of recs) bytes += asBulk ? rec.size + 32 : rec.size;
+  // Fixed header, topic length, packet id and the holdfast user properties.
+  return bytes + 5 + 2 + 2 + 128;
 }
 
 function toBuffer(payload: string | Uint8Array): Buffer | string {
