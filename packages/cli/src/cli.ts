@@ -1,19 +1,60 @@
 import yargs from 'yargs';
+import { HoldfastError } from 'holdfast';
+import { UsageError } from './args/usage-error.js';
+import { registerAudit } from './commands/audit.js';
+import { registerCache } from './commands/cache.js';
+import type { RunContext } from './commands/context.js';
+import { registerDemo } from './commands/demo.js';
+import { registerPublish } from './commands/publish.js';
 
-/** Builds the yargs parser; returns the process exit code. */
+/** Exit codes: 0 success, 1 a failure at run time (or an audit with gaps), 2 bad arguments. */
+const EXIT_USAGE = 2;
+const EXIT_FAILURE = 1;
+
+function report(err: unknown, ctx: RunContext): void {
+  if (err instanceof UsageError) {
+    console.error(`holdfast: ${err.message} (see --help)`);
+    ctx.exitCode = EXIT_USAGE;
+  } else if (err instanceof HoldfastError) {
+    console.error(`holdfast: ${err.message} [${err.code}]`);
+    ctx.exitCode = EXIT_FAILURE;
+  } else {
+    console.error(`holdfast: ${err instanceof Error ? err.message : String(err)}`);
+    ctx.exitCode = EXIT_FAILURE;
+  }
+}
+
+/** Parses `argv`, runs the command and returns the process exit code. */
 export async function run(argv: string[]): Promise<number> {
-  let exitCode = 0;
-  await yargs(argv)
+  const ctx: RunContext = { exitCode: 0 };
+  let parser = yargs(argv)
     .scriptName('holdfast')
-    .usage('$0 <command> [options]')
-    .command('version', 'Print the version', () => undefined, () => console.log('holdfast 0.1.0'))
-    .demandCommand(1, 'Name a command; see --help.')
+    .usage('$0 <command> [options]\n\nAn MQTT QoS 2 publisher for edge devices that never loses an accepted reading.')
+    .wrap(Math.min(120, process.stdout.columns || 100));
+  parser = registerDemo(parser, ctx);
+  parser = registerPublish(parser, ctx);
+  parser = registerCache(parser, ctx);
+  parser = registerAudit(parser, ctx);
+  parser = parser
+    .example('$0 demo', 'See it survive link cuts and a power cut, on an embedded broker')
+    .example('$0 publish --broker mqtt://broker:1883 --client-id dev-001', 'Publish simulated readings')
+    .example('$0 audit --broker mqtt://broker:1883 --topic "sensors/#" --duration 10m', 'Prove nothing was lost')
+    .example('$0 cache inspect --cache-dir ./holdfast-cache', 'What is waiting in the cache')
+    .demandCommand(1, 'Name a command: demo, publish, cache or audit.')
+    .recommendCommands()
     .strict()
     .fail((message, err) => {
-      console.error(message ?? err?.message);
-      exitCode = 2;
+      // Thrown by a command: rethrown to the catch below. Otherwise yargs itself rejected the arguments.
+      if (err) throw err;
+      console.error(`holdfast: ${message} (see --help)`);
+      ctx.exitCode = EXIT_USAGE;
     })
     .help()
-    .parseAsync();
-  return exitCode;
+    .alias('help', 'h');
+  try {
+    await parser.parseAsync();
+  } catch (err) {
+    report(err, ctx);
+  }
+  return ctx.exitCode;
 }

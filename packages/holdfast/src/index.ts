@@ -8,3 +8,4 @@ export { type ClientState } from './protocol.js';
 export { unpackBulk, type BulkReading } from './bulk.js';
 export { loadConfig, ENV_VARS, type LoadConfigOptions, type ConfigInput } from './config.js';
 export { startHealthServer, HEALTH_DEFAULTS, LATENCY_EVENT, type HealthServer, type HealthServerOptions, type HealthReport, type HealthStatus, type DeliveryLatencyEvent } from './health.js';
+export { inspectCache, exportCache, exportDeadLetters, quarantinedFiles, type CacheInspection, type CachedMessage, type CachedDeadLetter } from './inspect.js';

@@ -1,0 +1,165 @@
+import { join } from 'node:path';
+import type { Argv } from 'yargs';
+import { HoldfastError, open, type HoldfastClient } from 'holdfast';
+import { asHoldfastOptions, configuredClientId, CONNECTION_FLAGS, defaultClientId, publisherOptions, PUBLISHER_FLAGS, readConfigFile, type PublisherArgs } from '../args/connection.js';
+import { UsageError } from '../args/usage-error.js';
+import { parseChoice, parseDuration, parseInteger, parseText } from '../args/values.js';
+import { Fleet, topicFor, type FleetMember } from '../publish/fleet.js';
+import { Reporter, type Publisher } from '../publish/reporter.js';
+import { StdinSource } from '../publish/stdin.js';
+import { PROFILE_NAMES, type ProfileName } from '../simulator/profiles.js';
+import type { RunContext } from './context.js';
+
+const PUBLISH_FLAGS = {
+  topic: { type: 'string', default: 'sensors/{device}/{kind}', describe: 'Topic template; {device} is the device id, {kind} is telemetry, status or event (stdin lines use "line")' },
+  interval: { type: 'string', describe: 'Telemetry interval, e.g. 500ms or 5s (default: the profile’s own: sensor 1s, camera 5s, gateway 2s, controller 500ms)' },
+  count: { type: 'string', describe: 'Telemetry readings per device, then wait until everything is delivered and exit (default: run until Ctrl-C)' },
+  devices: { type: 'string', default: '1', describe: 'Simulated devices in this process; each has its own client id (<client-id>-<i>) and cache (<cache-dir>/<client-id>-<i>)' },
+  profile: { type: 'string', default: 'sensor', describe: `Device profile: ${PROFILE_NAMES.join(', ')}, or mixed (the fleet cycles through them)` },
+  priority: { type: 'string', default: '5', describe: 'Telemetry priority 1–10 (status is sent 2 lower, events 3 higher); for --stdin, every line' },
+  stdin: { type: 'boolean', default: false, describe: 'Publish one message per line of standard input instead of simulated readings' },
+  'stats-every': { type: 'string', default: '10s', describe: 'How often to log a stats line when not on a terminal' },
+} as const;
+
+interface PublishArgs extends PublisherArgs {
+  topic: string;
+  interval?: string | undefined;
+  count?: string | undefined;
+  devices: string;
+  profile: string;
+  priority: string;
+  stdin: boolean;
+  'stats-every': string;
+}
+
+interface Plan {
+  members: Array<{ device: string; profile: ProfileName; options: Record<string, unknown> }>;
+  topic: string;
+  intervalMs: number | undefined;
+  count: number | undefined;
+  priority: number;
+  statsEveryMs: number;
+}
+
+/** Validates every flag before anything is opened, so a typo never leaves a half-started fleet. */
+function plan(args: PublishArgs): Plan {
+  const topic = parseText('--topic', args.topic) ?? '';
+  if (/[+#\u0000]/.test(topic)) throw new UsageError('--topic', 'a topic template without the wildcards + and # (publishing needs a concrete topic)', topic);
+  const devices = parseInteger('--devices', args.devices, 1, 1000) ?? 1;
+  if (args.stdin && devices !== 1) throw new UsageError('--devices', '1 with --stdin (standard input feeds one client)', args.devices);
+  const profile = parseChoice('--profile', args.profile, [...PROFILE_NAMES, 'mixed'] as const) ?? 'sensor';
+  const baseId = configuredClientId(args) ?? defaultClientId('holdfast');
+  const config = readConfigFile(args.config);
+  const cacheRoot = parseText('--cache-dir', args['cache-dir']) ?? (typeof config.cacheDir === 'string' ? config.cacheDir : './holdfast-cache');
+  const members: Plan['members'] = [];
+  for (let i = 0; i < devices; i++) {
+    const device = devices === 1 ? baseId : `${baseId}-${i + 1}`;
+    const deviceProfile: ProfileName = profile === 'mixed' ? (PROFILE_NAMES[i % PROFILE_NAMES.length] ?? 'sensor') : profile;
+    members.push({ device, profile: deviceProfile, options: publisherOptions(args, device, devices === 1 ? cacheRoot : join(cacheRoot, device)) });
+  }
+  return {
+    members,
+    topic,
+    intervalMs: args.interval === undefined ? undefined : parseDuration('--interval', args.interval, { minMs: 10 }),
+    count: parseInteger('--count', args.count, 1, Number.MAX_SAFE_INTEGER),
+    priority: parseInteger('--priority', args.priority, 1, 10) ?? 5,
+    statsEveryMs: parseDuration('--stats-every', args['stats-every'], { minMs: 100 }),
+  };
+}
+
+/** Resolves on the first SIGINT or SIGTERM; a second one while closing changes nothing (close is bounded). */
+function onStopSignal(): { signal: Promise<NodeJS.Signals>; dispose(): void } {
+  let handler: ((s: NodeJS.Signals) => void) | undefined;
+  const signal = new Promise<NodeJS.Signals>((resolve) => {
+    handler = (s) => resolve(s);
+    process.on('SIGINT', handler);
+    process.on('SIGTERM', handler);
+  });
+  return {
+    signal,
+    dispose: () => {
+      if (!handler) return;
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
+}
+
+async function runPublish(args: PublishArgs): Promise<number> {
+  const p = plan(args);
+  const stop = onStopSignal();
+  const publishers: Publisher[] = [];
+  let reporter: Reporter | undefined;
+  try {
+    for (const member of p.members) {
+      const client = await openClient(member.options, args.config);
+      publishers.push({ device: member.device, client });
+    }
+    reporter = new Reporter(publishers, p.statsEveryMs, process.stdout.isTTY === true);
+    reporter.info('started', { devices: publishers.length, source: args.stdin ? 'stdin' : 'simulator' });
+
+    let source: { stop(): void };
+    let finished: Promise<unknown>;
+    if (args.stdin) {
+      const stdin = new StdinSource();
+      source = stdin;
+      const first = publishers[0]!;
+      finished = stdin.run(first.client, topicFor(p.topic, first.device, 'line'), p.priority);
+    } else {
+      const members: FleetMember[] = p.members.map((m, i) => ({ device: m.device, profile: m.profile, client: publishers[i]!.client }));
+      const fleet = new Fleet(members, { topic: p.topic, intervalMs: p.intervalMs, count: p.count, priority: p.priority }, reporter);
+      source = fleet;
+      finished = fleet.start();
+    }
+    // With a finite source, wait until everything is delivered; a signal cuts the wait short and the
+    // rest is spilled to the cache by close(), to be sent on the next start.
+    const ended = await Promise.race([finished.then(() => 'ended' as const), stop.signal]);
+    source.stop();
+    if (ended === 'ended') {
+      reporter.info('input ended; waiting until everything is delivered');
+      const delivered = Promise.all(publishers.map((x) => x.client.drained()));
+      await Promise.race([delivered, stop.signal]);
+    } else {
+      reporter.info('stopping', { signal: ended });
+    }
+    return 0;
+  } finally {
+    stop.dispose();
+    reporter?.stop();
+    const totals = reporter?.totals();
+    await Promise.all(publishers.map((x) => x.client.close()));
+    if (reporter && totals) reporter.info('closed', { accepted: totals.accepted, delivered: totals.delivered, cached: publishers.reduce((n, x) => n + x.client.stats().cached.messages, 0) });
+  }
+}
+
+/** Opens one client; a bad option from the config file is reported against --config. */
+async function openClient(options: Record<string, unknown>, configPath: string | undefined): Promise<HoldfastClient> {
+  try {
+    return await open(asHoldfastOptions(options));
+  } catch (err) {
+    if (err instanceof HoldfastError && err.code === 'HOLDFAST_INVALID_OPTION' && configPath !== undefined) {
+      throw new UsageError('--config', `a file of valid holdfast options (${err.message})`, configPath);
+    }
+    throw err;
+  }
+}
+
+export function registerPublish(y: Argv, ctx: RunContext): Argv {
+  return y.command(
+    'publish',
+    'Publish cyclic readings from simulated devices (or stdin lines) through holdfast',
+    (b) =>
+      b
+        .options({ ...CONNECTION_FLAGS, ...PUBLISHER_FLAGS, ...PUBLISH_FLAGS })
+        .group(Object.keys(CONNECTION_FLAGS), 'Connection:')
+        .group(Object.keys(PUBLISHER_FLAGS), 'Publisher:')
+        .example('$0 publish --broker mqtt://127.0.0.1:1883 --client-id pump-7', 'One simulated sensor, a reading a second')
+        .example('$0 publish --broker mqtt://broker:1883 --client-id site-a --devices 4 --profile mixed --interval 500ms', 'A small mixed fleet in one process')
+        .example('$0 publish --broker mqtt://broker:1883 --client-id cam-1 --profile camera --count 100 --durability journal', '100 readings, committed before sending, then exit once delivered')
+        .example("journalctl -o cat -u sensor | $0 publish --stdin --broker mqtts://broker:8883 --ca ca.pem --client-id gw --topic 'logs/{device}'", 'One message per input line, over TLS')
+        .example('$0 publish --config /etc/holdfast/publisher.json --client-id dev-001', 'Library options from a JSON file; flags override it'),
+    async (argv) => {
+      ctx.exitCode = await runPublish(argv);
+    },
+  );
+}

@@ -1,0 +1,121 @@
+import type { HoldfastClient } from 'holdfast';
+import { SimulatedDevice } from '../simulator/device.js';
+import type { ProfileName } from '../simulator/profiles.js';
+import type { Reporter } from './reporter.js';
+
+export interface FleetMember {
+  device: string;
+  profile: ProfileName;
+  client: HoldfastClient;
+}
+
+export interface FleetSettings {
+  /** Topic template with {device} and {kind}. */
+  topic: string;
+  /** Telemetry interval; undefined uses each profile's own. */
+  intervalMs: number | undefined;
+  /** Telemetry readings per device; undefined runs until stopped. */
+  count: number | undefined;
+  /** Telemetry priority; status goes below it (superseded by the next one) and events above it. */
+  priority: number;
+}
+
+export function topicFor(template: string, device: string, kind: string): string {
+  return template.replaceAll('{device}', device).replaceAll('{kind}', kind);
+}
+
+/**
+ * One device of the fleet: telemetry every interval, a status message (with its own queue stats)
+ * every few readings, and an event for each anomaly and each reconnect. Every payload carries the
+ * device id and a per-run message number `n`, so a receiver can count even without MQTT 5.
+ */
+class DeviceLoop {
+  readonly #m: FleetMember;
+  readonly #s: FleetSettings;
+  readonly #sim: SimulatedDevice;
+  readonly #reporter: Reporter;
+  readonly #started = Date.now();
+  #timer: NodeJS.Timeout | undefined;
+  #n = 0;
+  #readings = 0;
+  #offlineSince: number | undefined;
+  readonly done: Promise<void>;
+  #finish!: () => void;
+
+  constructor(member: FleetMember, settings: FleetSettings, reporter: Reporter) {
+    this.#m = member;
+    this.#s = settings;
+    this.#reporter = reporter;
+    this.#sim = new SimulatedDevice(member.device, member.profile);
+    this.done = new Promise<void>((resolve) => (this.#finish = resolve));
+    member.client.on('disconnect', () => (this.#offlineSince ??= Date.now()));
+    member.client.on('connect', () => {
+      if (this.#offlineSince === undefined) return;
+      this.#publish('event', { type: 'reconnected', offlineMs: Date.now() - this.#offlineSince }, Math.min(10, settings.priority + 3));
+      this.#offlineSince = undefined;
+    });
+  }
+
+  start(): void {
+    const interval = this.#s.intervalMs ?? this.#sim.profile.intervalMs;
+    this.#tick();
+    if (!this.#stopped()) this.#timer = setInterval(() => this.#tick(), interval);
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#finish();
+  }
+
+  #stopped(): boolean {
+    if (this.#s.count === undefined || this.#readings < this.#s.count) return false;
+    this.stop();
+    return true;
+  }
+
+  #tick(): void {
+    if (this.#stopped()) return;
+    const now = Date.now();
+    const reading = this.#sim.read(now);
+    this.#readings++;
+    this.#publish('telemetry', { values: reading.values }, this.#s.priority);
+    if (reading.anomaly !== undefined) {
+      const value = reading.values[reading.anomaly];
+      this.#publish('event', { type: 'anomaly', metric: reading.anomaly, value }, Math.min(10, this.#s.priority + 3));
+      this.#reporter.info('anomaly', { device: this.#m.device, metric: reading.anomaly });
+    }
+    if (this.#readings % this.#sim.profile.statusEvery === 0) this.#publish('status', this.#status(now), Math.max(1, this.#s.priority - 2));
+    this.#stopped();
+  }
+
+  #status(now: number): Record<string, unknown> {
+    const s = this.#m.client.stats();
+    return {
+      uptimeS: Math.round((now - this.#started) / 1000),
+      queue: { state: s.state, connected: s.connected, memory: s.memoryQueued, cached: s.cached.messages, cachedBytes: s.cached.bytes, delivered: s.delivered, spilled: s.spilled, evicted: s.evicted, reconnects: s.reconnects },
+    };
+  }
+
+  #publish(kind: string, body: Record<string, unknown>, priority: number): void {
+    const payload = JSON.stringify({ device: this.#m.device, profile: this.#m.profile, kind, n: ++this.#n, ts: Date.now(), ...body });
+    this.#m.client.publish(topicFor(this.#s.topic, this.#m.device, kind), payload, { priority });
+  }
+}
+
+/** Runs the fleet until every device has published `count` readings, or until stop(). */
+export class Fleet {
+  readonly #loops: DeviceLoop[];
+
+  constructor(members: FleetMember[], settings: FleetSettings, reporter: Reporter) {
+    this.#loops = members.map((m) => new DeviceLoop(m, settings, reporter));
+  }
+
+  start(): Promise<void> {
+    for (const loop of this.#loops) loop.start();
+    return Promise.all(this.#loops.map((l) => l.done)).then(() => undefined);
+  }
+
+  stop(): void {
+    for (const loop of this.#loops) loop.stop();
+  }
+}

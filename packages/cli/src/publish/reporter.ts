@@ -1,0 +1,91 @@
+import type { HoldfastClient } from 'holdfast';
+import { logJson } from '../output/log.js';
+import { StatusLine } from '../output/status-line.js';
+
+export interface Publisher {
+  device: string;
+  client: HoldfastClient;
+}
+
+const CLIENT_EVENTS = ['connect', 'disconnect', 'spill', 'drain-start', 'drain-end', 'dead-letter', 'quarantine', 'connection-error'] as const;
+
+/** Keeps only counters and reasons from an event's data: never payloads or credentials. */
+function safeFields(data: unknown): Record<string, unknown> {
+  if (typeof data !== 'object' || data === null) return {};
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(data)) {
+    if (key === 'payload' || key === 'password') continue;
+    if (typeof value === 'number' || typeof value === 'boolean' || (typeof value === 'string' && value.length <= 200)) out[key] = value;
+  }
+  return out;
+}
+
+/**
+ * Shows what the publishers are doing: a live status line on a terminal, JSON logs otherwise
+ * (client events as they happen, and a stats line every `statsEveryMs`).
+ */
+export class Reporter {
+  readonly #publishers: Publisher[];
+  readonly #line: StatusLine | undefined;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(publishers: Publisher[], statsEveryMs: number, tty: boolean) {
+    this.#publishers = publishers;
+    this.#line = tty ? new StatusLine(process.stdout) : undefined;
+    for (const { device, client } of publishers) {
+      client.on('state', (state: string) => this.#event(device, 'state', { state }));
+      for (const name of CLIENT_EVENTS) client.on(name, (data: unknown) => this.#event(device, name, safeFields(data)));
+      client.on('error', (err: Error & { code?: string }) => this.#event(device, 'error', { code: err.code, error: err.message }, 'error'));
+    }
+    this.#timer = setInterval(() => this.#tick(), this.#line ? 500 : statsEveryMs);
+    this.#timer.unref();
+  }
+
+  /** Notes from the publisher itself (start, stop, anomalies). */
+  info(msg: string, fields: Record<string, unknown> = {}): void {
+    if (this.#line) this.#line.note(`${msg}${Object.keys(fields).length > 0 ? ` ${JSON.stringify(fields)}` : ''}`);
+    else logJson('info', msg, fields);
+  }
+
+  #event(device: string, name: string, fields: Record<string, unknown>, level: 'info' | 'warn' | 'error' = 'info'): void {
+    if (this.#line) this.#line.note(`${device}: ${name}${Object.keys(fields).length > 0 ? ` ${JSON.stringify(fields)}` : ''}`);
+    else logJson(level === 'info' && name === 'connection-error' ? 'warn' : level, name, { device, ...fields });
+  }
+
+  #tick(): void {
+    const t = this.totals();
+    if (this.#line) {
+      this.#line.update(
+        `${t.states} | connected ${t.connected}/${this.#publishers.length} | accepted ${t.accepted} | memory ${t.memory} | cached ${t.cached} | delivered ${t.delivered} | reconnects ${t.reconnects}`,
+      );
+    } else {
+      logJson('info', 'stats', t);
+    }
+  }
+
+  totals(): { states: string; connected: number; accepted: number; memory: number; cached: number; delivered: number; spilled: number; reconnects: number } {
+    const states = new Set<string>();
+    const t = { states: '', connected: 0, accepted: 0, memory: 0, cached: 0, delivered: 0, spilled: 0, reconnects: 0 };
+    for (const { client } of this.#publishers) {
+      const s = client.stats();
+      states.add(s.state);
+      t.connected += s.connected ? 1 : 0;
+      t.accepted += s.accepted;
+      t.memory += s.memoryQueued;
+      t.cached += s.cached.messages;
+      t.delivered += s.delivered;
+      t.spilled += s.spilled;
+      t.reconnects += s.reconnects;
+    }
+    t.states = [...states].join('+');
+    return t;
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    if (this.#line) {
+      this.#tick();
+      this.#line.end();
+    }
+  }
+}

@@ -1,0 +1,190 @@
+import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
+import { ErrorCodes, HoldfastError } from './errors.js';
+import { CACHE_FILE } from './worker/cache.js';
+import { decodeRecord } from './worker/record.js';
+
+/** What `holdfast cache inspect` shows. Records are read from one snapshot, so safe while a publisher writes. */
+export interface CacheInspection {
+  path: string;
+  messages: number;
+  bytes: number;
+  /** Wall-clock age of the oldest cached message (0 when empty, never negative after a clock jump). */
+  oldestAgeMs: number;
+  /** Cached messages per priority, 1 (lowest) to 10. */
+  byPriority: Record<number, number>;
+  deadLetters: number;
+  /** The last seq epoch reserved (one per open()). */
+  epoch: number;
+  /** Corrupt caches renamed aside by earlier runs, oldest first (file names inside the cache dir). */
+  quarantined: string[];
+}
+
+export interface CachedMessage {
+  seq: number;
+  topic: string;
+  payload: string | Uint8Array;
+  priority: number;
+  /** Wall-clock ms at publish() (informational). */
+  ts: number;
+}
+
+/** A message the broker refused (MQTT 5 reason ≥ 0x80 or too large), kept with its reason. */
+export interface CachedDeadLetter {
+  seq: number;
+  topic: string;
+  payload: Buffer;
+  priority: number;
+  ts: number;
+  reason: string;
+}
+
+const META_MAGIC = 0xbeefc0de;
+const P_META = 0x08;
+
+interface ReadOnlyCache {
+  root: RootDatabase;
+  records: Database<Buffer, number>;
+  meta: Database<unknown, string>;
+  dead: Database<CachedDeadLetter, number>;
+}
+
+function unavailable(message: string, path: string, cause?: unknown): HoldfastError {
+  return new HoldfastError(ErrorCodes.CACHE_UNAVAILABLE, message, { cause, details: { cachePath: path } });
+}
+
+/**
+ * Checks the two LMDB meta pages before handing the file to LMDB: the native library trusts its
+ * header and can crash the whole process on a garbage or truncated file, rather than throw.
+ */
+function checkHeader(path: string): void {
+  const size = statSync(path).size;
+  const fd = openSync(path, 'r');
+  try {
+    const first = Buffer.alloc(4096);
+    const got = readSync(fd, first, 0, first.length, 0);
+    const pageSize = got >= 44 ? first.readUInt32LE(40) : 0;
+    if (pageSize < 512 || pageSize > 65_536 || (pageSize & (pageSize - 1)) !== 0 || size < 2 * pageSize) {
+      throw new Error('it is not an LMDB file (no valid meta page)');
+    }
+    const second = Buffer.alloc(152);
+    readSync(fd, second, 0, second.length, pageSize);
+    let newest: { txn: bigint; lastPage: bigint } | undefined;
+    for (const page of [first, second]) {
+      if ((page.readUInt16LE(10) & P_META) === 0 || page.readUInt32LE(16) !== META_MAGIC) {
+        throw new Error('it is not an LMDB file (bad meta page magic)');
+      }
+      const txn = page.readBigUInt64LE(144);
+      if (newest === undefined || txn > newest.txn) newest = { txn, lastPage: page.readBigUInt64LE(136) };
+    }
+    if (newest !== undefined && (newest.lastPage + 1n) * BigInt(pageSize) > BigInt(size)) {
+      throw new Error(`it is truncated (${size} bytes, the header needs ${(newest.lastPage + 1n) * BigInt(pageSize)})`);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Opens the cache read-only. LMDB readers never block the publisher's writer and see one consistent
+ * snapshot per read transaction, so this is safe while a publisher holds the cache.
+ */
+function openReadOnly(dir: string): ReadOnlyCache {
+  const path = join(dir, CACHE_FILE);
+  if (!existsSync(path)) {
+    throw unavailable(`no holdfast cache at ${path} (is the cache directory right? a publisher creates it on first start)`, path);
+  }
+  try {
+    checkHeader(path);
+  } catch (err) {
+    throw unavailable(`the cache ${path} is corrupt: ${(err as Error).message}. A publisher will quarantine it on its next start`, path, err);
+  }
+  let root: RootDatabase | undefined;
+  try {
+    root = openLmdb({ path, maxDbs: 8, noSubdir: true, readOnly: true });
+    return {
+      root,
+      records: root.openDB<Buffer, number>({ name: 'records', encoding: 'binary' }),
+      meta: root.openDB<unknown, string>({ name: 'meta', encoding: 'msgpack' }),
+      dead: root.openDB<CachedDeadLetter, number>({ name: 'dead', encoding: 'msgpack' }),
+    };
+  } catch (err) {
+    void root?.close();
+    throw unavailable(`cannot read the cache ${path}: ${(err as Error).message}`, path, err);
+  }
+}
+
+/** Corrupt caches that Cache.open() renamed aside (`cache.mdb.corrupt-<iso>`), without their lock files. */
+export function quarantinedFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const prefix = `${CACHE_FILE}.corrupt-`;
+  return readdirSync(dir)
+    .filter((name) => name.startsWith(prefix) && !name.endsWith('-lock'))
+    .sort();
+}
+
+function toMessage(seq: number, bytes: Uint8Array): CachedMessage {
+  const rec = decodeRecord(seq, bytes);
+  return { seq, topic: rec.topic, payload: rec.payload, priority: rec.priority, ts: rec.ts };
+}
+
+/** Summarizes the cache in `dir` without modifying it. Missing or corrupt → HoldfastError(CACHE_UNAVAILABLE). */
+export async function inspectCache(dir: string): Promise<CacheInspection> {
+  const quarantined = quarantinedFiles(dir);
+  const cache = openReadOnly(dir);
+  try {
+    const byPriority: Record<number, number> = {};
+    for (let p = 1; p <= 10; p++) byPriority[p] = 0;
+    let messages = 0;
+    let bytes = 0;
+    let oldestTs = 0;
+    // Counted from the records themselves, so the report is right even if the totals were not.
+    for (const { key, value } of cache.records.getRange({ snapshot: true })) {
+      const rec = decodeRecord(key, value);
+      if (messages === 0) oldestTs = rec.ts;
+      messages++;
+      bytes += rec.size;
+      if (rec.priority >= 1 && rec.priority <= 10) byPriority[rec.priority]! += 1;
+    }
+    const epoch = cache.meta.get('epoch');
+    return {
+      path: join(dir, CACHE_FILE),
+      messages,
+      bytes,
+      oldestAgeMs: messages > 0 && oldestTs > 0 ? Math.max(0, Date.now() - oldestTs) : 0,
+      byPriority,
+      deadLetters: cache.dead.getCount(),
+      epoch: typeof epoch === 'number' ? epoch : 0,
+      quarantined,
+    };
+  } catch (err) {
+    if (err instanceof HoldfastError) throw err;
+    throw unavailable(`cannot read the cache in ${dir}: ${(err as Error).message}`, join(dir, CACHE_FILE), err);
+  } finally {
+    await cache.root.close();
+  }
+}
+
+/** Every cached message, oldest first, from one read snapshot. The cache is closed when iteration ends. */
+export async function* exportCache(dir: string): AsyncGenerator<CachedMessage> {
+  const cache = openReadOnly(dir);
+  try {
+    for (const { key, value } of cache.records.getRange({ snapshot: true })) yield toMessage(key, value);
+  } finally {
+    await cache.root.close();
+  }
+}
+
+/** Every dead letter (messages the broker refused), in seq order, with the broker's reason. */
+export async function* exportDeadLetters(dir: string): AsyncGenerator<CachedDeadLetter> {
+  const cache = openReadOnly(dir);
+  try {
+    for (const { value } of cache.dead.getRange({ snapshot: true })) {
+      const { seq, topic, payload, priority, ts, reason } = value;
+      yield { seq, topic, payload: Buffer.from(payload), priority, ts, reason };
+    }
+  } finally {
+    await cache.root.close();
+  }
+}
