@@ -14,3 +14,4 @@ export type { AuditMessage, Extract, Reading } from './extract.js';
 export type { AuditReport, DeviceReport } from './audit-ledger.js';
 export { spawnDevice } from './device-process.js';
 export type { DeviceEvent, DeviceExit, DeviceOptions, DeviceProcess } from './device-process.js';
+export { makeTlsFiles, tlsListenerConfig, mosquittoPasswordFile, findMosquittoPasswd, type TlsFiles } from './tls.js';
