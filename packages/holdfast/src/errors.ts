@@ -19,6 +19,8 @@ export const ErrorCodes = {
   CLOSED: 'HOLDFAST_CLOSED',
   /** The cache directory could not be created, opened or written. */
   CACHE_UNAVAILABLE: 'HOLDFAST_CACHE_UNAVAILABLE',
+  /** The cache could not be read; it was renamed aside (kept for forensics) and a fresh one started. */
+  CACHE_QUARANTINED: 'HOLDFAST_CACHE_QUARANTINED',
   /** A cache write failed (disk full, map full). The client keeps running, unhealthy. */
   CACHE_WRITE_FAILED: 'HOLDFAST_CACHE_WRITE_FAILED',
   /** The worker thread died unexpectedly. */

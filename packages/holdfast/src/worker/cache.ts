@@ -1,12 +1,11 @@
-import { chmodSync, existsSync, mkdirSync, renameSync } from 'node:fs';
-import { join } from 'node:path';
-import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
-import { ErrorCodes, HoldfastError } from '../errors.js';
+import type { Database, RootDatabase } from 'lmdb';
 import type { DeadLetter } from '../protocol.js';
 import { decodeRecord, encodeRecord, recordSize, type Rec } from './record.js';
 
-export const CACHE_FILE = 'cache.mdb';
-const LOCK_SUFFIX = '-lock';
+export interface CacheLimits {
+  messages: number;
+  bytes: number;
+}
 
 interface Counters {
   messages: number;
@@ -15,70 +14,60 @@ interface Counters {
   byPriority: number[];
 }
 
-export interface QuarantineReport {
-  movedTo: string;
-  reason: string;
+/** What an eviction removed, per priority (index 0..9 = priority 1..10). */
+export interface Eviction {
+  messages: number;
+  bytes: number;
+  byPriority: number[];
 }
 
+const emptyCounters = (): Counters => ({ messages: 0, bytes: 0, byPriority: new Array<number>(10).fill(0) });
+
 /**
- * The LMDB cache: records keyed by seq (ordered-binary number keys keep seq order), a meta table for
- * the seq epoch and running totals, and the persisted MQTT outgoing store. Totals are written in the
- * same transaction as the records they count, so they can never disagree after a crash.
+ * The LMDB cache. Tables: `records` (seq → record; ordered number keys keep publish order), `prio`
+ * ([priority, seq] → size: the eviction order, lowest priority and oldest first), `meta` (seq epoch,
+ * totals), `outgoing` (MQTT.js's persisted in-flight packets) and `dead` (refused messages).
+ *
+ * Totals change only inside the write transactions that change the records, which lmdb-js runs in
+ * issue order, and are stored in the same transaction: they are exact and survive any crash.
  */
 export class Cache {
   readonly #root: RootDatabase;
   readonly #records: Database<Buffer, number>;
+  readonly #prio: Database<Buffer, [number, number]>;
   readonly #meta: Database<unknown, string>;
   readonly outgoing: Database<unknown, number>;
   readonly #dead: Database<DeadLetter, number>;
+  readonly #limits: CacheLimits;
   readonly counters: Counters;
-  readonly quarantined: QuarantineReport | undefined;
   #lastWrite: Promise<unknown> = Promise.resolve();
 
-  private constructor(root: RootDatabase, quarantined: QuarantineReport | undefined) {
+  constructor(root: RootDatabase, limits: CacheLimits) {
     this.#root = root;
+    this.#limits = limits;
     this.#records = root.openDB<Buffer, number>({ name: 'records', encoding: 'binary' });
+    this.#prio = root.openDB<Buffer, [number, number]>({ name: 'prio', encoding: 'binary' });
     this.#meta = root.openDB<unknown, string>({ name: 'meta', encoding: 'msgpack' });
     this.outgoing = root.openDB<unknown, number>({ name: 'outgoing', encoding: 'msgpack' });
     this.#dead = root.openDB<DeadLetter, number>({ name: 'dead', encoding: 'msgpack' });
-    this.quarantined = quarantined;
     const stored = this.#meta.get('counters') as Counters | undefined;
-    this.counters = stored ?? { messages: 0, bytes: 0, byPriority: new Array<number>(10).fill(0) };
-    if (this.counters.messages !== this.#records.getCount()) throw new Error('cache totals disagree with its records');
+    const count = this.#records.getCount();
+    this.counters = stored && stored.messages === count && this.#prio.getCount() === count ? stored : this.#rebuildIndex();
   }
 
-  /**
-   * Opens (or creates) the cache in `dir` (0700, files 0600). A cache that cannot be opened or read
-   * is renamed aside for forensics, never deleted, and a fresh one is started.
-   */
-  static open(dir: string): Cache {
-    try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      chmodSync(dir, 0o700);
-    } catch (err) {
-      throw new HoldfastError(ErrorCodes.CACHE_UNAVAILABLE, `cannot create cache directory ${dir}: ${(err as Error).message}`, {
-        cause: err,
-        details: { cacheDir: dir },
-      });
-    }
-    const path = join(dir, CACHE_FILE);
-    try {
-      return new Cache(Cache.#openRoot(path), undefined);
-    } catch (err) {
-      if (!existsSync(path)) {
-        throw new HoldfastError(ErrorCodes.CACHE_UNAVAILABLE, `cannot open cache ${path}: ${(err as Error).message}`, { cause: err });
+  /** Recomputes totals and the eviction index from the records (a cache from an interrupted upgrade). */
+  #rebuildIndex(): Counters {
+    const counters = emptyCounters();
+    this.#root.transactionSync(() => {
+      this.#prio.clearSync();
+      for (const { key, value } of this.#records.getRange()) {
+        const rec = decodeRecord(key, value);
+        this.#prio.putSync([rec.priority, rec.seq], sizeBytes(rec.size));
+        count(counters, rec.priority, rec.size, 1);
       }
-      const movedTo = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-      renameSync(path, movedTo);
-      if (existsSync(path + LOCK_SUFFIX)) renameSync(path + LOCK_SUFFIX, movedTo + LOCK_SUFFIX);
-      return new Cache(Cache.#openRoot(path), { movedTo, reason: (err as Error).message });
-    }
-  }
-
-  static #openRoot(path: string): RootDatabase {
-    const root = openLmdb({ path, maxDbs: 8, noSubdir: true });
-    for (const file of [path, path + LOCK_SUFFIX]) if (existsSync(file)) chmodSync(file, 0o600);
-    return root;
+      this.#meta.putSync('counters', counters);
+    });
+    return counters;
   }
 
   /** Durably reserves the next seq epoch (one small synchronous commit per open). */
@@ -95,36 +84,60 @@ export class Cache {
   }
 
   /**
-   * Appends records in one transaction. `alsoInTxn` runs inside the same transaction (the outgoing
-   * store uses it to persist the in-flight packet atomically with the spill).
+   * Appends records in one transaction, then evicts (lowest priority first, oldest first within a
+   * priority, never a protected seq) until the cache is within its limits. `alsoInTxn` runs in the
+   * same transaction (the outgoing store persists the in-flight packet atomically with a spill).
    */
-  append(recs: readonly Rec[], alsoInTxn?: () => void): Promise<void> {
-    const c = this.counters;
-    for (const rec of recs) {
-      c.messages++;
-      c.bytes += rec.size;
-      c.byPriority[rec.priority - 1]! += 1;
-    }
-    const snapshot = { messages: c.messages, bytes: c.bytes, byPriority: [...c.byPriority] };
+  append(recs: readonly Rec[], alsoInTxn?: () => void, isProtected?: (seq: number) => boolean): Promise<Eviction> {
+    let eviction = noEviction();
     return this.#write(() => {
-      for (const rec of recs) this.#records.put(rec.seq, encodeRecord(rec));
-      this.#meta.put('counters', snapshot);
+      for (const rec of recs) {
+        this.#records.put(rec.seq, encodeRecord(rec));
+        this.#prio.put([rec.priority, rec.seq], sizeBytes(rec.size));
+        count(this.counters, rec.priority, rec.size, 1);
+      }
       alsoInTxn?.();
-    });
+      eviction = this.#evictInTxn(this.counters.messages - this.#limits.messages, this.counters.bytes - this.#limits.bytes, isProtected);
+      this.#meta.put('counters', this.counters);
+    }).then(() => eviction);
   }
 
-  /** Removes delivered records (and whatever `alsoInTxn` does) in one transaction. */
-  remove(recs: readonly Rec[], alsoInTxn?: () => void): Promise<void> {
-    const c = this.counters;
-    for (const rec of recs) {
-      c.messages--;
-      c.bytes -= rec.size;
-      c.byPriority[rec.priority - 1]! -= 1;
-    }
-    const snapshot = { messages: c.messages, bytes: c.bytes, byPriority: [...c.byPriority] };
+  /** Frees space when the disk is full: evicts at least `messages` records by priority. */
+  evict(messages: number, isProtected?: (seq: number) => boolean): Promise<Eviction> {
+    let eviction = noEviction();
     return this.#write(() => {
-      for (const rec of recs) this.#records.remove(rec.seq);
-      this.#meta.put('counters', snapshot);
+      eviction = this.#evictInTxn(messages, 0, isProtected);
+      this.#meta.put('counters', this.counters);
+    }).then(() => eviction);
+  }
+
+  #evictInTxn(excessMessages: number, excessBytes: number, isProtected?: (seq: number) => boolean): Eviction {
+    const eviction = noEviction();
+    if (excessMessages <= 0 && excessBytes <= 0) return eviction;
+    for (const { key, value } of this.#prio.getRange()) {
+      const [priority, seq] = key;
+      if (isProtected?.(seq) || !this.#records.doesExist(seq)) continue;
+      const size = value.readUInt32BE(0);
+      this.#records.remove(seq);
+      this.#prio.remove(key);
+      count(this.counters, priority, size, -1);
+      count(eviction, priority, size, 1);
+      if (eviction.messages >= excessMessages && eviction.bytes >= excessBytes) break;
+    }
+    return eviction;
+  }
+
+  /** Removes delivered (or dead-lettered) records, and whatever `alsoInTxn` does, in one transaction. */
+  remove(recs: readonly Rec[], alsoInTxn?: () => void): Promise<void> {
+    return this.#write(() => {
+      for (const rec of recs) {
+        // An evicted record is already gone; count only what is really removed.
+        if (!this.#records.doesExist(rec.seq)) continue;
+        this.#records.remove(rec.seq);
+        this.#prio.remove([rec.priority, rec.seq]);
+        count(this.counters, rec.priority, rec.size, -1);
+      }
+      this.#meta.put('counters', this.counters);
       alsoInTxn?.();
     });
   }
@@ -142,17 +155,19 @@ export class Cache {
 
   /** Resolves when every write issued so far is committed and visible to reads. */
   settled(): Promise<void> {
-    return this.#lastWrite.then(() => undefined);
+    return this.#lastWrite.then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   /** Oldest committed records, in seq order, within both limits (at least one if any exists). */
-  readOldest(maxMessages: number, maxBytes: number, skip?: ReadonlySet<number>): Rec[] {
+  readOldest(maxMessages: number, maxBytes: number): Rec[] {
     const out: Rec[] = [];
     let bytes = 0;
-    for (const { key, value } of this.#records.getRange({ limit: maxMessages + (skip?.size ?? 0) })) {
-      if (skip?.has(key)) continue;
+    for (const { key, value } of this.#records.getRange({ limit: maxMessages })) {
       const rec = decodeRecord(key, value);
-      if (out.length > 0 && (out.length >= maxMessages || bytes + rec.size > maxBytes)) break;
+      if (out.length > 0 && bytes + rec.size > maxBytes) break;
       out.push(rec);
       bytes += rec.size;
     }
@@ -172,8 +187,9 @@ export class Cache {
   /** Inside a transaction: keeps refused records, with the broker's reason, in the dead-letter table. */
   deadLetterInTxn(recs: readonly Rec[], reason: string): void {
     for (const rec of recs) {
-      const payload = typeof rec.payload === 'string' ? Buffer.from(rec.payload) : Buffer.from(rec.payload);
-      this.#dead.put(rec.seq, { seq: rec.seq, topic: rec.topic, payload, priority: rec.priority, ts: rec.ts, reason, flags: rec.flags } as DeadLetter);
+      const payload = Buffer.from(typeof rec.payload === 'string' ? Buffer.from(rec.payload) : rec.payload);
+      const letter: DeadLetter & { flags: number } = { seq: rec.seq, topic: rec.topic, payload, priority: rec.priority, ts: rec.ts, reason, flags: rec.flags };
+      this.#dead.put(rec.seq, letter);
     }
   }
 
@@ -193,7 +209,8 @@ export class Cache {
     for (const { value } of this.#dead.getRange()) {
       if (wanted && !wanted.has(value.seq)) continue;
       const flags = (value as DeadLetter & { flags?: number }).flags ?? 1;
-      recs.push({ seq: value.seq, topic: value.topic, payload: Buffer.from(value.payload), priority: value.priority, flags, ts: value.ts, size: recordSize(value.topic, value.payload) });
+      const payload = Buffer.from(value.payload);
+      recs.push({ seq: value.seq, topic: value.topic, payload, priority: value.priority, flags, ts: value.ts, size: recordSize(value.topic, payload) });
     }
     if (recs.length === 0) return 0;
     await this.append(recs, () => {
@@ -204,12 +221,27 @@ export class Cache {
 
   /** The wall-clock stamp of the oldest record, for oldestAgeMs (0 when empty). */
   oldestTimestamp(): number {
-    const first = this.readOldest(1, Number.MAX_SAFE_INTEGER);
-    return first[0]?.ts ?? 0;
+    return this.readOldest(1, Number.MAX_SAFE_INTEGER)[0]?.ts ?? 0;
   }
 
   async close(): Promise<void> {
-    await this.settled().catch(() => undefined);
+    await this.settled();
     await this.#root.close();
   }
+}
+
+function count(c: Counters, priority: number, size: number, sign: 1 | -1): void {
+  c.messages += sign;
+  c.bytes += sign * size;
+  c.byPriority[priority - 1]! += sign;
+}
+
+function noEviction(): Eviction {
+  return emptyCounters();
+}
+
+function sizeBytes(size: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt32BE(Math.min(size, 0xffffffff));
+  return b;
 }

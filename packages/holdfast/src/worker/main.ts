@@ -3,9 +3,10 @@
  * messages. Everything that touches the network or the disk runs here, never on the app thread.
  */
 import { workerData } from 'node:worker_threads';
-import { ErrorCodes, serializeError } from '../errors.js';
+import { ErrorCodes, HoldfastError, serializeError } from '../errors.js';
 import { Stat, type FromWorker, type ToWorker, type WorkerInit } from '../protocol.js';
-import { Cache } from './cache.js';
+import type { Cache } from './cache.js';
+import { openCache, type QuarantineReport } from './cache-open.js';
 import { Link } from './link.js';
 import { OutgoingStore } from './outgoing-store.js';
 import { Sender } from './sender.js';
@@ -16,9 +17,10 @@ const post = (msg: FromWorker): void => port.postMessage(msg);
 
 function run(): void {
   let cache: Cache;
+  let quarantined: QuarantineReport | undefined;
   let epoch: number;
   try {
-    cache = Cache.open(options.cacheDir);
+    ({ cache, quarantined } = openCache(options.cacheDir, options.maxCache));
     epoch = cache.reserveEpoch();
   } catch (err) {
     post({ type: 'error', error: serializeError(err, ErrorCodes.CACHE_UNAVAILABLE) });
@@ -107,8 +109,10 @@ function run(): void {
   }
 
   post({ type: 'ready', epoch, recoveredSeqFloor: 0 });
-  if (cache.quarantined) {
-    post({ type: 'event', name: 'quarantine', data: { ...cache.quarantined } });
+  if (quarantined) {
+    // Loud on purpose: a quarantined cache may hold readings that were never delivered.
+    post({ type: 'event', name: 'quarantine', data: { ...quarantined } });
+    post({ type: 'error', error: serializeError(new HoldfastError(ErrorCodes.CACHE_QUARANTINED, `the cache could not be read and was moved aside to ${quarantined.movedTo} (${quarantined.reason}); started on a fresh cache`)) });
   }
 }
 

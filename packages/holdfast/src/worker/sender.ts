@@ -4,6 +4,7 @@ import { serializeError, ErrorCodes, HoldfastError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
 import { FLAG_QOS2, FLAG_RETAIN, Stat, STATES, type ClientState, type FromWorker, type PublishBatch } from '../protocol.js';
 import type { Cache } from './cache.js';
+import { CacheWriter } from './cache-writer.js';
 import { MemoryQueue } from './memory-queue.js';
 import type { OutgoingEntry, OutgoingStore } from './outgoing-store.js';
 import { recordSize, type Rec } from './record.js';
@@ -39,13 +40,10 @@ export class Sender {
   #inflight: Inflight | undefined;
   #closing = false;
   #readScheduled = false;
-  /** Cache writes issued and not yet committed; drained() waits for them too. */
-  #pendingWrites = 0;
   /** Seqs left in flight by the previous run; MQTT.js resends them with their packet ids first. */
   readonly #recoveredSeqs = new Set<number>();
   #recoveredPackets = 0;
-  /** Appends issued but not yet committed, oldest first (for flush and for drain visibility). */
-  readonly #uncommitted: Array<{ minSeq: number; maxSeq: number }> = [];
+  readonly #writer: CacheWriter;
   readonly #mem = new MemoryQueue();
   readonly #waiters: Waiters;
   readonly #journal: boolean;
@@ -64,6 +62,32 @@ export class Sender {
     this.#journal = deps.options.durability === 'journal';
     this.#waiters = new Waiters((id) => this.#post({ type: 'reply', id }));
     this.#stats[Stat.cacheWritable] = 1;
+    this.#writer = new CacheWriter(this.#cache, this.#o.highWater.messages, {
+      isProtected: (seq) => this.#recoveredSeqs.has(seq) || (this.#inflight?.recs.some((r) => r.seq === seq) ?? false),
+      committed: () => {
+        this.#updateCacheStats();
+        this.#settleWaiters();
+        this.#pump();
+      },
+      evicted: (eviction) => {
+        this.#stats[Stat.evicted]! += eviction.messages;
+        const byPriority: Record<number, number> = {};
+        eviction.byPriority.forEach((n, i) => n > 0 && (byPriority[i + 1] = n));
+        this.#post({ type: 'event', name: 'evict', data: { messages: eviction.messages, bytes: eviction.bytes, byPriority } });
+      },
+      failed: (err, first) => {
+        this.#stats[Stat.cacheWritable] = 0;
+        this.#updateMemStats();
+        if (!first) return;
+        const error = new HoldfastError(ErrorCodes.CACHE_WRITE_FAILED, `cache write failed, evicting by priority to make room: ${(err as Error).message}`, { cause: err });
+        this.#post({ type: 'error', error: serializeError(error) });
+      },
+      recovered: () => {
+        this.#stats[Stat.cacheWritable] = 1;
+        this.#updateMemStats();
+        this.#post({ type: 'event', name: 'cache-recovered', data: {} });
+      },
+    });
   }
 
   /** Starts after a restart: a non-empty cache or a recovered packet means DRAINING first. */
@@ -133,7 +157,7 @@ export class Sender {
     if (this.#state === 'direct') {
       const rec = this.#mem.peek();
       if (!rec) return this.#settleWaiters();
-      if (this.#journal && this.#uncommitted.length > 0 && this.#uncommitted[0]!.minSeq <= rec.seq) return;
+      if (this.#journal && this.#writer.lowestVolatileSeq <= rec.seq) return;
       this.#mem.shift();
       this.#updateMemStats();
       this.#send([rec], this.#journal, false);
@@ -162,10 +186,16 @@ export class Sender {
     const bulk = this.#o.bulk;
     const recs = bulk ? this.#cache.readOldest(bulk.maxMessages, bulk.maxBytes) : this.#cache.readOldest(1, Number.MAX_SAFE_INTEGER);
     if (recs.length > 0) return this.#send(recs, true, bulk !== false);
-    if (this.#uncommitted.length > 0) return this.#scheduleCacheRead();
+    if (this.#writer.appending) return this.#scheduleCacheRead();
+    // The disk is full and the cache empty: what waits for space goes out from memory, in order.
+    const waiting = this.#writer.takeOverflowHead();
+    if (waiting) {
+      this.#updateMemStats();
+      return this.#send([waiting], false, false);
+    }
     this.#post({ type: 'event', name: 'drain-end', data: { delivered: this.#stats[Stat.delivered] } });
     this.#setState('direct');
-    if (!this.#journal) this.#store.unpersist().catch((err) => this.#cacheFailed(err));
+    if (!this.#journal) this.#writer.track(this.#store.unpersist());
     this.#pump();
   }
 
@@ -269,12 +299,12 @@ export class Sender {
     if (cached || this.#store.persistent) {
       const inCache = cached ? recs : [];
       const persisted = this.#store.persistent;
-      this.#track(this.#cache.remove(inCache, () => {
+      this.#writer.track(this.#cache.remove(inCache, () => {
         if (refusal) this.#cache.deadLetterInTxn(recs, refusal);
         if (persisted && messageId !== undefined) this.#store.removePersistedInTxn(messageId);
       }));
     } else if (refusal) {
-      this.#track(this.#cache.write(() => this.#cache.deadLetterInTxn(recs, refusal)));
+      this.#writer.track(this.#cache.write(() => this.#cache.deadLetterInTxn(recs, refusal)));
     }
   }
 
@@ -304,51 +334,15 @@ export class Sender {
   }
 
   #append(recs: Rec[], alsoInTxn?: () => void): void {
-    if (recs.length === 0) {
-      if (alsoInTxn) this.#track(this.#cache.write(alsoInTxn));
-      return;
-    }
-    const span = { minSeq: recs[0]!.seq, maxSeq: recs[recs.length - 1]!.seq };
-    this.#uncommitted.push(span);
-    this.#cache.append(recs, alsoInTxn).then(
-      () => {
-        this.#uncommitted.splice(this.#uncommitted.indexOf(span), 1);
-        this.#updateCacheStats();
-        this.#settleWaiters();
-        this.#pump();
-      },
-      (err: unknown) => this.#cacheFailed(err),
-    );
+    this.#writer.append(recs, alsoInTxn);
     this.#updateCacheStats();
-  }
-
-  #track(write: Promise<void>): void {
-    this.#pendingWrites++;
-    this.#updateCacheStats();
-    write.then(
-      () => {
-        this.#pendingWrites--;
-        this.#updateCacheStats();
-        this.#settleWaiters();
-      },
-      (err: unknown) => {
-        this.#pendingWrites--;
-        this.#cacheFailed(err);
-      },
-    );
-  }
-
-  #cacheFailed(err: unknown): void {
-    this.#stats[Stat.cacheWritable] = 0;
-    const error = new HoldfastError(ErrorCodes.CACHE_WRITE_FAILED, `cache write failed: ${(err as Error).message}`, { cause: err });
-    this.#post({ type: 'error', error: serializeError(error) });
   }
 
   // ── waiting and stats ─────────────────────────────────────────────────────────────────────
 
   /** The lowest seq that a power cut could still lose (Infinity when none). */
   #lowestVolatileSeq(): number {
-    let lowest = this.#uncommitted[0]?.minSeq ?? Infinity;
+    let lowest = this.#writer.lowestVolatileSeq;
     if (!this.#journal) {
       const inflight = this.#inflight;
       if (inflight && !inflight.cached) lowest = Math.min(lowest, inflight.recs[0]!.seq);
@@ -360,7 +354,7 @@ export class Sender {
 
   #settleWaiters(): void {
     this.#waiters.settleFlush(this.#lowestVolatileSeq());
-    const idle = this.#state === 'direct' && !this.#inflight && this.#mem.length === 0 && this.#cache.messages === 0 && this.#uncommitted.length === 0 && this.#recoveredPackets === 0 && this.#pendingWrites === 0;
+    const idle = this.#state === 'direct' && !this.#inflight && this.#mem.length === 0 && this.#cache.messages === 0 && this.#writer.idle && this.#recoveredPackets === 0;
     if (idle) this.#waiters.settleDrained();
   }
 
@@ -374,7 +368,7 @@ export class Sender {
   }
 
   #updateMemStats(): void {
-    this.#stats[Stat.memoryQueued] = this.#mem.length;
+    this.#stats[Stat.memoryQueued] = this.#mem.length + this.#writer.overflowLength;
     this.#stats[Stat.memoryBytes] = this.#mem.bytes;
   }
 
@@ -392,6 +386,7 @@ export class Sender {
   async stop(): Promise<void> {
     this.#closing = true;
     this.#spill('close');
+    this.#writer.stop();
     await this.#cache.settled();
   }
 

@@ -1,0 +1,68 @@
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { open as openLmdb, type RootDatabase } from 'lmdb';
+import { ErrorCodes, HoldfastError } from '../errors.js';
+import { Cache, type CacheLimits } from './cache.js';
+
+export const CACHE_FILE = 'cache.mdb';
+const LOCK_SUFFIX = '-lock';
+const PROBE = fileURLToPath(new URL('./cache-probe.js', import.meta.url));
+const PROBE_TIMEOUT_MS = 60_000;
+
+export interface QuarantineReport {
+  movedTo: string;
+  reason: string;
+}
+
+/**
+ * Opens (or creates) the cache in `dir`: the directory 0700, its files 0600. A cache that cannot be
+ * opened or decoded is renamed aside for forensics (never deleted) and a fresh one is started.
+ */
+export function openCache(dir: string, limits: CacheLimits): { cache: Cache; quarantined: QuarantineReport | undefined } {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  } catch (err) {
+    throw new HoldfastError(ErrorCodes.CACHE_UNAVAILABLE, `cannot create cache directory ${dir}: ${(err as Error).message}`, {
+      cause: err,
+      details: { cacheDir: dir },
+    });
+  }
+  const path = join(dir, CACHE_FILE);
+  const problem = probe(path);
+  let quarantined: QuarantineReport | undefined;
+  if (problem) quarantined = quarantine(path, problem);
+  try {
+    return { cache: new Cache(openRoot(path), limits), quarantined };
+  } catch (err) {
+    if (quarantined || !existsSync(path)) {
+      throw new HoldfastError(ErrorCodes.CACHE_UNAVAILABLE, `cannot open cache ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    quarantined = quarantine(path, (err as Error).message);
+    return { cache: new Cache(openRoot(path), limits), quarantined };
+  }
+}
+
+/** Returns why the cache file is unreadable, or undefined when it is fine (or absent). */
+function probe(path: string): string | undefined {
+  if (!existsSync(path) || statSync(path).size === 0) return undefined;
+  const result = spawnSync(process.execPath, [PROBE, path], { encoding: 'utf8', timeout: PROBE_TIMEOUT_MS });
+  if (result.status === 0) return undefined;
+  const why = result.stderr.trim().split('\n').at(-1) || (result.signal ? `reading it killed the probe with ${result.signal}` : `probe exit ${result.status}`);
+  return why;
+}
+
+function quarantine(path: string, reason: string): QuarantineReport {
+  const movedTo = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  renameSync(path, movedTo);
+  if (existsSync(path + LOCK_SUFFIX)) renameSync(path + LOCK_SUFFIX, movedTo + LOCK_SUFFIX);
+  return { movedTo, reason };
+}
+
+function openRoot(path: string): RootDatabase {
+  const root = openLmdb({ path, maxDbs: 8, noSubdir: true });
+  for (const file of [path, path + LOCK_SUFFIX]) if (existsSync(file)) chmodSync(file, 0o600);
+  return root;
+}

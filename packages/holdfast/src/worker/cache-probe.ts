@@ -1,0 +1,32 @@
+/**
+ * Run as a child process (`node cache-probe.js <path>`) before the worker maps a cache: it opens the
+ * file read-only and reads every table and record. A truncated or garbage file can make LMDB fault
+ * (SIGBUS) or report nonsense; here that only ends this probe, and the worker quarantines the file.
+ */
+import { open } from 'lmdb';
+import { decodeRecord } from './record.js';
+
+const path = process.argv[2];
+if (!path) {
+  process.stderr.write('usage: cache-probe <cache.mdb>\n');
+  process.exit(2);
+}
+try {
+  const root = open({ path, readOnly: true, noSubdir: true, maxDbs: 8 });
+  const records = root.openDB<Buffer, number>({ name: 'records', encoding: 'binary' });
+  for (const { key, value } of records.getRange()) {
+    if (typeof key !== 'number') throw new Error(`record key ${String(key)} is not a seq`);
+    decodeRecord(key, value);
+  }
+  for (const name of ['meta', 'outgoing', 'dead']) {
+    const db = root.openDB({ name, encoding: 'msgpack' });
+    for (const entry of db.getRange()) void entry.value;
+  }
+  const prio = root.openDB({ name: 'prio', encoding: 'binary' });
+  for (const entry of prio.getRange()) void entry.key;
+  await root.close();
+  process.exit(0);
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,167 @@
+import type { Cache, Eviction } from './cache.js';
+import type { Rec } from './record.js';
+
+/** How long to wait before trying a full disk again. */
+const DISK_FULL_RETRY_MS = 1000;
+
+export interface CacheWriterHooks {
+  /** Seqs that must never be evicted (the exchange in flight). */
+  isProtected(seq: number): boolean;
+  /** A write committed: stats, waiters and the sender may move on. */
+  committed(): void;
+  evicted(eviction: Eviction): void;
+  /** The cache refused a write (disk or map full). `first` is true once per episode. */
+  failed(err: unknown, first: boolean): void;
+  /** Writes succeed again. */
+  recovered(): void;
+}
+
+/**
+ * Every write the sender makes to the cache goes through here, which keeps three things true:
+ * flush() knows the lowest seq not yet durable; drained() knows when no write is pending; and when the
+ * disk is full, records the cache refused wait in memory (in order, newer input behind them) while
+ * space is freed by priority eviction, so the client degrades instead of crashing or losing order.
+ */
+export class CacheWriter {
+  /** Appends issued but not yet committed, oldest first. */
+  readonly #uncommitted: Array<{ minSeq: number; maxSeq: number }> = [];
+  /** Records refused by a full disk, oldest first, waiting for space. */
+  readonly #overflow: Rec[] = [];
+  #pendingWrites = 0;
+  #failing = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  readonly #cache: Cache;
+  readonly #hooks: CacheWriterHooks;
+  readonly #maxOverflow: number;
+
+  constructor(cache: Cache, maxOverflow: number, hooks: CacheWriterHooks) {
+    this.#cache = cache;
+    this.#maxOverflow = maxOverflow;
+    this.#hooks = hooks;
+  }
+
+  /** Appends records behind everything written so far (one transaction, evicting to the limits). */
+  append(recs: Rec[], alsoInTxn?: () => void): void {
+    if (recs.length === 0) {
+      if (alsoInTxn) this.track(this.#cache.write(alsoInTxn));
+      return;
+    }
+    if (this.#overflow.length > 0) {
+      // Order: nothing may overtake records still waiting for disk space.
+      this.#overflow.push(...recs);
+      this.#boundOverflow();
+      if (alsoInTxn) this.track(this.#cache.write(alsoInTxn));
+      return;
+    }
+    const span = { minSeq: recs[0]!.seq, maxSeq: recs[recs.length - 1]!.seq };
+    this.#uncommitted.push(span);
+    this.#cache.append(recs, alsoInTxn, (seq) => this.#hooks.isProtected(seq)).then(
+      (eviction) => {
+        this.#uncommitted.splice(this.#uncommitted.indexOf(span), 1);
+        if (eviction.messages > 0) this.#hooks.evicted(eviction);
+        if (this.#failing && this.#overflow.length === 0) {
+          this.#failing = false;
+          this.#hooks.recovered();
+        }
+        this.#hooks.committed();
+      },
+      (err: unknown) => {
+        this.#uncommitted.splice(this.#uncommitted.indexOf(span), 1);
+        this.#overflow.push(...recs);
+        this.#overflow.sort((a, b) => a.seq - b.seq);
+        this.#boundOverflow();
+        this.#fail(err);
+      },
+    );
+  }
+
+  /** Counts a write (delete, store update) so drained() waits for it. */
+  track(write: Promise<void>): void {
+    this.#pendingWrites++;
+    write.then(
+      () => {
+        this.#pendingWrites--;
+        this.#hooks.committed();
+      },
+      (err: unknown) => {
+        this.#pendingWrites--;
+        this.#fail(err);
+      },
+    );
+  }
+
+  /** The lowest seq written but not yet durable (Infinity when none). */
+  get lowestVolatileSeq(): number {
+    return Math.min(this.#uncommitted[0]?.minSeq ?? Infinity, this.#overflow[0]?.seq ?? Infinity);
+  }
+
+  /** Whether an append is in progress (the drain must wait to see it). */
+  get appending(): boolean {
+    return this.#uncommitted.length > 0;
+  }
+
+  get idle(): boolean {
+    return this.#uncommitted.length === 0 && this.#pendingWrites === 0 && this.#overflow.length === 0;
+  }
+
+  get overflowLength(): number {
+    return this.#overflow.length;
+  }
+
+  /** When the cache is empty but records wait for disk space, they are sent from memory. */
+  takeOverflowHead(): Rec | undefined {
+    return this.#overflow.shift();
+  }
+
+  /** Bounded memory while the disk is full: evict from the overflow too, lowest priority first. */
+  #boundOverflow(): void {
+    const excess = this.#overflow.length - this.#maxOverflow;
+    if (excess <= 0) return;
+    const eviction: Eviction = { messages: 0, bytes: 0, byPriority: new Array<number>(10).fill(0) };
+    for (let priority = 1; priority <= 10 && eviction.messages < excess; priority++) {
+      for (let i = 0; i < this.#overflow.length && eviction.messages < excess; ) {
+        const rec = this.#overflow[i]!;
+        if (rec.priority !== priority) {
+          i++;
+          continue;
+        }
+        this.#overflow.splice(i, 1);
+        eviction.messages++;
+        eviction.bytes += rec.size;
+        eviction.byPriority[priority - 1]! += 1;
+      }
+    }
+    this.#hooks.evicted(eviction);
+  }
+
+  #fail(err: unknown): void {
+    const first = !this.#failing;
+    this.#failing = true;
+    this.#hooks.failed(err, first);
+    if (this.#retryTimer === undefined) this.#retryTimer = setTimeout(() => this.#retry(), DISK_FULL_RETRY_MS);
+  }
+
+  /** Frees space by priority eviction, then writes the waiting records again, in order. */
+  #retry(): void {
+    this.#retryTimer = undefined;
+    const waiting = this.#overflow.length;
+    const room = Math.max(16, waiting, Math.ceil(this.#cache.messages / 100));
+    this.#cache.evict(room, (seq) => this.#hooks.isProtected(seq)).then(
+      (eviction) => {
+        if (eviction.messages > 0) this.#hooks.evicted(eviction);
+        const recs = this.#overflow.splice(0);
+        if (recs.length > 0) this.append(recs);
+        else if (this.#failing) {
+          this.#failing = false;
+          this.#hooks.recovered();
+        }
+      },
+      (err: unknown) => this.#fail(err),
+    );
+  }
+
+  stop(): void {
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+  }
+}
