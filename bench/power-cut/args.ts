@@ -1,0 +1,64 @@
+/**
+ * Flags of `pnpm bench power-cut`. --quick is what CI runs: short, two kills, same chaos kinds.
+ */
+import { parseArgs } from 'node:util';
+
+export interface PowerCutArgs {
+  mode: 'spill' | 'journal';
+  kills: number;
+  rate: number;
+  durationS: number;
+  seed: number;
+  timeoutMs: number;
+  quick: boolean;
+  json: boolean;
+  svg: string | undefined;
+  /** Where to write the evidence file; by default only written (to the temp dir) when a promise broke. */
+  trace: string | undefined;
+}
+
+export const USAGE =
+  'usage: pnpm bench power-cut [--mode spill|journal] [--kills N] [--rate R] [--duration S] [--seed X] [--timeout-ms T] [--quick] [--json] [--svg path] [--trace path]';
+
+export function parsePowerCutArgs(argv: readonly string[]): PowerCutArgs {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      mode: { type: 'string' },
+      kills: { type: 'string' },
+      rate: { type: 'string' },
+      duration: { type: 'string' },
+      seed: { type: 'string' },
+      'timeout-ms': { type: 'string' },
+      svg: { type: 'string' },
+      trace: { type: 'string' },
+      quick: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+  });
+  const mode = values.mode ?? 'journal';
+  if (mode !== 'spill' && mode !== 'journal') throw new Error(`--mode must be spill or journal; got ${mode}\n${USAGE}`);
+  const quick = values.quick === true;
+  const number = (flag: string, raw: string | undefined, fallback: number, min: number): number => {
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < min) throw new Error(`--${flag} must be a number ≥ ${min}; got ${raw}\n${USAGE}`);
+    return n;
+  };
+  const kills = Math.floor(number('kills', values.kills, quick ? 2 : 10, 0));
+  return {
+    mode,
+    kills,
+    rate: number('rate', values.rate, 100, 1),
+    // Long enough for the kills at ~1.5 s apart, the network chaos, and calm at both ends.
+    durationS: number('duration', values.duration, quick ? 20 : Math.max(60, kills * 4), 5),
+    seed: Math.floor(number('seed', values.seed, 1, 0)),
+    timeoutMs: Math.floor(number('timeout-ms', values['timeout-ms'], 1000, 10)),
+    quick,
+    json: values.json === true,
+    svg: values.svg,
+    trace: values.trace,
+  };
+}

@@ -1,0 +1,95 @@
+/**
+ * The bench's output: the one-line JSON summary (--json) or a readable table, plus the machine it ran on.
+ */
+import { availableParallelism, cpus } from 'node:os';
+import { readFileSync } from 'node:fs';
+import type { PowerCutArgs } from './args.js';
+import type { Outcome } from './results.js';
+
+export interface Machine {
+  nproc: number;
+  cpu: string;
+  node: string;
+  broker: string;
+}
+
+export function describeMachine(broker: string): Machine {
+  let cpu = cpus()[0]?.model ?? 'unknown';
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('model name'));
+    if (line) cpu = line.slice(line.indexOf(':') + 1).trim();
+  } catch {
+    // Not Linux: os.cpus() is good enough.
+  }
+  return { nproc: availableParallelism(), cpu, node: process.version, broker };
+}
+
+export interface Extras {
+  durationSeconds: number;
+  /** Fingerprint of the built library the devices ran. */
+  library: string;
+  /** Lost readings that flush() had confirmed durable before the kill (journal mode). */
+  lostDurable: number;
+  /** Journal: most readings accepted but not yet confirmed by flush() at a kill. */
+  maxUnconfirmedAtKill: number | null;
+  lossBound: number;
+  maxLostPerKill: number;
+  maxMemory: number;
+  bytesWritten: number;
+  ioSource: 'write_bytes' | 'wchar' | 'unavailable';
+  wcharPerMessage: number;
+}
+
+/** The summary line: the fields the issue names first, in its order, then the extras. */
+export function summary(args: PowerCutArgs, o: Outcome, bytesWrittenPerMessage: number, x: Extras, machine: Machine): Record<string, unknown> {
+  return {
+    bench: 'power-cut',
+    mode: args.mode,
+    accepted: o.accepted,
+    delivered: o.delivered,
+    lost: o.lost,
+    duplicates: o.duplicates,
+    outOfOrder: o.outOfOrder,
+    kills: o.kills,
+    bytesWrittenPerMessage,
+    ...x,
+    rate: args.rate,
+    timeoutMs: args.timeoutMs,
+    seed: args.seed,
+    quick: args.quick,
+    machine,
+  };
+}
+
+export function printTable(args: PowerCutArgs, o: Outcome, bytesWrittenPerMessage: number, x: Extras, machine: Machine, svgPath: string): void {
+  const int = (n: number): string => Math.round(n).toLocaleString('en-US');
+  const perKill = o.lives.filter((l) => l.end === 'kill').map((l) => l.lost.length);
+  const rows: Array<[string, string]> = [
+    ['mode', `${args.mode}${args.quick ? ' (quick)' : ''}`],
+    ['run', `${x.durationSeconds} s at ${args.rate} readings/s, timeoutMs ${args.timeoutMs}, seed ${args.seed}`],
+    ['accepted', int(o.accepted)],
+    ['delivered (unique)', int(o.delivered)],
+    ['lost', `${int(o.lost)}${args.mode === 'journal' ? ` (${int(x.lostDurable)} of them confirmed durable by flush())` : ''}`],
+    ['duplicates', int(o.duplicates)],
+    ['out of order', int(o.outOfOrder)],
+    ['kills (SIGKILL)', String(o.kills)],
+    ['lost per kill', perKill.length > 0 ? perKill.join(' ') : '-'],
+    args.mode === 'journal'
+      ? ['not yet confirmed at a kill', `at most ${int(x.maxUnconfirmedAtKill ?? 0)} readings (the commit batch in progress)`]
+      : ['loss bound per kill', `${int(x.lossBound)} (rate × timeoutMs + one tick + in flight)`],
+    ['max memory depth', int(x.maxMemory)],
+    [`disk bytes/message (${x.ioSource})`, bytesWrittenPerMessage.toFixed(1)],
+    ['disk bytes total', int(x.bytesWritten)],
+    ['wchar bytes/message', `${x.wcharPerMessage.toFixed(1)} (includes stdout pipe and sockets)`],
+    ['timeline', svgPath],
+    ['machine', `${machine.nproc} × ${machine.cpu}`],
+    ['node', machine.node],
+    ['broker', machine.broker],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  const rule = '─'.repeat(width + 2) + '┼' + '─'.repeat(Math.max(...rows.map(([, v]) => v.length)) + 2);
+  console.log('\npower-cut');
+  console.log(rule);
+  for (const [k, v] of rows) console.log(` ${k.padEnd(width)} │ ${v}`);
+  console.log(rule);
+}

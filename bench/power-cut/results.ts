@@ -1,0 +1,129 @@
+/**
+ * Turns the ground truth (what each device life accepted) and the auditor's arrivals into the bench's
+ * numbers, and, when anything was lost, duplicated or reordered, into evidence: which reading numbers,
+ * in which life, and how far from that life's kill.
+ */
+import type { ProcIo } from './proc-io.js';
+import type { Life } from './fleet.js';
+
+export interface LifeOutcome {
+  life: number;
+  end: Life['end'];
+  accepted: number;
+  firstN: number | undefined;
+  lastN: number | undefined;
+  lost: number[];
+  /** Lost readings that flush() had already confirmed durable: a broken promise, never allowed. */
+  lostDurable: number[];
+  durableN: number;
+  /** Readings in memory or in flight at the last stats sample before the kill. */
+  volatileAtKill: number;
+}
+
+export interface Outcome {
+  accepted: number;
+  delivered: number;
+  lost: number;
+  /** Of those, readings flush() had confirmed durable (journal mode); must be 0. */
+  lostDurable: number;
+  duplicates: number;
+  outOfOrder: number;
+  kills: number;
+  lives: LifeOutcome[];
+  /** Reading numbers that arrived more than once, and how often. */
+  duplicated: Array<{ n: number; times: number }>;
+  /** Arrivals lower than one that came before them: [previous highest, n]. */
+  reordered: Array<[number, number]>;
+  io: { writeBytes: number; wchar: number; complete: boolean };
+}
+
+const SHOWN = 20;
+
+export function computeOutcome(lives: readonly Life[], arrivals: readonly number[]): Outcome {
+  const seen = new Map<number, number>();
+  const reordered: Array<[number, number]> = [];
+  let highest = -Infinity;
+  let outOfOrder = 0;
+  for (const n of arrivals) {
+    const times = (seen.get(n) ?? 0) + 1;
+    seen.set(n, times);
+    if (times > 1) continue;
+    if (n < highest) {
+      outOfOrder++;
+      if (reordered.length < SHOWN) reordered.push([highest, n]);
+    } else highest = n;
+  }
+  const duplicated = [...seen].filter(([, times]) => times > 1).map(([n, times]) => ({ n, times }));
+
+  const outcomes = lives.map((life): LifeOutcome => ({
+    life: life.index,
+    end: life.end,
+    accepted: life.accepted.length,
+    firstN: life.accepted[0],
+    lastN: life.accepted.at(-1),
+    lost: life.accepted.filter((n) => !seen.has(n)),
+    lostDurable: life.accepted.filter((n) => !seen.has(n) && n <= life.durableN),
+    durableN: life.durableN,
+    volatileAtKill: life.volatileAtKill,
+  }));
+  const accepted = lives.reduce((sum, l) => sum + l.accepted.length, 0);
+  const lost = outcomes.reduce((sum, l) => sum + l.lost.length, 0);
+  return {
+    accepted,
+    delivered: accepted - lost,
+    lost,
+    lostDurable: outcomes.reduce((sum, l) => sum + l.lostDurable.length, 0),
+    duplicates: duplicated.reduce((sum, d) => sum + d.times - 1, 0),
+    outOfOrder,
+    kills: lives.filter((l) => l.end === 'kill').length,
+    lives: outcomes,
+    duplicated: duplicated.slice(0, SHOWN),
+    reordered,
+    io: sumIo(lives.map((l) => l.io)),
+  };
+}
+
+function sumIo(samples: ReadonlyArray<ProcIo | undefined>): Outcome['io'] {
+  let writeBytes = 0;
+  let wchar = 0;
+  for (const io of samples) {
+    writeBytes += io?.writeBytes ?? 0;
+    wchar += io?.wchar ?? 0;
+  }
+  return { writeBytes, wchar, complete: samples.every((io) => io !== undefined) };
+}
+
+/** Lines for stderr that pin down every loss, duplicate and reordering to a life and a reading number. */
+export function evidence(outcome: Outcome): string[] {
+  const lines: string[] = [];
+  for (const life of outcome.lives) {
+    if (life.lost.length === 0) continue;
+    const fromEnd = life.lastN === undefined ? [] : life.lost.map((n) => life.lastN! - n);
+    lines.push(
+      `life ${life.life} (${life.end}, n ${life.firstN}..${life.lastN}): lost ${life.lost.length} ` +
+        `[${compact(life.lost)}], ${Math.min(...fromEnd)}..${Math.max(...fromEnd)} readings before its last accepted; ` +
+        `${life.volatileAtKill} were in memory/in flight at the last sample; ` +
+        `flush() had confirmed up to n=${life.durableN || '-'} (${life.lostDurable.length} of the lost were confirmed durable)`,
+    );
+  }
+  for (const d of outcome.duplicated) lines.push(`duplicate: n=${d.n} arrived ${d.times} times (${owner(outcome, d.n)})`);
+  for (const [before, n] of outcome.reordered) lines.push(`out of order: n=${n} arrived after n=${before} (${owner(outcome, n)})`);
+  return lines;
+}
+
+function owner(outcome: Outcome, n: number): string {
+  const life = outcome.lives.find((l) => l.firstN !== undefined && l.lastN !== undefined && n >= l.firstN && n <= l.lastN);
+  return life === undefined ? 'no life accepted it' : `accepted by life ${life.life}, ${life.lastN! - n} before its last (${life.end})`;
+}
+
+/** 5,6,7,9 → "5-7,9", capped so one bad run cannot flood the terminal. */
+function compact(ns: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < ns.length && parts.length < SHOWN; ) {
+    let j = i;
+    while (j + 1 < ns.length && ns[j + 1] === ns[j]! + 1) j++;
+    parts.push(i === j ? `${ns[i]}` : `${ns[i]}-${ns[j]}`);
+    i = j + 1;
+  }
+  return parts.join(',') + (parts.length >= SHOWN ? ',…' : '');
+}
