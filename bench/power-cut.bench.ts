@@ -28,13 +28,24 @@ import { Timeline } from './power-cut/timeline.js';
 import { libraryStamp } from './power-cut/library-stamp.js';
 import { writeTrace } from './power-cut/trace.js';
 
-const args = parsePowerCutArgs(process.argv.slice(2));
+let args: ReturnType<typeof parsePowerCutArgs>;
+try {
+  args = parsePowerCutArgs(process.argv.slice(2));
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n`);
+  process.exit(2);
+}
 const note = (line: string): void => void process.stderr.write(`${line}\n`);
 const here = dirname(fileURLToPath(import.meta.url));
 const svgPath = args.svg ?? join(here, 'results', `power-cut-${args.mode}.svg`);
 const clientId = `power-cut-${args.mode}`;
 const DRAIN_TIMEOUT_MS = 120_000;
 const AUDIT_SETTLE_MS = 10_000;
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1] ?? 0;
+}
 
 /** Readings are audited by the device's own number n, so the truth survives restarts. */
 function extract(msg: AuditMessage): Reading[] {
@@ -92,7 +103,11 @@ try {
     lossBound: args.mode === 'journal' ? 0 : lossBound,
     maxLostPerKill: Math.max(0, ...killed.map((l) => l.lost.length)),
     maxMemory: Math.max(0, ...fleet.lives.map((l) => l.maxMemory)),
+    // Restart time is downtime too: no reading can be accepted until open() resolves.
+    medianStartMs: median(fleet.lives.map((l) => l.startMs)),
     bytesWritten: ioSource === 'write_bytes' ? writeBytes : outcome.io.wchar,
+    // The same without each life's start-up writes (opening LMDB, reserving the seq epoch).
+    bytesWrittenPerMessageAfterOpen: perMessage(Math.max(0, writeBytes - outcome.io.writeBytesAtOpen)),
     ioSource,
     wcharPerMessage: perMessage(outcome.io.wchar),
   } as const;

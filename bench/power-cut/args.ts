@@ -36,8 +36,13 @@ export function parsePowerCutArgs(argv: readonly string[]): PowerCutArgs {
       trace: { type: 'string' },
       quick: { type: 'boolean' },
       json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
     },
   });
+  if (values.help === true) {
+    console.log(USAGE);
+    process.exit(0);
+  }
   const mode = values.mode ?? 'journal';
   if (mode !== 'spill' && mode !== 'journal') throw new Error(`--mode must be spill or journal; got ${mode}\n${USAGE}`);
   const quick = values.quick === true;

@@ -37,6 +37,10 @@ export interface Life {
   volatileAtKill: number;
   /** The highest memory depth this life reported. */
   maxMemory: number;
+  /** From spawning the process to open() resolving: node, tsx, LMDB open, worker start. */
+  startMs: number;
+  /** Disk writes by the time open() resolved: start-up cost (LMDB open, epoch commit), not per reading. */
+  ioAtOpen: ProcIo | undefined;
   /** Every reading up to this number was confirmed durable by flush() (journal mode; 0 = none). */
   durableN: number;
 }
@@ -67,6 +71,7 @@ export class Fleet {
   /** Starts the next life and resolves once its client is open. */
   async start(): Promise<void> {
     const o = this.opts;
+    const spawnedAt = performance.now();
     const device = spawnDevice({
       script: deviceScript,
       execArgv: ['--import', 'tsx'],
@@ -83,7 +88,7 @@ export class Fleet {
         TSX_DISABLE_CACHE: '1',
       },
     });
-    const life: Life = { index: this.lives.length, pid: device.pid, accepted: [], end: 'running', io: undefined, volatileAtKill: 0, maxMemory: 0, durableN: 0 };
+    const life: Life = { index: this.lives.length, pid: device.pid, accepted: [], end: 'running', io: undefined, volatileAtKill: 0, maxMemory: 0, durableN: 0, ioAtOpen: undefined, startMs: 0 };
     this.lives.push(life);
     this.logs.push(device.events);
     this.#device = device;
@@ -93,6 +98,8 @@ export class Fleet {
       life.io = readProcIo(device.pid) ?? life.io;
     }, IO_SAMPLE_MS);
     await device.waitForEvent((e) => e.open === true, OPEN_TIMEOUT_MS);
+    life.ioAtOpen = readProcIo(device.pid);
+    life.startMs = Math.round(performance.now() - spawnedAt);
   }
 
   #onEvent(life: Life, e: DeviceEvent): void {

@@ -35,7 +35,9 @@ export interface Extras {
   lossBound: number;
   maxLostPerKill: number;
   maxMemory: number;
+  medianStartMs: number;
   bytesWritten: number;
+  bytesWrittenPerMessageAfterOpen: number;
   ioSource: 'write_bytes' | 'wchar' | 'unavailable';
   wcharPerMessage: number;
 }
@@ -78,8 +80,10 @@ export function printTable(args: PowerCutArgs, o: Outcome, bytesWrittenPerMessag
       ? ['not yet confirmed at a kill', `at most ${int(x.maxUnconfirmedAtKill ?? 0)} readings (the commit batch in progress)`]
       : ['loss bound per kill', `${int(x.lossBound)} (rate × timeoutMs + one tick + in flight)`],
     ['max memory depth', int(x.maxMemory)],
+    ['device start (spawn → open)', `${int(x.medianStartMs)} ms median`],
     [`disk bytes/message (${x.ioSource})`, bytesWrittenPerMessage.toFixed(1)],
     ['disk bytes total', int(x.bytesWritten)],
+    ['  without start-ups, per message', x.bytesWrittenPerMessageAfterOpen.toFixed(1)],
     ['wchar bytes/message', `${x.wcharPerMessage.toFixed(1)} (includes stdout pipe and sockets)`],
     ['timeline', svgPath],
     ['machine', `${machine.nproc} × ${machine.cpu}`],

@@ -34,7 +34,8 @@ export interface Outcome {
   duplicated: Array<{ n: number; times: number }>;
   /** Arrivals lower than one that came before them: [previous highest, n]. */
   reordered: Array<[number, number]>;
-  io: { writeBytes: number; wchar: number; complete: boolean };
+  /** Summed over lives; atOpen is the part written before each life's open() resolved. */
+  io: { writeBytes: number; wchar: number; writeBytesAtOpen: number; complete: boolean };
 }
 
 const SHOWN = 20;
@@ -79,11 +80,11 @@ export function computeOutcome(lives: readonly Life[], arrivals: readonly number
     lives: outcomes,
     duplicated: duplicated.slice(0, SHOWN),
     reordered,
-    io: sumIo(lives.map((l) => l.io)),
+    io: { ...sumIo(lives.map((l) => l.io)), writeBytesAtOpen: sumIo(lives.map((l) => l.ioAtOpen)).writeBytes },
   };
 }
 
-function sumIo(samples: ReadonlyArray<ProcIo | undefined>): Outcome['io'] {
+function sumIo(samples: ReadonlyArray<ProcIo | undefined>): { writeBytes: number; wchar: number; complete: boolean } {
   let writeBytes = 0;
   let wchar = 0;
   for (const io of samples) {
