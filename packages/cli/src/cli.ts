@@ -1,5 +1,5 @@
 import yargs from 'yargs';
-import { HoldfastError } from 'holdfast';
+import { ErrorCodes, HoldfastError } from 'holdfast';
 import { UsageError } from './args/usage-error.js';
 import { registerAudit } from './commands/audit.js';
 import { registerCache } from './commands/cache.js';
@@ -11,13 +11,17 @@ import { registerPublish } from './commands/publish.js';
 const EXIT_USAGE = 2;
 const EXIT_FAILURE = 1;
 
+/** yargs itself rejected the arguments (unknown flag, missing command). */
+class ArgumentsRejected extends Error {}
+
 function report(err: unknown, ctx: RunContext): void {
-  if (err instanceof UsageError) {
+  if (err instanceof UsageError || err instanceof ArgumentsRejected) {
     console.error(`holdfast: ${err.message} (see --help)`);
     ctx.exitCode = EXIT_USAGE;
   } else if (err instanceof HoldfastError) {
     console.error(`holdfast: ${err.message} [${err.code}]`);
-    ctx.exitCode = EXIT_FAILURE;
+    // A bad option from --config or HOLDFAST_* is a usage error too, just not on the command line.
+    ctx.exitCode = err.code === ErrorCodes.INVALID_OPTION ? EXIT_USAGE : EXIT_FAILURE;
   } else {
     console.error(`holdfast: ${err instanceof Error ? err.message : String(err)}`);
     ctx.exitCode = EXIT_FAILURE;
@@ -44,10 +48,8 @@ export async function run(argv: string[]): Promise<number> {
     .recommendCommands()
     .strict()
     .fail((message, err) => {
-      // Thrown by a command: rethrown to the catch below. Otherwise yargs itself rejected the arguments.
-      if (err) throw err;
-      console.error(`holdfast: ${message} (see --help)`);
-      ctx.exitCode = EXIT_USAGE;
+      // Throwing stops yargs before any command runs; the catch below prints it once.
+      throw err ?? new ArgumentsRejected(message);
     })
     .help()
     .alias('help', 'h');

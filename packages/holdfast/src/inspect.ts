@@ -2,7 +2,7 @@ import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from
 import { join } from 'node:path';
 import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
 import { ErrorCodes, HoldfastError } from './errors.js';
-import { CACHE_FILE } from './worker/cache.js';
+import { CACHE_FILE } from './worker/cache-open.js';
 import { decodeRecord } from './worker/record.js';
 
 /** What `holdfast cache inspect` shows. Records are read from one snapshot, so safe while a publisher writes. */
@@ -54,33 +54,44 @@ function unavailable(message: string, path: string, cause?: unknown): HoldfastEr
   return new HoldfastError(ErrorCodes.CACHE_UNAVAILABLE, message, { cause, details: { cachePath: path } });
 }
 
+/** Where the meta fields sit after the page header: 16 bytes in LMDB 0.9, 24 in the 1.0 format lmdb-js uses. */
+const HEADER_SIZES = [24, 16] as const;
+
+interface MetaPage {
+  pageSize: number;
+  lastPage: bigint;
+  txn: bigint;
+}
+
+/** Reads one meta page (magic, page size, last page, txn id), or undefined when it is not one. */
+function readMeta(page: Buffer): MetaPage | undefined {
+  for (const h of HEADER_SIZES) {
+    if (page.length < h + 136 || page.readUInt32LE(h) !== META_MAGIC || (page.readUInt16LE(h - 6) & P_META) === 0) continue;
+    // magic, version, address, mapsize, then the free-db record whose first word is the page size.
+    return { pageSize: page.readUInt32LE(h + 24), lastPage: page.readBigUInt64LE(h + 120), txn: page.readBigUInt64LE(h + 128) };
+  }
+  return undefined;
+}
+
 /**
  * Checks the two LMDB meta pages before handing the file to LMDB: the native library trusts its
- * header and can crash the whole process on a garbage or truncated file, rather than throw.
+ * header and crashes the whole process (SIGSEGV) on a garbage or truncated file, rather than throw.
  */
 function checkHeader(path: string): void {
   const size = statSync(path).size;
   const fd = openSync(path, 'r');
   try {
-    const first = Buffer.alloc(4096);
-    const got = readSync(fd, first, 0, first.length, 0);
-    const pageSize = got >= 44 ? first.readUInt32LE(40) : 0;
-    if (pageSize < 512 || pageSize > 65_536 || (pageSize & (pageSize - 1)) !== 0 || size < 2 * pageSize) {
+    const page = Buffer.alloc(256);
+    const first = readSync(fd, page, 0, page.length, 0) === page.length ? readMeta(page) : undefined;
+    const pageSize = first?.pageSize ?? 0;
+    if (first === undefined || pageSize < 512 || pageSize > 65_536 || (pageSize & (pageSize - 1)) !== 0 || size < 2 * pageSize) {
       throw new Error('it is not an LMDB file (no valid meta page)');
     }
-    const second = Buffer.alloc(152);
-    readSync(fd, second, 0, second.length, pageSize);
-    let newest: { txn: bigint; lastPage: bigint } | undefined;
-    for (const page of [first, second]) {
-      if ((page.readUInt16LE(10) & P_META) === 0 || page.readUInt32LE(16) !== META_MAGIC) {
-        throw new Error('it is not an LMDB file (bad meta page magic)');
-      }
-      const txn = page.readBigUInt64LE(144);
-      if (newest === undefined || txn > newest.txn) newest = { txn, lastPage: page.readBigUInt64LE(136) };
-    }
-    if (newest !== undefined && (newest.lastPage + 1n) * BigInt(pageSize) > BigInt(size)) {
-      throw new Error(`it is truncated (${size} bytes, the header needs ${(newest.lastPage + 1n) * BigInt(pageSize)})`);
-    }
+    const second = readSync(fd, page, 0, page.length, pageSize) === page.length ? readMeta(page) : undefined;
+    if (second === undefined) throw new Error('its second meta page is damaged');
+    const newest = second.txn > first.txn ? second : first;
+    const needed = (newest.lastPage + 1n) * BigInt(pageSize);
+    if (needed > BigInt(size)) throw new Error(`it is truncated (${size} bytes; its header needs ${needed})`);
   } finally {
     closeSync(fd);
   }

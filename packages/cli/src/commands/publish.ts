@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import type { Argv } from 'yargs';
-import { HoldfastError, open, type HoldfastClient } from 'holdfast';
-import { asHoldfastOptions, configuredClientId, CONNECTION_FLAGS, defaultClientId, publisherOptions, PUBLISHER_FLAGS, readConfigFile, type PublisherArgs } from '../args/connection.js';
+import { open, type HoldfastOptions } from 'holdfast';
+import { CONNECTION_FLAGS, defaultClientId } from '../args/connection.js';
+import { layered, loadPublisherOptions, PUBLISHER_FLAGS, readConfigFile, type PublisherArgs } from '../args/publisher-options.js';
 import { UsageError } from '../args/usage-error.js';
 import { parseChoice, parseDuration, parseInteger, parseText } from '../args/values.js';
 import { Fleet, topicFor, type FleetMember } from '../publish/fleet.js';
@@ -33,7 +34,7 @@ interface PublishArgs extends PublisherArgs {
 }
 
 interface Plan {
-  members: Array<{ device: string; profile: ProfileName; options: Record<string, unknown> }>;
+  members: Array<{ device: string; profile: ProfileName; options: HoldfastOptions }>;
   topic: string;
   intervalMs: number | undefined;
   count: number | undefined;
@@ -42,20 +43,23 @@ interface Plan {
 }
 
 /** Validates every flag before anything is opened, so a typo never leaves a half-started fleet. */
-function plan(args: PublishArgs): Plan {
+async function plan(args: PublishArgs): Promise<Plan> {
   const topic = parseText('--topic', args.topic) ?? '';
   if (/[+#\u0000]/.test(topic)) throw new UsageError('--topic', 'a topic template without the wildcards + and # (publishing needs a concrete topic)', topic);
   const devices = parseInteger('--devices', args.devices, 1, 1000) ?? 1;
   if (args.stdin && devices !== 1) throw new UsageError('--devices', '1 with --stdin (standard input feeds one client)', args.devices);
   const profile = parseChoice('--profile', args.profile, [...PROFILE_NAMES, 'mixed'] as const) ?? 'sensor';
-  const baseId = configuredClientId(args) ?? defaultClientId('holdfast');
   const config = readConfigFile(args.config);
-  const cacheRoot = parseText('--cache-dir', args['cache-dir']) ?? (typeof config.cacheDir === 'string' ? config.cacheDir : './holdfast-cache');
+  if (layered('--broker', args.broker, 'HOLDFAST_BROKER', config, 'broker') === undefined) {
+    throw new UsageError('--broker', 'given (or HOLDFAST_BROKER, or broker in --config): a broker URL such as mqtt://broker:1883');
+  }
+  const baseId = layered('--client-id', args['client-id'], 'HOLDFAST_CLIENT_ID', config, 'clientId') ?? defaultClientId('holdfast');
+  const cacheRoot = layered('--cache-dir', args['cache-dir'], 'HOLDFAST_CACHE_DIR', config, 'cacheDir') ?? './holdfast-cache';
   const members: Plan['members'] = [];
   for (let i = 0; i < devices; i++) {
     const device = devices === 1 ? baseId : `${baseId}-${i + 1}`;
     const deviceProfile: ProfileName = profile === 'mixed' ? (PROFILE_NAMES[i % PROFILE_NAMES.length] ?? 'sensor') : profile;
-    members.push({ device, profile: deviceProfile, options: publisherOptions(args, device, devices === 1 ? cacheRoot : join(cacheRoot, device)) });
+    members.push({ device, profile: deviceProfile, options: await loadPublisherOptions(args, device, devices === 1 ? cacheRoot : join(cacheRoot, device)) });
   }
   return {
     members,
@@ -86,13 +90,13 @@ function onStopSignal(): { signal: Promise<NodeJS.Signals>; dispose(): void } {
 }
 
 async function runPublish(args: PublishArgs): Promise<number> {
-  const p = plan(args);
+  const p = await plan(args);
   const stop = onStopSignal();
   const publishers: Publisher[] = [];
   let reporter: Reporter | undefined;
   try {
     for (const member of p.members) {
-      const client = await openClient(member.options, args.config);
+      const client = await open(member.options);
       publishers.push({ device: member.device, client });
     }
     reporter = new Reporter(publishers, p.statsEveryMs, process.stdout.isTTY === true);
@@ -132,18 +136,6 @@ async function runPublish(args: PublishArgs): Promise<number> {
   }
 }
 
-/** Opens one client; a bad option from the config file is reported against --config. */
-async function openClient(options: Record<string, unknown>, configPath: string | undefined): Promise<HoldfastClient> {
-  try {
-    return await open(asHoldfastOptions(options));
-  } catch (err) {
-    if (err instanceof HoldfastError && err.code === 'HOLDFAST_INVALID_OPTION' && configPath !== undefined) {
-      throw new UsageError('--config', `a file of valid holdfast options (${err.message})`, configPath);
-    }
-    throw err;
-  }
-}
-
 export function registerPublish(y: Argv, ctx: RunContext): Argv {
   return y.command(
     'publish',
@@ -157,7 +149,11 @@ export function registerPublish(y: Argv, ctx: RunContext): Argv {
         .example('$0 publish --broker mqtt://broker:1883 --client-id site-a --devices 4 --profile mixed --interval 500ms', 'A small mixed fleet in one process')
         .example('$0 publish --broker mqtt://broker:1883 --client-id cam-1 --profile camera --count 100 --durability journal', '100 readings, committed before sending, then exit once delivered')
         .example("journalctl -o cat -u sensor | $0 publish --stdin --broker mqtts://broker:8883 --ca ca.pem --client-id gw --topic 'logs/{device}'", 'One message per input line, over TLS')
-        .example('$0 publish --config /etc/holdfast/publisher.json --client-id dev-001', 'Library options from a JSON file; flags override it'),
+        .example('$0 publish --config /etc/holdfast/publisher.json --client-id dev-001', 'Library options from a JSON file; flags override it')
+        .epilog(
+          'Settings come from, lowest first: library defaults, --config, HOLDFAST_* environment variables (HOLDFAST_BROKER, HOLDFAST_CLIENT_ID, HOLDFAST_PASSWORD, …), flags. ' +
+            'Payloads are JSON {device, profile, kind, n, ts, …}. Ctrl-C or SIGTERM closes gracefully: pending readings are spilled to the cache and sent first on the next start; the exit code is 0.',
+        ),
     async (argv) => {
       ctx.exitCode = await runPublish(argv);
     },
