@@ -1,0 +1,136 @@
+/**
+ * `holdfast cache inspect|export`: read-only, safe while a publisher holds the cache, and a clear
+ * error (never a crash) for a missing or corrupt cache.
+ */
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { freePort } from '@holdfast/testkit';
+import { sleep, tempDir } from './helpers.js';
+import { jsonLines, runCli, startCli, type RunningCli } from './fixtures/cli-run.js';
+
+const dir = tempDir('cli-cache');
+after(() => dir.remove());
+
+async function inspectJson(cacheDir: string): Promise<Record<string, unknown>> {
+  const r = await runCli(['cache', 'inspect', '--cache-dir', cacheDir, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as Record<string, unknown>;
+}
+
+describe('a cache held by a running publisher', () => {
+  const cacheDir = join(dir.path, 'held');
+  let publisher: RunningCli;
+
+  before(async () => {
+    // Nothing listens on this port, so every reading ends up in the cache.
+    const deadBroker = `mqtt://127.0.0.1:${await freePort()}`;
+    publisher = startCli(['publish', '--broker', deadBroker, '--client-id', 'cab-1', '--cache-dir', cacheDir, '--interval', '20ms', '--timeout', '100ms', '--priority', '4', '--topic', 'site/{device}/{kind}']);
+    await publisher.waitForLine((l) => l.includes('"msg":"started"'), 20_000);
+    for (let i = 0; i < 100; i++) {
+      const r = await runCli(['cache', 'inspect', '--cache-dir', cacheDir, '--json']);
+      if (r.code === 0 && (JSON.parse(r.stdout) as { messages: number }).messages >= 20) return;
+      await sleep(200);
+    }
+    assert.fail('the publisher never cached 20 readings');
+  });
+  after(async () => {
+    publisher.kill('SIGKILL');
+    await publisher.done;
+  });
+
+  it('inspect shows count, bytes, oldest age and counts by priority while it writes', async () => {
+    const r = await inspectJson(cacheDir);
+    const byPriority = r.byPriority as Record<string, number>;
+    assert.ok((r.messages as number) >= 20);
+    assert.ok((r.bytes as number) > 0);
+    assert.ok((r.oldestAgeMs as number) > 0);
+    assert.equal(r.deadLetters, 0);
+    assert.deepEqual(r.quarantined, []);
+    assert.ok(byPriority['4']! > 0, 'telemetry at --priority 4');
+    assert.equal(Object.values(byPriority).reduce((a, b) => a + b, 0), r.messages);
+    const text = await runCli(['cache', 'inspect', '--cache-dir', cacheDir]);
+    assert.equal(text.code, 0);
+    assert.match(text.stdout, /messages\s+\d+/);
+    assert.match(text.stdout, /by priority\s+.*p4: \d+/);
+  });
+
+  it('export --format jsonl writes every cached message, oldest first', async () => {
+    const r = await runCli(['cache', 'export', '--cache-dir', cacheDir, '--format', 'jsonl']);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = jsonLines(r.stdout);
+    assert.ok(rows.length >= 20);
+    const seqs = rows.map((row) => row.seq as number);
+    assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
+    const first = rows[0]!;
+    assert.equal(first.topic, 'site/cab-1/telemetry');
+    assert.equal(first.encoding, 'utf8');
+    const body = JSON.parse(first.payload as string) as Record<string, unknown>;
+    assert.equal(body.device, 'cab-1');
+    assert.equal(body.kind, 'telemetry');
+    assert.equal(body.n, 1);
+  });
+
+  it('SIGTERM: the publisher closes gracefully with exit code 0 and keeps everything in the cache', async () => {
+    publisher.kill('SIGTERM');
+    const result = await publisher.done;
+    assert.equal(result.code, 0, result.stderr);
+    const closed = jsonLines(result.stdout).find((l) => l.msg === 'closed');
+    assert.ok(closed, 'a closed line');
+    const r = await inspectJson(cacheDir);
+    assert.equal(r.messages, closed.accepted, 'every accepted reading is in the cache');
+    assert.equal(r.messages, closed.cached);
+  });
+
+  it('quarantined caches next to it are listed', async () => {
+    const corpse = join(cacheDir, 'cache.mdb.corrupt-2026-01-01T00-00-00-000Z');
+    writeFileSync(corpse, 'garbage');
+    const r = await inspectJson(cacheDir);
+    assert.deepEqual(r.quarantined, ['cache.mdb.corrupt-2026-01-01T00-00-00-000Z']);
+  });
+});
+
+describe('missing or corrupt caches give a clear error, exit code 1', () => {
+  it('missing cache directory', async () => {
+    for (const command of ['inspect', 'export']) {
+      const r = await runCli(['cache', command, '--cache-dir', join(dir.path, 'nowhere')]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /no holdfast cache at .*nowhere.*cache\.mdb/);
+      assert.match(r.stderr, /HOLDFAST_CACHE_UNAVAILABLE/);
+    }
+  });
+
+  const corruptions: Array<[string, (path: string) => void, RegExp]> = [
+    ['random bytes', (p) => writeFileSync(p, Buffer.alloc(64 * 1024, 0x5a)), /corrupt: it is not an LMDB file/],
+    ['an empty file', (p) => writeFileSync(p, ''), /corrupt: it is not an LMDB file/],
+    ['a text file', (p) => writeFileSync(p, 'not a database\n'.repeat(1000)), /corrupt: it is not an LMDB file/],
+  ];
+  for (const [name, corrupt, message] of corruptions) {
+    it(name, async () => {
+      const cacheDir = join(dir.path, name.replace(/\W/g, '-'));
+      mkdirSync(cacheDir);
+      const file = join(cacheDir, 'cache.mdb');
+      corrupt(file);
+      const before = readFileSync(file);
+      for (const command of ['inspect', 'export']) {
+        const r = await runCli(['cache', command, '--cache-dir', cacheDir]);
+        assert.equal(r.code, 1, `exit code (a crash would be a signal); stderr: ${r.stderr}`);
+        assert.match(r.stderr, message);
+      }
+      assert.deepEqual(readFileSync(file), before, 'read-only: the file is untouched');
+    });
+  }
+
+  it('a truncated cache', async () => {
+    const source = join(dir.path, 'held', 'cache.mdb');
+    const cacheDir = join(dir.path, 'truncated');
+    mkdirSync(cacheDir);
+    copyFileSync(source, join(cacheDir, 'cache.mdb'));
+    const size = statSync(source).size;
+    writeFileSync(join(cacheDir, 'cache.mdb'), readFileSync(source).subarray(0, Math.floor(size / 2)));
+    const r = await runCli(['cache', 'inspect', '--cache-dir', cacheDir]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /corrupt: it is truncated/);
+  });
+});
