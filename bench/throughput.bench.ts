@@ -1,0 +1,72 @@
+/**
+ * throughput: sequential QoS 2 messages/s through holdfast (one in flight, as it always sends)
+ * against bare MQTT.js publishAsync awaited one at a time, on the same Mosquitto, in the same run.
+ * Rounds alternate between the two so drift on a shared machine hits both alike; the ratio is of medians.
+ *
+ *   pnpm bench throughput [--json] [--quick] [--messages N] [--rounds R]
+ */
+import mqtt from 'mqtt';
+import { open } from 'holdfast';
+import { startBroker } from '@holdfast/testkit';
+import { describeMachine, fmt, median, note, parseBenchArgs, report, round, tempDir } from './lib/common.js';
+
+const args = parseBenchArgs(['messages', 'rounds']);
+const messages = args.numbers.messages ?? (args.quick ? 2000 : 20_000);
+const rounds = args.numbers.rounds ?? (args.quick ? 2 : 5);
+const payload = JSON.stringify({ device: 'bench', t: 1_700_000_000_000, celsius: 21.5 });
+
+const broker = await startBroker({ log: note });
+const dir = tempDir('throughput');
+try {
+  const holdfast = await open({
+    broker: broker.url,
+    clientId: 'bench-throughput-holdfast',
+    cacheDir: dir.path,
+    highWater: { messages: messages * 2 },
+    session: { clean: true },
+  });
+  const bare = await mqtt.connectAsync(broker.url, { clientId: 'bench-throughput-mqttjs', protocolVersion: 5, clean: true });
+
+  async function runHoldfast(n: number): Promise<number> {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) holdfast.publish('bench/throughput/holdfast', payload);
+    await holdfast.drained();
+    return (n * 1000) / (performance.now() - t0);
+  }
+  async function runMqttjs(n: number): Promise<number> {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await bare.publishAsync('bench/throughput/mqttjs', payload, { qos: 2 });
+    return (n * 1000) / (performance.now() - t0);
+  }
+
+  // Warm-up: JIT, TCP buffers and the broker's session state for both.
+  await runHoldfast(Math.min(500, messages));
+  await runMqttjs(Math.min(500, messages));
+  const holdfastRates: number[] = [];
+  const mqttjsRates: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    holdfastRates.push(await runHoldfast(messages));
+    mqttjsRates.push(await runMqttjs(messages));
+    note(`round ${r + 1}/${rounds}: holdfast ${fmt(holdfastRates.at(-1)!)}/s, mqtt.js ${fmt(mqttjsRates.at(-1)!)}/s`);
+  }
+  await holdfast.close();
+  await bare.endAsync();
+
+  const holdfastPerSecond = median(holdfastRates);
+  const mqttjsPerSecond = median(mqttjsRates);
+  const ratio = holdfastPerSecond / mqttjsPerSecond;
+  report(
+    args,
+    { bench: 'throughput', holdfastPerSecond: Math.round(holdfastPerSecond), mqttjsPerSecond: Math.round(mqttjsPerSecond), ratio: round(ratio, 3) },
+    [
+      ['messages per round', `${fmt(messages)} QoS 2, ${rounds} rounds (median)`],
+      ['holdfast msg/s', fmt(holdfastPerSecond)],
+      ['mqtt.js publishAsync msg/s', fmt(mqttjsPerSecond)],
+      ['ratio (target ≥ 0.9)', round(ratio, 3).toFixed(3)],
+    ],
+    describeMachine(broker.kind),
+  );
+} finally {
+  await broker.close();
+  dir.remove();
+}
