@@ -130,9 +130,12 @@ async function runPublish(args: PublishArgs): Promise<number> {
   } finally {
     stop.dispose();
     reporter?.stop();
-    const totals = reporter?.totals();
     await Promise.all(publishers.map((x) => x.client.close()));
-    if (reporter && totals) reporter.info('closed', { accepted: totals.accepted, delivered: totals.delivered, cached: publishers.reduce((n, x) => n + x.client.stats().cached.messages, 0) });
+    // Counted after close(), so a reading delivered while closing is not missing from both columns.
+    if (reporter) {
+      const t = reporter.totals();
+      reporter.info('closed', { accepted: t.accepted, delivered: t.delivered, cached: t.cached });
+    }
   }
 }
 

@@ -1,0 +1,115 @@
+/** `holdfast publish` against a real broker: the simulator, a fleet, --stdin, --config and graceful signals. */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startAuditor, startBroker, type AuditMessage, type Auditor, type Broker } from '@holdfast/testkit';
+import { tempDir } from './helpers.js';
+import { jsonLines, runCli, startCli } from './fixtures/cli-run.js';
+
+let broker: Broker;
+let auditor: Auditor;
+const messages: AuditMessage[] = [];
+const dir = tempDir('cli-publish');
+
+/** Counts by the payload's device and per-run message number n, which every CLI payload carries. */
+function byDeviceAndN(msg: AuditMessage): Array<{ device: string; seq: number }> {
+  messages.push(msg);
+  try {
+    const body = JSON.parse(msg.payload.toString()) as { device?: unknown; n?: unknown };
+    if (typeof body.device === 'string' && typeof body.n === 'number') return [{ device: body.device, seq: body.n }];
+  } catch {
+    // A stdin line.
+  }
+  return [];
+}
+
+before(async () => {
+  broker = await startBroker();
+  const protocolVersion = broker.protocolVersions.includes(5) ? 5 : 4;
+  auditor = await startAuditor({ url: broker.url, topics: ['fleet/#', 'lines/#', 'cfg/#'], protocolVersion, extract: byDeviceAndN });
+});
+after(async () => {
+  await auditor.close();
+  await broker.close();
+  dir.remove();
+});
+
+const protocolArgs = (): string[] => ['--protocol', broker.protocolVersions.includes(5) ? '5' : '4'];
+
+describe('holdfast publish', () => {
+  it('--count with a mixed fleet: every message delivered, exit 0 once drained', async () => {
+    const r = await runCli(
+      ['publish', '--broker', broker.url, '--client-id', 'site', '--devices', '2', '--profile', 'mixed', '--interval', '20ms', '--count', '30', '--cache-dir', join(dir.path, 'fleet'), '--topic', 'fleet/{device}/{kind}', ...protocolArgs()],
+      { timeoutMs: 60_000 },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const closed = jsonLines(r.stdout).find((l) => l.msg === 'closed');
+    assert.ok(closed);
+    assert.equal(closed.delivered, closed.accepted);
+    assert.ok((closed.accepted as number) >= 60, 'at least 30 telemetry readings per device');
+    const report = await auditor.waitFor({ 'site-1': range(1, 30), 'site-2': range(1, 30) }, 10_000);
+    assert.equal(report.lost, 0);
+    assert.equal(report.duplicates, 0);
+    assert.equal(report.outOfOrder, 0);
+
+    const fleet = messages.filter((m) => m.topic.startsWith('fleet/'));
+    const bodies = fleet.map((m) => JSON.parse(m.payload.toString()) as Record<string, unknown>);
+    assert.deepEqual(new Set(bodies.map((b) => b.profile)), new Set(['sensor', 'camera']), 'the fleet cycles through profiles');
+    for (const m of fleet) assert.match(m.topic, /^fleet\/site-[12]\/(telemetry|status|event)$/);
+    const telemetry = bodies.filter((b) => b.kind === 'telemetry' && b.device === 'site-1');
+    assert.equal(telemetry.length, 30);
+    const temps = telemetry.map((b) => (b.values as Record<string, number>).temperature!);
+    assert.ok(temps.every((t) => t > -40 && t < 85), 'sensor readings within physical bounds');
+    assert.ok(new Set(temps).size > 1, 'readings vary (drift and noise)');
+    const status = bodies.find((b) => b.kind === 'status' && b.device === 'site-1');
+    assert.ok(status, 'the sensor sends a status every 30 readings');
+    assert.equal(typeof (status.queue as Record<string, unknown>).delivered, 'number', 'status carries its own queue stats');
+  });
+
+  it('--stdin publishes one message per line and exits 0 at end of input', async () => {
+    const r = await runCli(['publish', '--stdin', '--broker', broker.url, '--client-id', 'piper', '--cache-dir', join(dir.path, 'stdin'), '--topic', 'lines/{device}', ...protocolArgs()], {
+      stdin: 'first line\n\nsecond line\nthird line\n',
+      timeoutMs: 30_000,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const deadline = Date.now() + 5000;
+    while (messages.filter((m) => m.topic === 'lines/piper').length < 3 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+    assert.deepEqual(
+      messages.filter((m) => m.topic === 'lines/piper').map((m) => m.payload.toString()),
+      ['first line', 'second line', 'third line'],
+    );
+    assert.doesNotMatch(r.stdout, /first line/, 'payloads are never logged');
+  });
+
+  it('--config supplies library options and flags override them', async () => {
+    const config = join(dir.path, 'publisher.json');
+    writeFileSync(config, JSON.stringify({ broker: broker.url, clientId: 'from-config', durability: 'journal', cacheDir: join(dir.path, 'cfg') }));
+    const r = await runCli(['publish', '--config', config, '--client-id', 'from-flag', '--count', '3', '--interval', '20ms', '--topic', 'cfg/{device}/{kind}', ...protocolArgs()], { timeoutMs: 30_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const report = await auditor.waitFor({ 'from-flag': [1, 2, 3] }, 10_000);
+    assert.equal(report.lost, 0);
+    assert.ok(!messages.some((m) => m.topic.startsWith('cfg/from-config')));
+  });
+
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    it(`${signal} closes gracefully: exit 0, nothing accepted is unaccounted for`, async () => {
+      const cli = startCli(['publish', '--broker', broker.url, '--client-id', `sig-${signal}`, '--cache-dir', join(dir.path, signal), '--interval', '10ms', '--topic', 'fleet/{device}/{kind}', ...protocolArgs()]);
+      await cli.waitForLine((l) => l.includes('"msg":"started"'), 20_000);
+      await new Promise((res) => setTimeout(res, 500));
+      cli.kill(signal);
+      const r = await cli.done;
+      assert.equal(r.code, 0, r.stderr);
+      const logs = jsonLines(r.stdout);
+      assert.ok(logs.some((l) => l.msg === 'stopping' && l.signal === signal));
+      const closed = logs.find((l) => l.msg === 'closed');
+      assert.ok(closed);
+      assert.ok((closed.accepted as number) > 0);
+      assert.equal((closed.delivered as number) + (closed.cached as number), closed.accepted, 'each reading delivered or in the cache');
+    });
+  }
+});
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
