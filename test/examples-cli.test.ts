@@ -1,0 +1,160 @@
+/**
+ * The CLI examples: examples/cyclic-publisher.sh and examples/systemd/holdfast-publisher.service.
+ * The unit is checked by systemd-analyze where available, and its ExecStart is run as systemd would
+ * run it, to show SIGTERM ends in a graceful close with exit code 0 well within TimeoutStopSec.
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { startAuditor, startBroker, type AuditMessage, type Auditor, type Broker } from '@holdfast/testkit';
+import { tempDir } from './helpers.js';
+import { cliBin, jsonLines } from './fixtures/cli-run.js';
+
+const examples = fileURLToPath(new URL('../examples/', import.meta.url));
+const unitPath = join(examples, 'systemd', 'holdfast-publisher.service');
+const scriptPath = join(examples, 'cyclic-publisher.sh');
+const unit = readFileSync(unitPath, 'utf8');
+
+let broker: Broker;
+let auditor: Auditor;
+const received: AuditMessage[] = [];
+const dir = tempDir('examples-cli');
+
+before(async () => {
+  broker = await startBroker();
+  const protocolVersion = broker.protocolVersions.includes(5) ? 5 : 4;
+  auditor = await startAuditor({
+    url: broker.url,
+    topics: 'sensors/#',
+    protocolVersion,
+    extract: (msg) => {
+      received.push(msg);
+      return [];
+    },
+  });
+});
+after(async () => {
+  await auditor.close();
+  await broker.close();
+  dir.remove();
+});
+
+/** Runs a command; `onStarted` fires once stdout shows the publisher started. */
+function run(command: string, args: string[], env: Record<string, string>, onStarted?: (child: ReturnType<typeof spawn>) => void) {
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let started = false;
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+    if (!started && stdout.includes('"msg":"started"')) {
+      started = true;
+      onStarted?.(child);
+    }
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; stoppedAt: number }>((resolve) => {
+    child.once('close', (code, signal) => {
+      clearTimeout(killer);
+      resolve({ code, signal, stdout, stderr, stoppedAt: Date.now() });
+    });
+  });
+}
+
+/** The value of a `Key=value` line of the unit's [Service] section. */
+function directive(key: string): string | undefined {
+  return unit.split('\n').find((l) => l.startsWith(`${key}=`))?.slice(key.length + 1);
+}
+
+function seconds(value: string | undefined): number {
+  const m = /^(\d+)(s|min)?$/.exec(value ?? '');
+  assert.ok(m, `a time span: ${value}`);
+  return Number(m[1]) * (m[2] === 'min' ? 60 : 1);
+}
+
+describe('examples/systemd/holdfast-publisher.service', () => {
+  it('has restart policy, stop timeout, secrets, state directory and hardening', () => {
+    assert.equal(directive('Restart'), 'on-failure');
+    assert.ok(seconds(directive('RestartSec')) >= 1);
+    // A graceful close is bounded by closeTimeoutMs (5 s) plus 2 s before the worker is stopped.
+    assert.ok(seconds(directive('TimeoutStopSec')) >= 10, 'TimeoutStopSec covers a graceful close');
+    assert.match(directive('EnvironmentFile') ?? '', /^\/etc\/holdfast\//);
+    assert.ok(directive('User'));
+    assert.equal(directive('StateDirectory'), 'holdfast');
+    assert.equal(directive('NoNewPrivileges'), 'yes');
+    assert.equal(directive('ProtectSystem'), 'strict');
+    assert.equal(directive('ReadWritePaths'), '%S/holdfast');
+    assert.match(directive('ExecStart') ?? '', /--cache-dir %S\/holdfast/);
+    assert.doesNotMatch(unit, /--password\b/, 'no password on the command line');
+  });
+
+  it('systemd-analyze verify accepts it', async (t) => {
+    const candidates = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'];
+    const analyze = candidates.find((p) => existsSync(p));
+    if (analyze === undefined) return t.skip('systemd-analyze is not installed here');
+    const { stderr } = await promisify(execFile)(analyze, ['verify', unitPath]).catch((err: { stderr?: string; message: string }) => {
+      assert.fail(`systemd-analyze verify rejected the unit: ${err.stderr ?? err.message}`);
+    });
+    assert.doesNotMatch(stderr, new RegExp(`${unitPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+`), `no complaint about the unit: ${stderr}`);
+  });
+
+  it('its ExecStart, sent SIGTERM, closes gracefully and exits 0 within TimeoutStopSec', async () => {
+    const stateDir = join(dir.path, 'state');
+    // As systemd runs it: %S is the state root, the environment comes from the EnvironmentFile.
+    const words = (directive('ExecStart') ?? '').replaceAll('%S', stateDir).split(/\s+/);
+    assert.deepEqual(words.slice(0, 3), ['/usr/bin/env', 'holdfast', 'publish']);
+    const env = { HOLDFAST_BROKER: broker.url, HOLDFAST_CLIENT_ID: 'unit-test', HOLDFAST_PROTOCOL_VERSION: broker.protocolVersions.includes(5) ? '5' : '4' };
+    let signalledAt = 0;
+    const r = await run(process.execPath, [cliBin, ...words.slice(2)], env, (child) => {
+      setTimeout(() => {
+        signalledAt = Date.now();
+        child.kill('SIGTERM');
+      }, 2500);
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(signalledAt > 0, 'the publisher started');
+    assert.ok(r.stoppedAt - signalledAt < seconds(directive('TimeoutStopSec')) * 1000);
+    const logs = jsonLines(r.stdout);
+    assert.ok(logs.some((l) => l.msg === 'stopping' && l.signal === 'SIGTERM'));
+    const closed = logs.find((l) => l.msg === 'closed');
+    assert.ok(closed && (closed.accepted as number) >= 1);
+    assert.equal((closed.delivered as number) + (closed.cached as number), closed.accepted);
+    assert.ok(existsSync(join(stateDir, 'holdfast', 'cache.mdb')), 'the cache is in the state directory');
+  });
+});
+
+describe('examples/cyclic-publisher.sh', () => {
+  const cli = `${process.execPath} ${cliBin}`;
+
+  it('publishes COUNT readings through the CLI and exits 0', async () => {
+    const r = await run('sh', [scriptPath], {
+      HOLDFAST_CLI: cli,
+      HOLDFAST_BROKER: broker.url,
+      HOLDFAST_CLIENT_ID: 'cyclic-test',
+      HOLDFAST_CACHE_DIR: join(dir.path, 'cyclic'),
+      INTERVAL: '50ms',
+      COUNT: '5',
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const deadline = Date.now() + 5000;
+    const telemetry = (): AuditMessage[] => received.filter((m) => m.topic === 'sensors/cyclic-test/telemetry');
+    while (telemetry().length < 5 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+    assert.equal(telemetry().length, 5);
+  });
+
+  it('passes SIGTERM to the publisher (exec), which closes with exit code 0', async () => {
+    const r = await run(
+      'sh',
+      [scriptPath],
+      { HOLDFAST_CLI: cli, HOLDFAST_BROKER: broker.url, HOLDFAST_CLIENT_ID: 'cyclic-term', HOLDFAST_CACHE_DIR: join(dir.path, 'cyclic-term'), INTERVAL: '100ms' },
+      (child) => setTimeout(() => child.kill('SIGTERM'), 1000),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(jsonLines(r.stdout).some((l) => l.msg === 'closed'));
+  });
+});
