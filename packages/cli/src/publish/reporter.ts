@@ -28,14 +28,28 @@ export class Reporter {
   readonly #publishers: Publisher[];
   readonly #line: StatusLine | undefined;
   readonly #timer: NodeJS.Timeout;
+  readonly #connected = new Set<string>();
 
   constructor(publishers: Publisher[], statsEveryMs: number, tty: boolean) {
     this.#publishers = publishers;
     this.#line = tty ? new StatusLine(process.stdout) : undefined;
     for (const { device, client } of publishers) {
       client.on('state', (state: string) => this.#event(device, 'state', { state }));
-      for (const name of CLIENT_EVENTS) client.on(name, (data: unknown) => this.#event(device, name, safeFields(data)));
+      for (const name of CLIENT_EVENTS) {
+        client.on(name, (data: unknown) => {
+          // The catch-up below may already have reported this connection.
+          if (name === 'connect' && this.#connected.has(device)) return;
+          if (name === 'connect') this.#connected.add(device);
+          if (name === 'disconnect') this.#connected.delete(device);
+          this.#event(device, name, safeFields(data));
+        });
+      }
       client.on('error', (err: Error & { code?: string }) => this.#event(device, 'error', { code: err.code, error: err.message }, 'error'));
+      // A fast broker may have answered before these listeners existed.
+      if (client.stats().connected) {
+        this.#connected.add(device);
+        this.#event(device, 'connect', {});
+      }
     }
     this.#timer = setInterval(() => this.#tick(), this.#line ? 500 : statsEveryMs);
     this.#timer.unref();
