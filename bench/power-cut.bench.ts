@@ -9,8 +9,8 @@
  *                        [--timeout-ms T] [--quick] [--json] [--svg path] [--trace path]
  *
  * Exit code 1 when the mode breaks its promise: journal loses a reading flush() had confirmed durable;
- * spill loses more at one kill than its bound; either duplicates or reorders. Also when the library was
- * rebuilt during the run. A broken run writes a trace (JSON lines) with the evidence.
+ * spill loses more at one kill than its bound; either duplicates or reorders; a life finds its cache
+ * unreadable and quarantines it. Also when the library was rebuilt during the run. A broken run writes a trace (JSON lines) with the evidence.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -132,7 +132,7 @@ try {
   const orderBroken = outcome.duplicates > 0 || outcome.outOfOrder > 0;
   // Journal promises nothing lost that was committed; a reading accepted but still in the commit batch at
   // the cut (after the last flush() confirmation) may go, and is counted in lost, never hidden.
-  failed = rebuilt || orderBroken || (args.mode === 'journal' ? outcome.lostDurable > 0 : extras.maxLostPerKill > lossBound);
+  failed = rebuilt || orderBroken || outcome.quarantines > 0 || (args.mode === 'journal' ? outcome.lostDurable > 0 : extras.maxLostPerKill > lossBound);
   if (failed || args.trace !== undefined) {
     const tracePath = args.trace ?? join(tmpdir(), `holdfast-power-cut-${args.mode}-seed${args.seed}-${Date.now()}.jsonl`);
     writeTrace(tracePath, {

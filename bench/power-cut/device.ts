@@ -29,6 +29,19 @@ const rate = Number(env.HF_RATE ?? 100);
 const statsMs = Number(env.HF_STATS_MS ?? 100);
 let n = Number(env.HF_N_START ?? 1);
 
+// Installed before anything else: the bench may signal as soon as it reads the open line, and a
+// signal without a listener would end the process instead.
+let requested: 'drain' | 'close' | undefined;
+let onRequest = (): void => {};
+process.on('SIGUSR2', () => {
+  requested ??= 'drain';
+  onRequest();
+});
+process.on('SIGTERM', () => {
+  requested ??= 'close';
+  onRequest();
+});
+
 const client = await open({
   broker: env.HF_BROKER!,
   clientId,
@@ -96,5 +109,5 @@ async function stop(drain: boolean): Promise<void> {
   say({ [drain ? 'drained' : 'closed']: true, io: readProcIo('self') });
   process.exit(0);
 }
-process.on('SIGUSR2', () => void stop(true));
-process.on('SIGTERM', () => void stop(false));
+onRequest = () => void stop(requested === 'drain');
+if (requested !== undefined) onRequest();

@@ -37,6 +37,8 @@ export interface Life {
   volatileAtKill: number;
   /** The highest memory depth this life reported. */
   maxMemory: number;
+  /** Client 'quarantine' and 'error' events: a cache moved aside loses what it held. */
+  alarms: string[];
   /** From spawning the process to open() resolving: node, tsx, LMDB open, worker start. */
   startMs: number;
   /** Disk writes by the time open() resolved: start-up cost (LMDB open, epoch commit), not per reading. */
@@ -88,7 +90,7 @@ export class Fleet {
         TSX_DISABLE_CACHE: '1',
       },
     });
-    const life: Life = { index: this.lives.length, pid: device.pid, accepted: [], end: 'running', io: undefined, volatileAtKill: 0, maxMemory: 0, durableN: 0, ioAtOpen: undefined, startMs: 0 };
+    const life: Life = { index: this.lives.length, pid: device.pid, accepted: [], end: 'running', io: undefined, volatileAtKill: 0, maxMemory: 0, durableN: 0, ioAtOpen: undefined, startMs: 0, alarms: [] };
     this.lives.push(life);
     this.logs.push(device.events);
     this.#device = device;
@@ -106,6 +108,8 @@ export class Fleet {
     if (typeof e.n === 'number') {
       life.accepted.push(e.n);
       this.#nextN = e.n + 1;
+    } else if (e.ev === 'quarantine' || e.ev === 'error') {
+      life.alarms.push(`${String(e.ev)}: ${JSON.stringify(e.data)}`);
     } else if (typeof e.d === 'number') {
       life.durableN = Math.max(life.durableN, e.d);
     } else if (Array.isArray(e.s)) {

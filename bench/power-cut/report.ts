@@ -54,6 +54,7 @@ export function summary(args: PowerCutArgs, o: Outcome, bytesWrittenPerMessage: 
     outOfOrder: o.outOfOrder,
     kills: o.kills,
     bytesWrittenPerMessage,
+    quarantines: o.quarantines,
     ...x,
     rate: args.rate,
     timeoutMs: args.timeoutMs,
@@ -75,6 +76,7 @@ export function printTable(args: PowerCutArgs, o: Outcome, bytesWrittenPerMessag
     ['duplicates', int(o.duplicates)],
     ['out of order', int(o.outOfOrder)],
     ['kills (SIGKILL)', String(o.kills)],
+    ['caches quarantined on open', String(o.quarantines)],
     ['lost per kill', perKill.length > 0 ? perKill.join(' ') : '-'],
     args.mode === 'journal'
       ? ['not yet confirmed at a kill', `at most ${int(x.maxUnconfirmedAtKill ?? 0)} readings (the commit batch in progress)`]

@@ -18,6 +18,7 @@ export interface LifeOutcome {
   durableN: number;
   /** Readings in memory or in flight at the last stats sample before the kill. */
   volatileAtKill: number;
+  alarms: string[];
 }
 
 export interface Outcome {
@@ -29,6 +30,8 @@ export interface Outcome {
   duplicates: number;
   outOfOrder: number;
   kills: number;
+  /** Caches quarantined (moved aside as unreadable) by a device life on open. */
+  quarantines: number;
   lives: LifeOutcome[];
   /** Reading numbers that arrived more than once, and how often. */
   duplicated: Array<{ n: number; times: number }>;
@@ -66,6 +69,7 @@ export function computeOutcome(lives: readonly Life[], arrivals: readonly number
     lostDurable: life.accepted.filter((n) => !seen.has(n) && n <= life.durableN),
     durableN: life.durableN,
     volatileAtKill: life.volatileAtKill,
+    alarms: life.alarms,
   }));
   const accepted = lives.reduce((sum, l) => sum + l.accepted.length, 0);
   const lost = outcomes.reduce((sum, l) => sum + l.lost.length, 0);
@@ -77,6 +81,7 @@ export function computeOutcome(lives: readonly Life[], arrivals: readonly number
     duplicates: duplicated.reduce((sum, d) => sum + d.times - 1, 0),
     outOfOrder,
     kills: lives.filter((l) => l.end === 'kill').length,
+    quarantines: lives.reduce((sum, l) => sum + l.alarms.filter((a) => a.startsWith('quarantine')).length, 0),
     lives: outcomes,
     duplicated: duplicated.slice(0, SHOWN),
     reordered,
@@ -97,14 +102,15 @@ function sumIo(samples: ReadonlyArray<ProcIo | undefined>): { writeBytes: number
 /** Lines for stderr that pin down every loss, duplicate and reordering to a life and a reading number. */
 export function evidence(outcome: Outcome): string[] {
   const lines: string[] = [];
+  for (const life of outcome.lives) for (const alarm of life.alarms) lines.push(`life ${life.life} ${alarm}`);
   for (const life of outcome.lives) {
     if (life.lost.length === 0) continue;
     const fromEnd = life.lastN === undefined ? [] : life.lost.map((n) => life.lastN! - n);
     lines.push(
       `life ${life.life} (${life.end}, n ${life.firstN}..${life.lastN}): lost ${life.lost.length} ` +
         `[${compact(life.lost)}], ${Math.min(...fromEnd)}..${Math.max(...fromEnd)} readings before its last accepted; ` +
-        `${life.volatileAtKill} were in memory/in flight at the last sample; ` +
-        `flush() had confirmed up to n=${life.durableN || '-'} (${life.lostDurable.length} of the lost were confirmed durable)`,
+        `${life.volatileAtKill} were in memory/in flight at the last sample` +
+        (life.durableN > 0 ? `; flush() had confirmed up to n=${life.durableN} (${life.lostDurable.length} of the lost were confirmed durable)` : ''),
     );
   }
   for (const d of outcome.duplicated) lines.push(`duplicate: n=${d.n} arrived ${d.times} times (${owner(outcome, d.n)})`);
