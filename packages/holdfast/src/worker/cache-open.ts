@@ -62,7 +62,10 @@ function quarantine(path: string, reason: string): QuarantineReport {
 }
 
 function openRoot(path: string): RootDatabase {
-  const root = openLmdb({ path, maxDbs: 8, noSubdir: true });
+  // Every write is an explicit transaction. lmdb-js's event-turn batching also starts an internal
+  // commit promise that nobody observes: on a failed commit (disk full) it is an unhandled rejection
+  // that would end the worker.
+  const root = openLmdb({ path, maxDbs: 8, noSubdir: true, eventTurnBatching: false });
   for (const file of [path, path + LOCK_SUFFIX]) if (existsSync(file)) chmodSync(file, 0o600);
   return root;
 }

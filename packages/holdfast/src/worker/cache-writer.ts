@@ -28,6 +28,7 @@ export class CacheWriter {
   /** Records refused by a full disk, oldest first, waiting for space. */
   readonly #overflow: Rec[] = [];
   #pendingWrites = 0;
+  #pendingEvictions = 0;
   #failing = false;
   #retryTimer: NodeJS.Timeout | undefined;
   readonly #cache: Cache;
@@ -95,13 +96,16 @@ export class CacheWriter {
     return Math.min(this.#uncommitted[0]?.minSeq ?? Infinity, this.#overflow[0]?.seq ?? Infinity);
   }
 
-  /** Whether an append is in progress (the drain must wait to see it). */
-  get appending(): boolean {
-    return this.#uncommitted.length > 0;
+  /**
+   * Whether a transaction that adds or evicts records is pending. The drain must not read meanwhile:
+   * reads see the last commit, so it could send a record that the pending transaction evicts.
+   */
+  get reshaping(): boolean {
+    return this.#uncommitted.length > 0 || this.#pendingEvictions > 0;
   }
 
   get idle(): boolean {
-    return this.#uncommitted.length === 0 && this.#pendingWrites === 0 && this.#overflow.length === 0;
+    return this.#uncommitted.length === 0 && this.#pendingWrites === 0 && this.#pendingEvictions === 0 && this.#overflow.length === 0;
   }
 
   get overflowLength(): number {
@@ -146,8 +150,10 @@ export class CacheWriter {
     this.#retryTimer = undefined;
     const waiting = this.#overflow.length;
     const room = Math.max(16, waiting, Math.ceil(this.#cache.messages / 100));
+    this.#pendingEvictions++;
     this.#cache.evict(room, (seq) => this.#hooks.isProtected(seq)).then(
       (eviction) => {
+        this.#pendingEvictions--;
         if (eviction.messages > 0) this.#hooks.evicted(eviction);
         const recs = this.#overflow.splice(0);
         if (recs.length > 0) this.append(recs);
@@ -156,7 +162,10 @@ export class CacheWriter {
           this.#hooks.recovered();
         }
       },
-      (err: unknown) => this.#fail(err),
+      (err: unknown) => {
+        this.#pendingEvictions--;
+        this.#fail(err);
+      },
     );
   }
 

@@ -29,7 +29,9 @@ const emptyCounters = (): Counters => ({ messages: 0, bytes: 0, byPriority: new 
  * totals), `outgoing` (MQTT.js's persisted in-flight packets) and `dead` (refused messages).
  *
  * Totals change only inside the write transactions that change the records, which lmdb-js runs in
- * issue order, and are stored in the same transaction: they are exact and survive any crash.
+ * issue order, and are stored in the same transaction: they are exact and survive any crash. Inside
+ * a transaction callback every write is a *Sync call: it joins the open transaction, and there is no
+ * per-write promise left to reject unobserved if the commit fails (disk full).
  */
 export class Cache {
   readonly #root: RootDatabase;
@@ -41,6 +43,8 @@ export class Cache {
   readonly #limits: CacheLimits;
   readonly counters: Counters;
   #lastWrite: Promise<unknown> = Promise.resolve();
+  /** A commit failed after its callback changed the totals: recount before the next write. */
+  #recountNeeded = false;
 
   constructor(root: RootDatabase, limits: CacheLimits) {
     this.#root = root;
@@ -92,13 +96,13 @@ export class Cache {
     let eviction = noEviction();
     return this.#write(() => {
       for (const rec of recs) {
-        this.#records.put(rec.seq, encodeRecord(rec));
-        this.#prio.put([rec.priority, rec.seq], sizeBytes(rec.size));
+        this.#records.putSync(rec.seq, encodeRecord(rec));
+        this.#prio.putSync([rec.priority, rec.seq], sizeBytes(rec.size));
         count(this.counters, rec.priority, rec.size, 1);
       }
       alsoInTxn?.();
       eviction = this.#evictInTxn(this.counters.messages - this.#limits.messages, this.counters.bytes - this.#limits.bytes, isProtected);
-      this.#meta.put('counters', this.counters);
+      this.#meta.putSync('counters', this.counters);
     }).then(() => eviction);
   }
 
@@ -107,7 +111,7 @@ export class Cache {
     let eviction = noEviction();
     return this.#write(() => {
       eviction = this.#evictInTxn(messages, 0, isProtected);
-      this.#meta.put('counters', this.counters);
+      this.#meta.putSync('counters', this.counters);
     }).then(() => eviction);
   }
 
@@ -118,8 +122,8 @@ export class Cache {
       const [priority, seq] = key;
       if (isProtected?.(seq) || !this.#records.doesExist(seq)) continue;
       const size = value.readUInt32BE(0);
-      this.#records.remove(seq);
-      this.#prio.remove(key);
+      this.#records.removeSync(seq);
+      this.#prio.removeSync(key);
       count(this.counters, priority, size, -1);
       count(eviction, priority, size, 1);
       if (eviction.messages >= excessMessages && eviction.bytes >= excessBytes) break;
@@ -133,11 +137,11 @@ export class Cache {
       for (const rec of recs) {
         // An evicted record is already gone; count only what is really removed.
         if (!this.#records.doesExist(rec.seq)) continue;
-        this.#records.remove(rec.seq);
-        this.#prio.remove([rec.priority, rec.seq]);
+        this.#records.removeSync(rec.seq);
+        this.#prio.removeSync([rec.priority, rec.seq]);
         count(this.counters, rec.priority, rec.size, -1);
       }
-      this.#meta.put('counters', this.counters);
+      this.#meta.putSync('counters', this.counters);
       alsoInTxn?.();
     });
   }
@@ -148,9 +152,31 @@ export class Cache {
   }
 
   #write(action: () => void): Promise<void> {
-    const done = this.#root.transaction(action).then(() => undefined);
+    const done = this.#root
+      .transaction(() => {
+        if (this.#recountNeeded) this.#recountInTxn();
+        action();
+      })
+      .then(
+        () => undefined,
+        (err: Error & { commitError?: Promise<unknown> }) => {
+          // lmdb-js rejects a second promise with the cause (e.g. ENOSPC); unobserved, it would be an
+          // unhandled rejection and end the worker.
+          err.commitError?.catch(() => undefined);
+          this.#recountNeeded = true;
+          throw err;
+        },
+      );
     this.#lastWrite = done;
     return done;
+  }
+
+  /** Totals from the committed index (the failed transaction's changes were rolled back). */
+  #recountInTxn(): void {
+    const c = emptyCounters();
+    for (const { key, value } of this.#prio.getRange()) count(c, key[0], value.readUInt32BE(0), 1);
+    Object.assign(this.counters, c);
+    this.#recountNeeded = false;
   }
 
   /** Resolves when every write issued so far is committed and visible to reads. */
@@ -189,7 +215,7 @@ export class Cache {
     for (const rec of recs) {
       const payload = Buffer.from(typeof rec.payload === 'string' ? Buffer.from(rec.payload) : rec.payload);
       const letter: DeadLetter & { flags: number } = { seq: rec.seq, topic: rec.topic, payload, priority: rec.priority, ts: rec.ts, reason, flags: rec.flags };
-      this.#dead.put(rec.seq, letter);
+      this.#dead.putSync(rec.seq, letter);
     }
   }
 
@@ -214,7 +240,7 @@ export class Cache {
     }
     if (recs.length === 0) return 0;
     await this.append(recs, () => {
-      for (const rec of recs) this.#dead.remove(rec.seq);
+      for (const rec of recs) this.#dead.removeSync(rec.seq);
     });
     return recs.length;
   }

@@ -66,7 +66,7 @@ export class OutgoingStore implements IStore {
   /** Switches to LMDB; call inside a cache transaction so the switch commits with the spill. */
   persistInTxn(): void {
     this.#persistent = true;
-    for (const entry of this.#entries.values()) this.#cache.outgoing.put(entry.messageId, entry);
+    for (const entry of this.#entries.values()) this.#cache.outgoing.putSync(entry.messageId, entry);
   }
 
   /** Journal mode: every packet is committed before it goes on the wire. */
@@ -79,13 +79,13 @@ export class OutgoingStore implements IStore {
     if (!this.#persistent) return Promise.resolve();
     this.#persistent = false;
     return this.#cache.write(() => {
-      for (const { key } of this.#cache.outgoing.getRange()) this.#cache.outgoing.remove(key);
+      for (const { key } of this.#cache.outgoing.getRange()) this.#cache.outgoing.removeSync(key);
     });
   }
 
   /** For use inside the transaction that removes the delivered records. */
   removePersistedInTxn(messageId: number): void {
-    this.#cache.outgoing.remove(messageId);
+    this.#cache.outgoing.removeSync(messageId);
   }
 
   put(packet: Packet, cb: (err?: Error) => void): this {
@@ -104,7 +104,7 @@ export class OutgoingStore implements IStore {
       return this;
     }
     // The packet goes on the wire only after this commit: a power cut can never leave a sent packet unrecorded.
-    this.#cache.write(() => this.#cache.outgoing.put(messageId, entry)).then(
+    this.#cache.write(() => this.#cache.outgoing.putSync(messageId, entry)).then(
       () => cb(),
       (err: Error) => cb(err),
     );

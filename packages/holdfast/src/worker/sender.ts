@@ -183,10 +183,10 @@ export class Sender {
 
   #drainNext(): void {
     if (this.#inflight || this.#closing || this.#state !== 'draining' || this.#recoveredPackets > 0) return;
+    if (this.#writer.reshaping) return this.#scheduleCacheRead();
     const bulk = this.#o.bulk;
     const recs = bulk ? this.#cache.readOldest(bulk.maxMessages, bulk.maxBytes) : this.#cache.readOldest(1, Number.MAX_SAFE_INTEGER);
     if (recs.length > 0) return this.#send(recs, true, bulk !== false);
-    if (this.#writer.appending) return this.#scheduleCacheRead();
     // The disk is full and the cache empty: what waits for space goes out from memory, in order.
     const waiting = this.#writer.takeOverflowHead();
     if (waiting) {
