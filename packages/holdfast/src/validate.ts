@@ -50,17 +50,17 @@ export function validateTopic(topic: unknown): asserts topic is string {
 }
 
 /**
- * Returns what is stored for the payload: strings as they are, bytes copied so the caller may reuse its
- * buffer as soon as publish() returns.
+ * Throws INVALID_PAYLOAD unless `payload` is a string or bytes MQTT can carry. It does not copy: the
+ * facade copies bytes into its batch, so the caller may reuse its buffer once publish() returns.
  */
-export function acceptPayload(payload: unknown): string | Uint8Array {
+export function validatePayload(payload: unknown): asserts payload is string | Uint8Array {
   if (typeof payload === 'string') {
     if (payload.length > MAX_PAYLOAD_BYTES / 3 && Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) tooLarge();
-    return payload;
+    return;
   }
   if (payload instanceof Uint8Array) {
     if (payload.byteLength > MAX_PAYLOAD_BYTES) tooLarge();
-    return new Uint8Array(payload);
+    return;
   }
   const got = payload === null ? 'null' : Array.isArray(payload) ? 'an array' : typeof payload;
   throw new HoldfastError(ErrorCodes.INVALID_PAYLOAD, `payload must be a string, Buffer or Uint8Array; got ${got}`, {
