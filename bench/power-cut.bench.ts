@@ -37,7 +37,8 @@ try {
 }
 const note = (line: string): void => void process.stderr.write(`${line}\n`);
 const here = dirname(fileURLToPath(import.meta.url));
-const svgPath = args.svg ?? join(here, 'results', `power-cut-${args.mode}.svg`);
+// The committed pictures come from full runs; a --quick run (CI) must not overwrite them.
+const svgPath = args.svg ?? (args.quick ? join(tmpdir(), `holdfast-power-cut-${args.mode}-quick.svg`) : join(here, 'results', `power-cut-${args.mode}.svg`));
 const clientId = `power-cut-${args.mode}`;
 const DRAIN_TIMEOUT_MS = 120_000;
 const AUDIT_SETTLE_MS = 10_000;
