@@ -8,6 +8,7 @@ import { SeqTracker, type AuditEvent, type AuditSummary } from '../audit/tracker
 import { logJson } from '../output/log.js';
 import { StatusLine } from '../output/status-line.js';
 import type { RunContext } from './context.js';
+import { onStopSignal } from '../output/signals.js';
 
 const AUDIT_FLAGS = {
   topic: { type: 'string', array: true, default: ['#'], describe: 'Topic filter(s) to audit; repeat for several. Bulk messages arrive on holdfast/bulk/<client-id>' },
@@ -74,54 +75,50 @@ async function runAudit(args: AuditArgs & Parameters<typeof resolveConnection>[0
   };
 
   const started = Date.now();
-  const subscriber = await subscribe({
-    connection,
-    clientId: connection.clientId ?? defaultClientId('holdfast-audit'),
-    topics,
-    sessionExpirySec: 3600,
-    onMessage: (topic, payload, properties) => {
-      let readings;
-      try {
-        readings = readingsOf(topic, payload, properties);
-      } catch (err) {
-        note(`a message on ${topic} looked like a bulk but did not unpack: ${(err as Error).message}`);
-        tracker.unidentified++;
-        return;
-      }
-      if (readings.length === 0) tracker.unidentified++;
-      for (const r of readings) tracker.record(r, onEvent);
-    },
-    onNote: (msg, fields) => note(fields ? `${msg} ${JSON.stringify(fields)}` : msg, fields),
-  });
-  note(`auditing ${topics.join(', ')} on ${connection.broker} (MQTT ${subscriber.protocolVersion === 5 ? '5' : '3.1.1'})${durationMs === undefined ? '; Ctrl-C for the summary' : ''}`);
+  // Listening from the start: Ctrl-C while connecting still ends with a summary, not a kill.
+  const stop = onStopSignal();
+  try {
+    const subscriber = await subscribe({
+      connection,
+      clientId: connection.clientId ?? defaultClientId('holdfast-audit'),
+      topics,
+      sessionExpirySec: 3600,
+      onMessage: (topic, payload, properties) => {
+        let readings;
+        try {
+          readings = readingsOf(topic, payload, properties);
+        } catch (err) {
+          note(`a message on ${topic} looked like a bulk but did not unpack: ${(err as Error).message}`);
+          tracker.unidentified++;
+          return;
+        }
+        if (readings.length === 0) tracker.unidentified++;
+        for (const r of readings) tracker.record(r, onEvent);
+      },
+      onNote: (msg, fields) => note(fields ? `${msg} ${JSON.stringify(fields)}` : msg, fields),
+    });
+    note(`auditing ${topics.join(', ')} on ${connection.broker} (MQTT ${subscriber.protocolVersion === 5 ? '5' : '3.1.1'})${durationMs === undefined ? '; Ctrl-C for the summary' : ''}`);
 
-  const ticker = line
-    ? setInterval(() => {
-        const s = tracker.summary();
-        line.update(`devices ${Object.keys(s.devices).length} | received ${s.received} | unique ${s.unique} | lost ${s.lost} | duplicates ${s.duplicates} | reordered ${s.outOfOrder}`);
-      }, 500)
-    : undefined;
-  let stopSignal: ((s: NodeJS.Signals) => void) | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  await new Promise<void>((resolve) => {
-    stopSignal = () => resolve();
-    process.on('SIGINT', stopSignal);
-    process.on('SIGTERM', stopSignal);
-    if (durationMs !== undefined) timer = setTimeout(resolve, durationMs);
-  });
-  clearTimeout(timer);
-  clearInterval(ticker);
-  if (stopSignal) {
-    process.off('SIGINT', stopSignal);
-    process.off('SIGTERM', stopSignal);
+    const ticker = line
+      ? setInterval(() => {
+          const s = tracker.summary();
+          line.update(`devices ${Object.keys(s.devices).length} | received ${s.received} | unique ${s.unique} | lost ${s.lost} | duplicates ${s.duplicates} | reordered ${s.outOfOrder}`);
+        }, 500)
+      : undefined;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([stop.signal, new Promise<void>((resolve) => (timer = durationMs === undefined ? undefined : setTimeout(resolve, durationMs)))]);
+    clearTimeout(timer);
+    clearInterval(ticker);
+    line?.end();
+    await subscriber.close(args['keep-session']);
+
+    const summary = tracker.summary();
+    if (args.json) process.stdout.write(`${JSON.stringify({ event: 'summary', durationMs: Date.now() - started, ...summary })}\n`);
+    else printSummary(summary, Date.now() - started);
+    return summary.lost > 0 ? 1 : 0;
+  } finally {
+    stop.dispose();
   }
-  line?.end();
-  await subscriber.close(args['keep-session']);
-
-  const summary = tracker.summary();
-  if (args.json) process.stdout.write(`${JSON.stringify({ event: 'summary', durationMs: Date.now() - started, ...summary })}\n`);
-  else printSummary(summary, Date.now() - started);
-  return summary.lost > 0 ? 1 : 0;
 }
 
 export function registerAudit(y: Argv, ctx: RunContext): Argv {

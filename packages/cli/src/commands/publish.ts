@@ -10,6 +10,7 @@ import { Reporter, type Publisher } from '../publish/reporter.js';
 import { StdinSource } from '../publish/stdin.js';
 import { PROFILE_NAMES, type ProfileName } from '../simulator/profiles.js';
 import type { RunContext } from './context.js';
+import { onStopSignal } from '../output/signals.js';
 
 const PUBLISH_FLAGS = {
   topic: { type: 'string', default: 'sensors/{device}/{kind}', describe: 'Topic template; {device} is the device id, {kind} is telemetry, status or event (stdin lines use "line")' },
@@ -68,24 +69,6 @@ async function plan(args: PublishArgs): Promise<Plan> {
     count: parseInteger('--count', args.count, 1, Number.MAX_SAFE_INTEGER),
     priority: parseInteger('--priority', args.priority, 1, 10) ?? 5,
     statsEveryMs: parseDuration('--stats-every', args['stats-every'], { minMs: 100 }),
-  };
-}
-
-/** Resolves on the first SIGINT or SIGTERM; a second one while closing changes nothing (close is bounded). */
-function onStopSignal(): { signal: Promise<NodeJS.Signals>; dispose(): void } {
-  let handler: ((s: NodeJS.Signals) => void) | undefined;
-  const signal = new Promise<NodeJS.Signals>((resolve) => {
-    handler = (s) => resolve(s);
-    process.on('SIGINT', handler);
-    process.on('SIGTERM', handler);
-  });
-  return {
-    signal,
-    dispose: () => {
-      if (!handler) return;
-      process.off('SIGINT', handler);
-      process.off('SIGTERM', handler);
-    },
   };
 }
 
