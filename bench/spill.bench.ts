@@ -4,8 +4,8 @@
  *
  *   pnpm bench spill [--json] [--quick] [--pending 100000] [--cached 1000000]
  */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { open, type HoldfastClient } from 'holdfast';
 import { startBroker, startLinkProxy } from '@holdfast/testkit';
 import { describeMachine, fmt, note, parseBenchArgs, report, round, tempDir, until } from './lib/common.js';
@@ -13,10 +13,19 @@ import { describeMachine, fmt, note, parseBenchArgs, report, round, tempDir, unt
 const args = parseBenchArgs(['pending', 'cached']);
 const pending = args.numbers.pending ?? (args.quick ? 20_000 : 100_000);
 const cachedTarget = args.numbers.cached ?? (args.quick ? 100_000 : 1_000_000);
-const CHUNK = 100_000;
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
+const rssChild = fileURLToPath(new URL('./lib/rss-child.mjs', import.meta.url));
+interface Memory {
+  rssMb: number;
+  anonMb: number;
+  fileMb: number;
+}
+interface RssResult {
+  baseline: Memory;
+  cached: Memory;
+  peakMb: number;
+  cachedBytes: number;
+}
 const mb = (bytes: number): number => bytes / (1024 * 1024);
 
 function reading(n: number): string {
@@ -25,6 +34,7 @@ function reading(n: number): string {
 
 /** A client whose broker is unreachable (the proxy refuses), so everything it accepts must be cached. */
 async function offlineClient(name: string, proxyUrl: string, dir: string, highWater: number): Promise<HoldfastClient> {
+  // maxCache leaves room, so nothing is evicted.
   return open({
     broker: proxyUrl,
     clientId: `bench-${name}`,
@@ -60,28 +70,11 @@ try {
   note(`spill: ${fmt(spilledMessages)} messages in ${(spillSeconds * 1000).toFixed(0)} ms; counted after ${(performance.now() - t0).toFixed(0)} ms`);
   await spiller.close();
 
-  // 2. RSS while the cache holds `cachedTarget` messages, spilled in chunks as a long outage would.
-  gc();
-  const rssBeforeMb = mb(process.memoryUsage().rss);
-  const holder = await offlineClient('rss', link.url, rssDir.path, CHUNK + 1);
-  let peakRssMb = 0;
-  const sampler = setInterval(() => {
-    peakRssMb = Math.max(peakRssMb, mb(process.memoryUsage().rss));
-  }, 50);
-  for (let done = 0; done < cachedTarget; done += CHUNK) {
-    const end = Math.min(cachedTarget, done + CHUNK);
-    for (let n = done + 1; n <= end; n++) holder.publish('sensors/device-1/temperature', reading(n));
-    await holder.flush();
-  }
-  await until(() => holder.stats().cached.messages === cachedTarget, 60_000, 'the cache to count every message');
-  gc();
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  gc();
-  const rssMb = mb(process.memoryUsage().rss);
-  clearInterval(sampler);
-  peakRssMb = Math.max(peakRssMb, rssMb);
-  const cachedBytes = holder.stats().cached.bytes;
-  await holder.close();
+  // 2. RSS while the cache holds `cachedTarget` messages: measured in a plain-node child process.
+  const child = spawnSync(process.execPath, [rssChild, link.url, rssDir.path, String(cachedTarget)], { encoding: 'utf8', timeout: 540_000 });
+  if (child.status !== 0) throw new Error(`RSS child failed (${child.status ?? child.signal}): ${child.stderr}`);
+  const rss = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as RssResult;
+  const rssMb = rss.cached.rssMb;
 
   report(
     args,
@@ -91,15 +84,19 @@ try {
       spillSeconds: round(spillSeconds, 3),
       cached: cachedTarget,
       rssMb: round(rssMb, 1),
-      peakRssMb: round(peakRssMb, 1),
-      baselineRssMb: round(rssBeforeMb, 1),
+      anonMb: round(rss.cached.anonMb, 1),
+      lmdbMappedMb: round(rss.cached.fileMb, 1),
+      peakRssMb: round(rss.peakMb, 1),
+      baselineRssMb: round(rss.baseline.rssMb, 1),
     },
     [
       [`spill ${fmt(pending)} pending (one txn)`, `${(spillSeconds * 1000).toFixed(0)} ms${pending === 100_000 ? ' (target ≤ 500 ms)' : ''}`],
       [`RSS with ${fmt(cachedTarget)} cached`, `${rssMb.toFixed(1)} MB${cachedTarget === 1_000_000 ? ' (target ≤ 100 MB)' : ''}`],
-      ['RSS peak while caching', `${peakRssMb.toFixed(1)} MB`],
-      ['RSS before the client opened', `${rssBeforeMb.toFixed(1)} MB`],
-      ['cached payload + topic bytes', `${mb(cachedBytes).toFixed(1)} MB`],
+      ['  of which anonymous (heaps, native)', `${rss.cached.anonMb.toFixed(1)} MB`],
+      ['  of which file-backed (LMDB map, page cache)', `${rss.cached.fileMb.toFixed(1)} MB`],
+      ['RSS peak while caching', `${rss.peakMb.toFixed(1)} MB`],
+      ['RSS before the client opened', `${rss.baseline.rssMb.toFixed(1)} MB`],
+      ['cached payload + topic bytes', `${mb(rss.cachedBytes).toFixed(1)} MB`],
     ],
     describeMachine(broker.kind),
   );
