@@ -1,6 +1,6 @@
 /** `holdfast publish` against a real broker: the simulator, a fleet, --stdin, --config and graceful signals. */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startAuditor, startBroker, type AuditMessage, type Auditor, type Broker } from '@holdfast/testkit';
@@ -90,6 +90,24 @@ describe('holdfast publish', () => {
     const report = await auditor.waitFor({ 'from-flag': [1, 2, 3] }, 10_000);
     assert.equal(report.lost, 0);
     assert.ok(!messages.some((m) => m.topic.startsWith('cfg/from-config')));
+  });
+
+  it('a corrupt cache is quarantined, reported, listed by cache inspect, and publishing goes on', async () => {
+    const cacheDir = join(dir.path, 'corrupt');
+    mkdirSync(cacheDir);
+    writeFileSync(join(cacheDir, 'cache.mdb'), Buffer.alloc(64 * 1024, 0x5a));
+    const r = await runCli(['publish', '--broker', broker.url, '--client-id', 'phoenix', '--cache-dir', cacheDir, '--count', '3', '--interval', '20ms', '--topic', 'fleet/{device}/{kind}', ...protocolArgs()], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const quarantine = jsonLines(r.stdout).find((l) => l.msg === 'quarantine');
+    assert.ok(quarantine, `a quarantine log line; stdout: ${r.stdout}`);
+    assert.match(String(quarantine.movedTo), /cache\.mdb\.corrupt-/);
+    const report = await auditor.waitFor({ phoenix: [1, 2, 3] }, 10_000);
+    assert.equal(report.lost, 0);
+    const inspect = await runCli(['cache', 'inspect', '--cache-dir', cacheDir, '--json']);
+    assert.equal(inspect.code, 0, inspect.stderr);
+    const quarantined = (JSON.parse(inspect.stdout) as { quarantined: string[] }).quarantined;
+    assert.equal(quarantined.length, 1);
+    assert.match(quarantined[0]!, /^cache\.mdb\.corrupt-/);
   });
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
