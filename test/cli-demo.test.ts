@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startBroker, type Broker } from '@holdfast/testkit';
-import { runCli } from './fixtures/cli-run.js';
+import { runCli, startCli } from './fixtures/cli-run.js';
 
 describe('holdfast demo', () => {
   it('--json on the embedded broker: lost 0, delivered equal to accepted', async () => {
@@ -29,6 +29,16 @@ describe('holdfast demo', () => {
     assert.match(r.stdout, /POWER CUT/);
     assert.match(r.stdout, /device restarted on the same cache/);
     assert.match(r.stdout.trim().split('\n').at(-1)!, /^PASS: accepted (\d+), delivered \1, lost 0, duplicates \d+, reordered \d+$/);
+  });
+
+  it('Ctrl-C ends the faults early, drains, and still gives the verdict', async () => {
+    const demo = startCli(['demo', '--duration', '120']);
+    await demo.waitForLine((l) => l.includes('publishes through a fault-injecting link'), 60_000);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    demo.kill('SIGINT');
+    const r = await demo.done;
+    assert.equal(r.code, 0, `stdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    assert.match(r.stdout.trim().split('\n').at(-1)!, /^PASS: accepted (\d+), delivered \1, lost 0/);
   });
 
   describe('with --broker', () => {

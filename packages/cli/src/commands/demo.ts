@@ -4,6 +4,7 @@ import { UsageError } from '../args/usage-error.js';
 import { parseDuration, parseText } from '../args/values.js';
 import { runDemo, type DemoSettings, type Verdict } from '../demo/run.js';
 import type { RunContext } from './context.js';
+import { onStopSignal } from '../output/signals.js';
 
 const DEMO_FLAGS = {
   duration: { type: 'string', default: '30s', describe: 'How long the device publishes (then it drains), e.g. 30 or 2m; at least 5 s' },
@@ -60,21 +61,14 @@ export function registerDemo(y: Argv, ctx: RunContext): Argv {
       if (settings.broker === undefined && settings.protocolVersion === 5) {
         throw new UsageError('--protocol', '4 with the embedded broker (Aedes speaks MQTT 3.1.1 only); pass --broker for MQTT 5');
       }
-      let onSignal: (() => void) | undefined;
-      const interrupted = new Promise<void>((resolve) => {
-        onSignal = resolve;
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
+      // A persistent listener (not once()): the testkit's own signal hook stands aside while one exists.
+      const stop = onStopSignal();
       try {
-        const verdict = await runDemo(settings, interrupted);
+        const verdict = await runDemo(settings, stop.signal);
         process.stdout.write(`${settings.json ? JSON.stringify(verdict) : verdictLine(verdict)}\n`);
         ctx.exitCode = verdict.lost === 0 && verdict.delivered === verdict.accepted ? 0 : 1;
       } finally {
-        if (onSignal) {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-        }
+        stop.dispose();
       }
     },
   );
