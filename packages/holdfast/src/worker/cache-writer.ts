@@ -112,6 +112,16 @@ export class CacheWriter {
     return this.#overflow.length;
   }
 
+  /**
+   * Records delivered (or refused) while still waiting for disk space must leave the overflow, or they
+   * would be sent again: a spill whose write failed holds the exchange that was in flight.
+   */
+  forget(recs: readonly Rec[]): void {
+    if (this.#overflow.length === 0) return;
+    const done = new Set(recs.map((r) => r.seq));
+    for (let i = this.#overflow.length - 1; i >= 0; i--) if (done.has(this.#overflow[i]!.seq)) this.#overflow.splice(i, 1);
+  }
+
   /** When the cache is empty but records wait for disk space, they are sent from memory. */
   takeOverflowHead(): Rec | undefined {
     return this.#overflow.shift();
@@ -125,7 +135,7 @@ export class CacheWriter {
     for (let priority = 1; priority <= 10 && eviction.messages < excess; priority++) {
       for (let i = 0; i < this.#overflow.length && eviction.messages < excess; ) {
         const rec = this.#overflow[i]!;
-        if (rec.priority !== priority) {
+        if (rec.priority !== priority || this.#hooks.isProtected(rec.seq)) {
           i++;
           continue;
         }

@@ -289,6 +289,7 @@ export class Sender {
   }
 
   #completed(recs: Rec[], cached: boolean, messageId: number | undefined, refusal: string | undefined): void {
+    this.#writer.forget(recs);
     if (refusal) {
       this.#stats[Stat.deadLettered]! += recs.length;
       this.#post({ type: 'event', name: 'dead-letter', data: { seqs: recs.map((r) => r.seq), reason: refusal } });
