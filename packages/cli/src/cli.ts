@@ -1,5 +1,4 @@
 import yargs from 'yargs';
-import { ErrorCodes, HoldfastError } from 'holdfast';
 import { UsageError } from './args/usage-error.js';
 import { registerAudit } from './commands/audit.js';
 import { registerCache } from './commands/cache.js';
@@ -11,6 +10,14 @@ import { registerPublish } from './commands/publish.js';
 const EXIT_USAGE = 2;
 const EXIT_FAILURE = 1;
 
+/**
+ * The library is loaded only by the commands that need it (a Raspberry Pi pays for every module at
+ * start-up), so its errors are recognised by name and code rather than by class.
+ */
+function isHoldfastError(err: unknown): err is Error & { code: string } {
+  return err instanceof Error && err.name === 'HoldfastError' && typeof (err as { code?: unknown }).code === 'string';
+}
+
 /** yargs itself rejected the arguments (unknown flag, missing command). */
 class ArgumentsRejected extends Error {}
 
@@ -18,10 +25,10 @@ function report(err: unknown, ctx: RunContext): void {
   if (err instanceof UsageError || err instanceof ArgumentsRejected) {
     console.error(`holdfast: ${err.message} (see --help)`);
     ctx.exitCode = EXIT_USAGE;
-  } else if (err instanceof HoldfastError) {
+  } else if (isHoldfastError(err)) {
     console.error(`holdfast: ${err.message} [${err.code}]`);
     // A bad option from --config or HOLDFAST_* is a usage error too, just not on the command line.
-    ctx.exitCode = err.code === ErrorCodes.INVALID_OPTION ? EXIT_USAGE : EXIT_FAILURE;
+    ctx.exitCode = err.code === 'HOLDFAST_INVALID_OPTION' ? EXIT_USAGE : EXIT_FAILURE;
   } else {
     console.error(`holdfast: ${err instanceof Error ? err.message : String(err)}`);
     ctx.exitCode = EXIT_FAILURE;

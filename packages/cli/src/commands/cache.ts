@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { exportCache, exportDeadLetters, inspectCache, type CacheInspection, type CachedMessage } from 'holdfast';
+import type { CacheInspection, CachedMessage } from 'holdfast';
 import { parseChoice, parseText } from '../args/values.js';
 import type { RunContext } from './context.js';
 
@@ -40,6 +40,7 @@ async function writeLine(line: string): Promise<void> {
 }
 
 async function runExport(dir: string, dead: boolean): Promise<void> {
+  const { exportCache, exportDeadLetters } = await import('holdfast');
   const source: AsyncIterable<CachedMessage & { reason?: string }> = dead ? exportDeadLetters(dir) : exportCache(dir);
   for await (const m of source) {
     await writeLine(JSON.stringify({ seq: m.seq, topic: m.topic, ...payloadFields(m.payload), priority: m.priority, ts: m.ts, ...(m.reason !== undefined && { reason: m.reason }) }));
@@ -58,6 +59,7 @@ export function registerCache(y: Argv, ctx: RunContext): Argv {
             .example('$0 cache inspect --cache-dir /var/lib/holdfast', 'A readable summary')
             .example('$0 cache inspect --cache-dir ./holdfast-cache --json', 'The same as JSON, for scripts and monitoring'),
         async (argv) => {
+          const { inspectCache } = await import('holdfast');
           const report = await inspectCache(parseText('--cache-dir', argv['cache-dir']) ?? './holdfast-cache');
           if (argv.json) process.stdout.write(`${JSON.stringify(report)}\n`);
           else printInspection(report);

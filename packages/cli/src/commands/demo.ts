@@ -2,7 +2,7 @@ import type { Argv } from 'yargs';
 import { parseProtocol } from '../args/connection.js';
 import { UsageError } from '../args/usage-error.js';
 import { parseDuration, parseText } from '../args/values.js';
-import { runDemo, type DemoSettings, type Verdict } from '../demo/run.js';
+import type { DemoSettings, Verdict } from '../demo/run.js';
 import type { RunContext } from './context.js';
 import { onStopSignal } from '../output/signals.js';
 
@@ -64,6 +64,7 @@ export function registerDemo(y: Argv, ctx: RunContext): Argv {
       // A persistent listener (not once()): the testkit's own signal hook stands aside while one exists.
       const stop = onStopSignal();
       try {
+        const { runDemo } = await import('../demo/run.js');
         const verdict = await runDemo(settings, stop.signal);
         process.stdout.write(`${settings.json ? JSON.stringify(verdict) : verdictLine(verdict)}\n`);
         ctx.exitCode = verdict.lost === 0 && verdict.delivered === verdict.accepted ? 0 : 1;
