@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ErrorCodes, HoldfastError, LATENCY_EVENT, open, startHealthServer, type HealthReport, type HoldfastClient, type HoldfastOptions } from 'holdfast';
-import { startBroker, startLinkProxy, type Broker, type LinkProxy } from '@holdfast/testkit';
+import { freePort, startBroker, startLinkProxy, type Broker, type LinkProxy } from '@holdfast/testkit';
 import { sleep, tempDir } from './helpers.js';
 // Not exported: the pure rule function, imported from the build to test the one rule no real fault reaches here.
 import { evaluateHealth } from '../packages/holdfast/dist/health-status.js';
@@ -322,5 +322,41 @@ describe('health rules', () => {
     } finally {
       await c.close();
     }
+  });
+});
+
+describe('the health option of open()', () => {
+  it('serves /health on loopback while the client runs, and stops with close()', async () => {
+    const broker = await startBroker();
+    const dir = tempDir('health-option');
+    try {
+      const port = await freePort();
+      const protocolVersion = broker.protocolVersions.includes(5) ? 5 : 4;
+      const client = await open({ broker: broker.url, clientId: 'dev-health-opt', cacheDir: dir.path, protocolVersion, health: { port } });
+      const connected = await new Promise<boolean>((resolve) => {
+        const poll = setInterval(() => client.stats().connected && (clearInterval(poll), resolve(true)), 20);
+      });
+      assert.ok(connected);
+      const res = await fetch(`http://127.0.0.1:${port}/health`);
+      assert.equal(res.status, 200);
+      assert.equal(((await res.json()) as { status: string }).status, 'healthy');
+      client.publish('sensors/dev-health-opt', 'reading');
+      await client.drained();
+      await sleep(1500); // the worker reports delivery latencies once a second
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      assert.match(metrics, /holdfast_publish_to_pubcomp_seconds_count 1\b/, 'the real delivery latency reached the histogram');
+      await client.close();
+      await assert.rejects(fetch(`http://127.0.0.1:${port}/health`), 'the server stopped with the client');
+    } finally {
+      await broker.close();
+      dir.remove();
+    }
+  });
+
+  it('rejects a bad health option at the call site', async () => {
+    await assert.rejects(
+      open({ broker: 'mqtt://127.0.0.1:1', clientId: 'c', health: { port: 70_000 } }),
+      (err: unknown) => err instanceof HoldfastError && err.code === ErrorCodes.INVALID_OPTION && /health\.port must be an integer from 0 to 65535/.test(err.message),
+    );
   });
 });

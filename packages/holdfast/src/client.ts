@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import { deserializeError, ErrorCodes, HoldfastError } from './errors.js';
+import type { HealthServer } from './health.js';
 import type { ResolvedOptions } from './options.js';
 import { FLAG_QOS2, FLAG_RETAIN, Stat, STATES, type ClientState, type DeadLetter, type FromWorker, type PublishBatch, type ToWorker } from './protocol.js';
 import type { SeqAllocator } from './seq.js';
@@ -56,6 +57,7 @@ export class HoldfastClient extends EventEmitter {
   #state: ClientState = 'direct';
   #nextRequestId = 1;
   readonly #pending = new Map<number, Pending>();
+  #health: HealthServer | undefined;
 
   /** @internal Use open(). */
   constructor(worker: Worker, port: MessagePort, stats: SharedArrayBuffer, seqs: SeqAllocator, options: ResolvedOptions) {
@@ -133,6 +135,11 @@ export class HoldfastClient extends EventEmitter {
     return arena.subarray(start, start + size);
   }
 
+  /** @internal open() hands over the /health server it started, so close() stops it. */
+  attachHealth(server: HealthServer): void {
+    this.#health = server;
+  }
+
   /** Counters, current to the last worker update (they live in shared memory). */
   stats(): HoldfastStats {
     return snapshotStats(this.#stats, this.#state, this.#accepted, this.#topics.length, this.#lastSeq);
@@ -203,6 +210,7 @@ export class HoldfastClient extends EventEmitter {
     } finally {
       clearTimeout(timer);
       this.#finish('closed');
+      await this.#health?.close();
     }
   }
 

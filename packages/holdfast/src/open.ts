@@ -4,6 +4,7 @@ import { deserializeError, ErrorCodes, HoldfastError } from './errors.js';
 import { resolveOptions, type HoldfastOptions } from './options.js';
 import { STAT_SLOTS, type FromWorker, type WorkerInit } from './protocol.js';
 import { SeqAllocator } from './seq.js';
+import { startHealthServer } from './health.js';
 
 /** Opening LMDB takes milliseconds; this only guards against a wedged worker. */
 const OPEN_TIMEOUT_MS = 30_000;
@@ -37,7 +38,16 @@ export async function open(options: HoldfastOptions): Promise<HoldfastClient> {
       worker.once('exit', onExit);
     });
     const seqs = new SeqAllocator(epoch, () => port1.postMessage({ type: 'reserveEpoch' }));
-    return new HoldfastClient(worker, port1, stats, seqs, resolved);
+    const client = new HoldfastClient(worker, port1, stats, seqs, resolved);
+    if (resolved.health) {
+      try {
+        client.attachHealth(await startHealthServer(client, { ...resolved.health, maxCache: resolved.maxCache, cacheDir: resolved.cacheDir }));
+      } catch (err) {
+        await client.close();
+        throw err;
+      }
+    }
+    return client;
   } catch (err) {
     port1.close();
     await worker.terminate();

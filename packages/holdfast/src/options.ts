@@ -38,6 +38,8 @@ export interface HoldfastOptions {
   username?: string;
   /** Broker password. Never logged or exposed. @default undefined */
   password?: string;
+  /** Serve GET /health and GET /metrics. Off unless given; host defaults to loopback. @default false */
+  health?: false | { port?: number; host?: string };
 }
 
 /** Options after defaults, as the worker receives them. */
@@ -60,6 +62,7 @@ export interface ResolvedOptions {
   tls: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer; passphrase?: string; rejectUnauthorized: boolean } | undefined;
   username: string | undefined;
   password: string | undefined;
+  health: { port: number; host: string } | undefined;
 }
 
 export const DEFAULTS = {
@@ -140,7 +143,7 @@ function pem(obj: Record<string, unknown>, key: string): string | Buffer | undef
 
 const TOP_KEYS = [
   'broker', 'clientId', 'cacheDir', 'qos', 'durability', 'timeoutMs', 'highWater', 'maxCache', 'bulk', 'reconnect',
-  'session', 'protocolVersion', 'keepaliveSec', 'connectTimeoutMs', 'closeTimeoutMs', 'tls', 'username', 'password',
+  'session', 'protocolVersion', 'keepaliveSec', 'connectTimeoutMs', 'closeTimeoutMs', 'tls', 'username', 'password', 'health',
 ] as const;
 
 export function validateBrokerUrl(value: unknown): string {
@@ -218,7 +221,15 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     tls: resolveTls(input.tls),
     username: text(input, 'username'),
     password: input.password === undefined ? undefined : (text(input, 'password') as string),
+    health: resolveHealth(input.health),
   };
+}
+
+function resolveHealth(value: unknown): ResolvedOptions['health'] {
+  if (value === undefined || value === false) return undefined;
+  if (!isPlainObject(value)) fail('health', 'false or { port, host }', value);
+  checkKeys(value, ['port', 'host'], 'health');
+  return { port: int(value, 'port', 'health.', 0, 65_535, 9464), host: text(value, 'host', 'health.') ?? '127.0.0.1' };
 }
 
 /** The default bulk topic names the client, so receivers can tell devices apart. */

@@ -53,7 +53,7 @@ export interface DeadLetter {
   reason: string;
 }
 
-export type HoldfastEventName = 'connect' | 'disconnect' | 'reconnecting' | 'spill' | 'drain-start' | 'drain-end' | 'dead-letter' | 'evict' | 'cache-recovered' | 'quarantine' | 'connection-error';
+export type HoldfastEventName = 'connect' | 'disconnect' | 'reconnecting' | 'spill' | 'drain-start' | 'drain-end' | 'dead-letter' | 'evict' | 'cache-recovered' | 'quarantine' | 'connection-error' | 'delivery-latency';
 
 export type FromWorker =
   | { type: 'ready'; epoch: number; recoveredSeqFloor: number }

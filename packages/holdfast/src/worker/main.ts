@@ -11,6 +11,9 @@ import { Link } from './link.js';
 import { OutgoingStore } from './outgoing-store.js';
 import { Sender } from './sender.js';
 
+/** How often delivery latencies go to the facade (for the /metrics histogram). */
+const LATENCY_REPORT_MS = 1000;
+
 const { options, port, stats: statsBuffer } = workerData as WorkerInit;
 const stats = new Float64Array(statsBuffer);
 const post = (msg: FromWorker): void => port.postMessage(msg);
@@ -54,6 +57,11 @@ function run(): void {
     reconnecting: (delayMs) => post({ type: 'event', name: 'reconnecting', data: { delayMs } }),
   });
   sender.start(link.client, recovered, () => link.serverMaximumPacketSize);
+  const latencyTimer = setInterval(() => {
+    const latenciesMs = sender?.takeLatencies() ?? [];
+    if (latenciesMs.length > 0) post({ type: 'event', name: 'delivery-latency', data: { latenciesMs } });
+  }, LATENCY_REPORT_MS);
+  latencyTimer.unref();
 
   let closing = false;
   port.on('message', (msg: ToWorker) => {
@@ -91,6 +99,7 @@ function run(): void {
   async function shutdown(id: number): Promise<void> {
     const started = Date.now();
     const budget = options.closeTimeoutMs;
+    clearInterval(latencyTimer);
     try {
       await sender!.stop();
       if (link.connected) await sender!.settleInflight(Math.floor(budget * 0.4));

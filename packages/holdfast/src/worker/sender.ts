@@ -10,6 +10,8 @@ import type { OutgoingEntry, OutgoingStore } from './outgoing-store.js';
 import { recordSize, type Rec } from './record.js';
 import { Waiters } from './waiters.js';
 
+const MAX_LATENCY_SAMPLES = 10_000;
+
 interface Inflight {
   recs: Rec[];
   /** The records are in the cache and must be removed from it once delivered. */
@@ -44,6 +46,8 @@ export class Sender {
   readonly #recoveredSeqs = new Set<number>();
   #recoveredPackets = 0;
   readonly #writer: CacheWriter;
+  /** publish()-to-PUBCOMP times since the last report, for the /metrics histogram (bounded). */
+  readonly #latenciesMs: number[] = [];
   readonly #mem = new MemoryQueue();
   readonly #waiters: Waiters;
   readonly #journal: boolean;
@@ -296,6 +300,9 @@ export class Sender {
     } else {
       this.#stats[Stat.delivered]! += recs.length;
       this.#stats[Stat.lastDeliveredSeq] = recs[recs.length - 1]!.seq;
+      const now = Date.now();
+      // Wall clock, clamped: a clock jump distorts one sample, never the order of anything.
+      for (const rec of recs) if (this.#latenciesMs.length < MAX_LATENCY_SAMPLES) this.#latenciesMs.push(Math.max(0, now - rec.ts));
     }
     if (cached || this.#store.persistent) {
       const inCache = cached ? recs : [];
@@ -379,6 +386,11 @@ export class Sender {
     this.#stats[Stat.cachedBytes] = c.bytes;
     for (let p = 0; p < 10; p++) this.#stats[Stat.byPriority + p] = c.byPriority[p] ?? 0;
     this.#stats[Stat.oldestCachedTs] = c.messages > 0 ? this.#cache.oldestTimestamp() : 0;
+  }
+
+  /** Hands over the latencies gathered since the last call. */
+  takeLatencies(): number[] {
+    return this.#latenciesMs.splice(0);
   }
 
   // ── shutdown ──────────────────────────────────────────────────────────────────────────────
