@@ -7,6 +7,8 @@ import { tempDir } from './helpers.js';
 import { runCli } from './fixtures/cli-run.js';
 
 const dir = tempDir('cli-args');
+// The publisher and the audit read HOLDFAST_* variables; a developer's own must not change these results.
+const cleanEnv = { HOLDFAST_BROKER: '', HOLDFAST_CLIENT_ID: '', HOLDFAST_CONFIG_FILE: '', HOLDFAST_QOS: '', HOLDFAST_DURABILITY: '' };
 after(() => dir.remove());
 
 describe('holdfast --help', () => {
@@ -61,7 +63,7 @@ describe('bad arguments name the flag and what is allowed (exit code 2)', () => 
   ];
   for (const [name, args, message] of cases) {
     it(name, async () => {
-      const r = await runCli(args, { cwd: dir.path, timeoutMs: 20_000 });
+      const r = await runCli(args, { cwd: dir.path, env: cleanEnv, timeoutMs: 20_000 });
       assert.equal(r.code, 2, `exit code; stderr: ${r.stderr}`);
       assert.match(r.stderr, message);
       assert.equal(r.stdout, '', 'nothing started');
@@ -71,13 +73,13 @@ describe('bad arguments name the flag and what is allowed (exit code 2)', () => 
   it('a bad value in --config names the file and the field', async () => {
     const config = join(dir.path, 'bad.json');
     writeFileSync(config, JSON.stringify({ broker: 'mqtt://127.0.0.1:1', clientId: 'x', qos: 7 }));
-    const r = await runCli(['publish', '--config', config], { cwd: dir.path, timeoutMs: 20_000 });
+    const r = await runCli(['publish', '--config', config], { cwd: dir.path, env: cleanEnv, timeoutMs: 20_000 });
     assert.equal(r.code, 2);
     assert.match(r.stderr, /config file .*bad\.json: qos must be 1 or 2; got 7/);
   });
 
   it('a bad HOLDFAST_* variable names the variable', async () => {
-    const r = await runCli(['publish', '--broker', 'mqtt://127.0.0.1:1'], { cwd: dir.path, env: { HOLDFAST_DURABILITY: 'sometimes' }, timeoutMs: 20_000 });
+    const r = await runCli(['publish', '--broker', 'mqtt://127.0.0.1:1'], { cwd: dir.path, env: { ...cleanEnv, HOLDFAST_DURABILITY: 'sometimes' }, timeoutMs: 20_000 });
     assert.equal(r.code, 2);
     assert.match(r.stderr, /HOLDFAST_DURABILITY/);
   });
@@ -85,7 +87,7 @@ describe('bad arguments name the flag and what is allowed (exit code 2)', () => 
   it('a password in a config file never appears in an error', async () => {
     const config = join(dir.path, 'secret.json');
     writeFileSync(config, `{"broker": "mqtt://127.0.0.1:1", "password": "hunter2-secret", "qos": "two"`);
-    const r = await runCli(['publish', '--config', config], { cwd: dir.path, timeoutMs: 20_000 });
+    const r = await runCli(['publish', '--config', config], { cwd: dir.path, env: cleanEnv, timeoutMs: 20_000 });
     assert.equal(r.code, 2);
     assert.doesNotMatch(r.stderr, /hunter2/);
   });

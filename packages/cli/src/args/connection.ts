@@ -67,10 +67,15 @@ export function parseProtocol(value: unknown): 4 | 5 | undefined {
   return choice === undefined ? undefined : choice === '4' ? 4 : 5;
 }
 
+/** A flag, else its HOLDFAST_* variable (as the publisher's config reads them), else undefined. */
+function flagOrEnv(flag: string, value: string | undefined, envVar: string): string | undefined {
+  return parseText(flag, value) ?? (process.env[envVar] || undefined);
+}
+
 /** Resolves the connection flags of a plain MQTT client (the audit's subscriber). */
 export function resolveConnection(args: ConnectionArgs): Connection {
-  const broker = parseText('--broker', args.broker);
-  if (broker === undefined) throw new UsageError('--broker', 'given (a broker URL such as mqtt://broker:1883)');
+  const broker = flagOrEnv('--broker', args.broker, 'HOLDFAST_BROKER');
+  if (broker === undefined) throw new UsageError('--broker', 'given (or HOLDFAST_BROKER): a broker URL such as mqtt://broker:1883');
   if ((args.cert === undefined) !== (args.key === undefined)) throw new UsageError('--cert', 'given together with --key (mTLS needs both)');
   const ca = readPem('--ca', args.ca);
   const cert = readPem('--cert', args.cert);
@@ -80,7 +85,7 @@ export function resolveConnection(args: ConnectionArgs): Connection {
     broker,
     clientId: parseText('--client-id', args['client-id']),
     protocolVersion: parseProtocol(args.protocol),
-    username: parseText('--username', args.username),
+    username: flagOrEnv('--username', args.username, 'HOLDFAST_USERNAME'),
     password: readPassword(args['password-file']),
     tls,
   };
