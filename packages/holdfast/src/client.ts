@@ -3,7 +3,7 @@ import type { MessagePort, Worker } from 'node:worker_threads';
 import { deserializeError, ErrorCodes, HoldfastError } from './errors.js';
 import type { HealthServer } from './health.js';
 import type { ResolvedOptions } from './options.js';
-import { FLAG_QOS2, FLAG_RETAIN, Stat, STATES, type ClientState, type DeadLetter, type FromWorker, type PublishBatch, type ToWorker } from './protocol.js';
+import { FLAG_QOS2, FLAG_RETAIN, Stat, STATES, type ClientState, type DeadLetter, type FromWorker, type PublishBatch, type QuarantineInfo, type ToWorker } from './protocol.js';
 import type { SeqAllocator } from './seq.js';
 import { snapshotStats, type HoldfastStats } from './stats.js';
 import { DEFAULT_PRIORITY, validatePayload, validatePublishOptions, validateTopic, type PublishOptions } from './validate.js';
@@ -59,9 +59,24 @@ export class HoldfastClient extends EventEmitter {
   readonly #pending = new Map<number, Pending>();
   #health: HealthServer | undefined;
 
+  /**
+   * Set when open() found the cache unreadable: it was renamed aside (never deleted; it may hold
+   * undelivered readings) and the client started on a fresh cache. Also emitted as 'quarantine'.
+   */
+  readonly quarantined: QuarantineInfo | undefined;
+
   /** @internal Use open(). */
-  constructor(worker: Worker, port: MessagePort, stats: SharedArrayBuffer, seqs: SeqAllocator, options: ResolvedOptions) {
+  constructor(worker: Worker, port: MessagePort, stats: SharedArrayBuffer, seqs: SeqAllocator, options: ResolvedOptions, quarantined?: QuarantineInfo) {
     super();
+    this.quarantined = quarantined;
+    if (quarantined) {
+      // Loud on purpose: the warning reaches stderr (the journal under systemd) even with no listener.
+      process.emitWarning(`cache quarantined: moved to ${quarantined.movedTo} (${quarantined.reason}); started on a fresh cache`, {
+        type: 'HoldfastWarning',
+        code: ErrorCodes.CACHE_QUARANTINED,
+      });
+      setImmediate(() => this.emit('quarantine', quarantined));
+    }
     this.#worker = worker;
     this.#port = port;
     this.#stats = new Float64Array(stats);

@@ -4,7 +4,7 @@ export { HoldfastError, ErrorCodes, type ErrorCode } from './errors.js';
 export { type HoldfastOptions, defaultBulkTopic } from './options.js';
 export { type PublishOptions } from './validate.js';
 export { type HoldfastStats, type CachedStats } from './stats.js';
-export { type ClientState, type DeadLetter } from './protocol.js';
+export { type ClientState, type DeadLetter, type QuarantineInfo } from './protocol.js';
 export { unpackBulk, type BulkReading } from './bulk.js';
 export { inspectCache, exportCache, exportDeadLetters, quarantinedFiles, type CacheInspection, type CachedMessage, type CachedDeadLetter } from './inspect.js';
 export { loadConfig, ENV_VARS, type LoadConfigOptions, type ConfigInput } from './config.js';

@@ -56,7 +56,8 @@ export interface DeadLetter {
 export type HoldfastEventName = 'connect' | 'disconnect' | 'reconnecting' | 'spill' | 'drain-start' | 'drain-end' | 'dead-letter' | 'evict' | 'cache-recovered' | 'quarantine' | 'connection-error' | 'delivery-latency';
 
 export type FromWorker =
-  | { type: 'ready'; epoch: number; recoveredSeqFloor: number }
+  /** `quarantined`: the cache could not be read and was renamed aside (kept for forensics). */
+  | { type: 'ready'; epoch: number; quarantined: QuarantineInfo | undefined }
   | { type: 'state'; state: ClientState }
   | { type: 'reply'; id: number; error?: SerializedError; value?: unknown }
   | { type: 'epoch'; epoch: number }
@@ -64,6 +65,12 @@ export type FromWorker =
   /** A failure with no caller to reject: surfaced as the client's 'error' event. */
   | { type: 'error'; error: SerializedError }
   | { type: 'closed' };
+
+export interface QuarantineInfo {
+  /** Where the unreadable cache file now is. */
+  movedTo: string;
+  reason: string;
+}
 
 /** What the worker receives as workerData. */
 export interface WorkerInit {

@@ -3,10 +3,11 @@
  * messages. Everything that touches the network or the disk runs here, never on the app thread.
  */
 import { workerData } from 'node:worker_threads';
-import { ErrorCodes, HoldfastError, serializeError } from '../errors.js';
+import { ErrorCodes, serializeError } from '../errors.js';
 import { Stat, type FromWorker, type ToWorker, type WorkerInit } from '../protocol.js';
 import type { Cache } from './cache.js';
-import { openCache, type QuarantineReport } from './cache-open.js';
+import { openCache } from './cache-open.js';
+import type { QuarantineInfo } from '../protocol.js';
 import { Link } from './link.js';
 import { OutgoingStore } from './outgoing-store.js';
 import { Sender } from './sender.js';
@@ -20,7 +21,7 @@ const post = (msg: FromWorker): void => port.postMessage(msg);
 
 function run(): void {
   let cache: Cache;
-  let quarantined: QuarantineReport | undefined;
+  let quarantined: QuarantineInfo | undefined;
   let epoch: number;
   try {
     ({ cache, quarantined } = openCache(options.cacheDir, options.maxCache));
@@ -117,12 +118,7 @@ function run(): void {
     }
   }
 
-  post({ type: 'ready', epoch, recoveredSeqFloor: 0 });
-  if (quarantined) {
-    // Loud on purpose: a quarantined cache may hold readings that were never delivered.
-    post({ type: 'event', name: 'quarantine', data: { ...quarantined } });
-    post({ type: 'error', error: serializeError(new HoldfastError(ErrorCodes.CACHE_QUARANTINED, `the cache could not be read and was moved aside to ${quarantined.movedTo} (${quarantined.reason}); started on a fresh cache`)) });
-  }
+  post({ type: 'ready', epoch, quarantined });
 }
 
 run();

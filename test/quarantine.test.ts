@@ -1,0 +1,98 @@
+/**
+ * Guarantee 8: a corrupt cache is quarantined — renamed aside and kept for forensics, reported loudly
+ * (the `quarantined` property, a 'quarantine' event and a warning on stderr) — never silently deleted,
+ * and the client starts on a fresh cache that works.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { open, type HoldfastOptions, type QuarantineInfo } from 'holdfast';
+import { startAuditor, startBroker, type Auditor, type Broker } from '@holdfast/testkit';
+import { extractReadingNumber, tempDir } from './helpers.js';
+
+let broker: Broker;
+let auditor: Auditor;
+let protocol: 4 | 5;
+
+before(async () => {
+  broker = await startBroker();
+  protocol = broker.protocolVersions.includes(5) ? 5 : 4;
+  auditor = await startAuditor({ url: broker.url, topics: 'sensors/#', protocolVersion: protocol, extract: extractReadingNumber });
+});
+after(async () => {
+  await auditor.close();
+  await broker.close();
+});
+
+const options = (clientId: string, cacheDir: string, brokerUrl = broker.url): HoldfastOptions => ({ broker: brokerUrl, clientId, cacheDir, protocolVersion: protocol });
+
+/** Opens on a damaged cache and checks the quarantine contract; returns the quarantined file. */
+async function openDamaged(clientId: string, dir: string, damagedBytes: Buffer): Promise<void> {
+  const quarantineEvents: QuarantineInfo[] = [];
+  const client = await open(options(clientId, dir));
+  client.on('quarantine', (q: QuarantineInfo) => quarantineEvents.push(q));
+  try {
+    assert.ok(client.quarantined, 'open() reports the quarantine');
+    assert.match(client.quarantined.movedTo, /cache\.mdb\.corrupt-/);
+    assert.deepEqual(readFileSync(client.quarantined.movedTo), damagedBytes, 'the damaged file is kept byte for byte');
+    assert.ok(readdirSync(dir).some((f) => f.startsWith('cache.mdb.corrupt-')));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(quarantineEvents.length, 1, "a 'quarantine' event is emitted");
+
+    // The fresh cache works.
+    client.publish(`sensors/${clientId}`, JSON.stringify({ device: clientId, n: 1 }));
+    await client.drained();
+    await auditor.waitFor({ [clientId]: [1] }, 10_000);
+  } finally {
+    await client.close();
+  }
+}
+
+describe('corrupt cache', () => {
+  it('a garbage-filled cache file is quarantined, not deleted', async () => {
+    const dir = tempDir('garbage');
+    try {
+      const garbage = randomBytes(64 * 1024);
+      writeFileSync(join(dir.path, 'cache.mdb'), garbage, { mode: 0o600 });
+      await openDamaged('dev-garbage', dir.path, garbage);
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('a truncated cache file (readings inside) is quarantined, not deleted', async () => {
+    const dir = tempDir('truncated');
+    try {
+      // A real cache with readings in it: written while the broker is unreachable.
+      const offline = await open(options('dev-trunc', dir.path, 'mqtt://127.0.0.1:1'));
+      for (let n = 1; n <= 2000; n++) offline.publish('sensors/dev-trunc', JSON.stringify({ device: 'dev-trunc-old', n, pad: 'x'.repeat(200) }));
+      await offline.flush();
+      await offline.close();
+      const file = join(dir.path, 'cache.mdb');
+      truncateSync(file, Math.floor(statSync(file).size / 3));
+      await openDamaged('dev-trunc', dir.path, readFileSync(file));
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('a healthy cache is never quarantined', async () => {
+    const dir = tempDir('healthy');
+    try {
+      const first = await open(options('dev-healthy', dir.path, 'mqtt://127.0.0.1:1'));
+      first.publish('sensors/dev-healthy', JSON.stringify({ device: 'dev-healthy', n: 1 }));
+      await first.flush();
+      await first.close();
+      const second = await open(options('dev-healthy', dir.path));
+      assert.equal(second.quarantined, undefined);
+      assert.equal(second.stats().cached.messages, 1);
+      await second.drained();
+      await second.close();
+      await auditor.waitFor({ 'dev-healthy': [1] }, 10_000);
+    } finally {
+      dir.remove();
+    }
+  });
+});
