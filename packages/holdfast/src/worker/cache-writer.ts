@@ -27,6 +27,11 @@ export class CacheWriter {
   readonly #uncommitted: Array<{ minSeq: number; maxSeq: number }> = [];
   /** Records refused by a full disk, oldest first, waiting for space. */
   readonly #overflow: Rec[] = [];
+  /**
+   * Delivered records whose removal failed (deleting needs free pages too): never read them again,
+   * and remove them once there is space.
+   */
+  readonly #unremoved = new Map<number, Rec>();
   #pendingWrites = 0;
   #pendingEvictions = 0;
   #failing = false;
@@ -34,6 +39,9 @@ export class CacheWriter {
   readonly #cache: Cache;
   readonly #hooks: CacheWriterHooks;
   readonly #maxOverflow: number;
+
+  /** In flight, or delivered and only waiting to be removed: never evicted (or counted as such). */
+  readonly #isProtected = (seq: number): boolean => this.#unremoved.has(seq) || this.#hooks.isProtected(seq);
 
   constructor(cache: Cache, maxOverflow: number, hooks: CacheWriterHooks) {
     this.#cache = cache;
@@ -56,7 +64,7 @@ export class CacheWriter {
     }
     const span = { minSeq: recs[0]!.seq, maxSeq: recs[recs.length - 1]!.seq };
     this.#uncommitted.push(span);
-    this.#cache.append(recs, alsoInTxn, (seq) => this.#hooks.isProtected(seq)).then(
+    this.#cache.append(recs, alsoInTxn, this.#isProtected).then(
       (eviction) => {
         this.#uncommitted.splice(this.#uncommitted.indexOf(span), 1);
         if (eviction.messages > 0) this.#hooks.evicted(eviction);
@@ -74,6 +82,31 @@ export class CacheWriter {
         this.#fail(err);
       },
     );
+  }
+
+  /** Removes delivered records; if the disk refuses, they are remembered so they are never resent. */
+  remove(recs: readonly Rec[], alsoInTxn?: () => void): void {
+    this.#pendingWrites++;
+    this.#cache.remove(recs, alsoInTxn).then(
+      () => {
+        this.#pendingWrites--;
+        this.#hooks.committed();
+      },
+      (err: unknown) => {
+        this.#pendingWrites--;
+        for (const rec of recs) this.#unremoved.set(rec.seq, rec);
+        this.#fail(err);
+      },
+    );
+  }
+
+  /** Seqs the drain must skip: delivered, but still in the cache because the disk was full. */
+  get delivered(): ReadonlySet<number> {
+    return new Set(this.#unremoved.keys());
+  }
+
+  get hasUnremoved(): boolean {
+    return this.#unremoved.size > 0;
   }
 
   /** Counts a write (delete, store update) so drained() waits for it. */
@@ -105,7 +138,7 @@ export class CacheWriter {
   }
 
   get idle(): boolean {
-    return this.#uncommitted.length === 0 && this.#pendingWrites === 0 && this.#pendingEvictions === 0 && this.#overflow.length === 0;
+    return this.#uncommitted.length === 0 && this.#pendingWrites === 0 && this.#pendingEvictions === 0 && this.#overflow.length === 0 && this.#unremoved.size === 0;
   }
 
   get overflowLength(): number {
@@ -161,10 +194,15 @@ export class CacheWriter {
     const waiting = this.#overflow.length;
     const room = Math.max(16, waiting, Math.ceil(this.#cache.messages / 100));
     this.#pendingEvictions++;
-    this.#cache.evict(room, (seq) => this.#hooks.isProtected(seq)).then(
+    this.#cache.evict(room, this.#isProtected).then(
       (eviction) => {
         this.#pendingEvictions--;
         if (eviction.messages > 0) this.#hooks.evicted(eviction);
+        if (this.#unremoved.size > 0) {
+          const unremoved = [...this.#unremoved.values()];
+          this.#unremoved.clear();
+          this.remove(unremoved);
+        }
         const recs = this.#overflow.splice(0);
         if (recs.length > 0) this.append(recs);
         else if (this.#failing) {
