@@ -1,3 +1,4 @@
+import type { Ballast } from './ballast.js';
 import type { Cache, Eviction } from './cache.js';
 import type { Rec } from './record.js';
 
@@ -43,8 +44,11 @@ export class CacheWriter {
   /** In flight, or delivered and only waiting to be removed: never evicted (or counted as such). */
   readonly #isProtected = (seq: number): boolean => this.#unremoved.has(seq) || this.#hooks.isProtected(seq);
 
-  constructor(cache: Cache, maxOverflow: number, hooks: CacheWriterHooks) {
+  readonly #ballast: Ballast;
+
+  constructor(cache: Cache, ballast: Ballast, maxOverflow: number, hooks: CacheWriterHooks) {
     this.#cache = cache;
+    this.#ballast = ballast;
     this.#maxOverflow = maxOverflow;
     this.#hooks = hooks;
   }
@@ -57,7 +61,7 @@ export class CacheWriter {
     }
     if (this.#overflow.length > 0) {
       // Order: nothing may overtake records still waiting for disk space.
-      this.#overflow.push(...recs);
+      for (const rec of recs) this.#overflow.push(rec);
       this.#boundOverflow();
       if (alsoInTxn) this.track(this.#cache.write(alsoInTxn));
       return;
@@ -68,15 +72,12 @@ export class CacheWriter {
       (eviction) => {
         this.#uncommitted.splice(this.#uncommitted.indexOf(span), 1);
         if (eviction.messages > 0) this.#hooks.evicted(eviction);
-        if (this.#failing && this.#overflow.length === 0) {
-          this.#failing = false;
-          this.#hooks.recovered();
-        }
+        this.#maybeRecovered();
         this.#hooks.committed();
       },
       (err: unknown) => {
         this.#uncommitted.splice(this.#uncommitted.indexOf(span), 1);
-        this.#overflow.push(...recs);
+        for (const rec of recs) this.#overflow.push(rec);
         this.#overflow.sort((a, b) => a.seq - b.seq);
         this.#boundOverflow();
         this.#fail(err);
@@ -90,6 +91,7 @@ export class CacheWriter {
     this.#cache.remove(recs, alsoInTxn).then(
       () => {
         this.#pendingWrites--;
+        this.#maybeRecovered();
         this.#hooks.committed();
       },
       (err: unknown) => {
@@ -181,9 +183,19 @@ export class CacheWriter {
     this.#hooks.evicted(eviction);
   }
 
+  /** Writes succeed again and nothing waits for space: healthy, with the reserve put back. */
+  #maybeRecovered(): void {
+    if (!this.#failing || this.#overflow.length > 0 || this.#unremoved.size > 0) return;
+    this.#failing = false;
+    this.#ballast.restore();
+    this.#hooks.recovered();
+  }
+
   #fail(err: unknown): void {
     const first = !this.#failing;
     this.#failing = true;
+    // Give LMDB room to delete and evict; an empty disk partition would otherwise stay stuck.
+    if (first) this.#ballast.release();
     this.#hooks.failed(err, first);
     if (this.#retryTimer === undefined) this.#retryTimer = setTimeout(() => this.#retry(), DISK_FULL_RETRY_MS);
   }
@@ -205,10 +217,7 @@ export class CacheWriter {
         }
         const recs = this.#overflow.splice(0);
         if (recs.length > 0) this.append(recs);
-        else if (this.#failing) {
-          this.#failing = false;
-          this.#hooks.recovered();
-        }
+        else this.#maybeRecovered();
       },
       (err: unknown) => {
         this.#pendingEvictions--;

@@ -188,10 +188,12 @@ export class Cache {
   }
 
   /** Oldest committed records, in seq order, within both limits (at least one if any exists). */
-  readOldest(maxMessages: number, maxBytes: number): Rec[] {
+  readOldest(maxMessages: number, maxBytes: number, skip?: ReadonlySet<number>): Rec[] {
     const out: Rec[] = [];
     let bytes = 0;
-    for (const { key, value } of this.#records.getRange({ limit: maxMessages })) {
+    for (const { key, value } of this.#records.getRange({ limit: maxMessages + (skip?.size ?? 0) })) {
+      if (skip?.has(key)) continue;
+      if (out.length >= maxMessages) break;
       const rec = decodeRecord(key, value);
       if (out.length > 0 && bytes + rec.size > maxBytes) break;
       out.push(rec);

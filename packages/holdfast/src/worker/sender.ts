@@ -1,11 +1,12 @@
 import type { MqttClient } from 'mqtt';
-import { packBulk } from '../bulk.js';
 import { serializeError, ErrorCodes, HoldfastError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
-import { FLAG_QOS2, FLAG_RETAIN, Stat, STATES, type ClientState, type FromWorker, type PublishBatch } from '../protocol.js';
+import { Stat, STATES, type ClientState, type FromWorker, type PublishBatch } from '../protocol.js';
 import type { Cache } from './cache.js';
+import { Ballast } from './ballast.js';
 import { CacheWriter } from './cache-writer.js';
 import { MemoryQueue } from './memory-queue.js';
+import { buildPublish } from './packet.js';
 import type { OutgoingEntry, OutgoingStore } from './outgoing-store.js';
 import { recordSize, type Rec } from './record.js';
 import { Waiters } from './waiters.js';
@@ -66,7 +67,9 @@ export class Sender {
     this.#journal = deps.options.durability === 'journal';
     this.#waiters = new Waiters((id) => this.#post({ type: 'reply', id }));
     this.#stats[Stat.cacheWritable] = 1;
-    this.#writer = new CacheWriter(this.#cache, this.#o.highWater.messages, {
+    const ballast = new Ballast(this.#o.cacheDir);
+    ballast.restore();
+    this.#writer = new CacheWriter(this.#cache, ballast, this.#o.highWater.messages, {
       isProtected: (seq) => this.#recoveredSeqs.has(seq) || (this.#inflight?.recs.some((r) => r.seq === seq) ?? false),
       committed: () => {
         this.#updateCacheStats();
@@ -189,7 +192,8 @@ export class Sender {
     if (this.#inflight || this.#closing || this.#state !== 'draining' || this.#recoveredPackets > 0) return;
     if (this.#writer.reshaping) return this.#scheduleCacheRead();
     const bulk = this.#o.bulk;
-    const recs = bulk ? this.#cache.readOldest(bulk.maxMessages, bulk.maxBytes) : this.#cache.readOldest(1, Number.MAX_SAFE_INTEGER);
+    const skip = this.#writer.hasUnremoved ? this.#writer.delivered : undefined;
+    const recs = bulk ? this.#cache.readOldest(bulk.maxMessages, bulk.maxBytes, skip) : this.#cache.readOldest(1, Number.MAX_SAFE_INTEGER, skip);
     if (recs.length > 0) return this.#send(recs, true, bulk !== false);
     // The disk is full and the cache empty: what waits for space goes out from memory, in order.
     const waiting = this.#writer.takeOverflowHead();
@@ -204,31 +208,19 @@ export class Sender {
   }
 
   #send(recs: Rec[], cached: boolean, asBulk: boolean): void {
-    const client = this.#client!;
     const limit = this.#maxPacketSize();
-    const size = estimatePacketSize(recs, asBulk);
-    if (limit !== undefined && size > limit) {
+    const packet = buildPublish(recs, asBulk, this.#o);
+    if (limit !== undefined && packet.estimatedSize > limit) {
       // The broker announced it would refuse this (CONNACK Maximum Packet Size): a poison message.
-      this.#completed(recs, cached, undefined, `packet of about ${size} bytes exceeds the broker's maximum packet size (${limit})`);
+      this.#completed(recs, cached, undefined, `packet of about ${packet.estimatedSize} bytes exceeds the broker's maximum packet size (${limit})`);
       setImmediate(() => this.#pump());
       return;
     }
     const inflight: Inflight = { recs, cached, timer: undefined, refusal: undefined };
     this.#inflight = inflight;
     this.#stats[Stat.inflight] = recs.length;
-    const seqs = recs.map((r) => r.seq);
-    this.#store.expect(seqs);
-    const first = recs[0]!;
-    const single = !asBulk;
-    const topic = single ? first.topic : (this.#o.bulk as { topic: string }).topic;
-    const payload = single ? toBuffer(first.payload) : packBulk(recs);
-    const qos = this.#o.qos === 1 || (single && (first.flags & FLAG_QOS2) === 0) ? 1 : 2;
-    const opts: Parameters<MqttClient['publish']>[2] = { qos, retain: single && (first.flags & FLAG_RETAIN) !== 0 };
-    if (this.#o.protocolVersion === 5) {
-      opts.properties = { userProperties: { 'holdfast-client': this.#o.clientId, 'holdfast-seq': String(first.seq) } };
-      if (!single) opts.properties.userProperties!['holdfast-bulk'] = String(recs.length);
-    }
-    client.publish(topic, payload, opts, (err) => {
+    this.#store.expect(recs.map((r) => r.seq));
+    this.#client!.publish(packet.topic, packet.payload, packet.options, (err) => {
       if (!err || this.#inflight !== inflight) return;
       const code = (err as { code?: unknown }).code;
       if (typeof code === 'number' && code >= 0x80) inflight.refusal = err.message;
@@ -307,10 +299,10 @@ export class Sender {
     if (cached || this.#store.persistent) {
       const inCache = cached ? recs : [];
       const persisted = this.#store.persistent;
-      this.#writer.track(this.#cache.remove(inCache, () => {
+      this.#writer.remove(inCache, () => {
         if (refusal) this.#cache.deadLetterInTxn(recs, refusal);
         if (persisted && messageId !== undefined) this.#store.removePersistedInTxn(messageId);
-      }));
+      });
     } else if (refusal) {
       this.#writer.track(this.#cache.write(() => this.#cache.deadLetterInTxn(recs, refusal)));
     }
@@ -333,7 +325,7 @@ export class Sender {
     }
     const queued = this.#mem.drain();
     this.#updateMemStats();
-    if (!this.#journal) recs.push(...queued);
+    if (!this.#journal) for (const rec of queued) recs.push(rec);
     if (recs.length > 0 || !this.#store.persistent) this.#append(recs, () => this.#store.persistInTxn());
     this.#stats[Stat.spilled]! += recs.length;
     this.#post({ type: 'event', name: 'spill', data: { messages: recs.length, reason } });
@@ -410,17 +402,4 @@ export class Sender {
     clearTimeout(this.#inflight?.timer);
     await this.#cache.settled();
   }
-}
-
-/** An upper estimate of the PUBLISH packet size, for the broker's Maximum Packet Size. */
-function estimatePacketSize(recs: readonly Rec[], asBulk: boolean): number {
-  let bytes = 0;
-  for (const rec of recs) bytes += asBulk ? rec.size + 32 : rec.size;
-  // Fixed header, topic length, packet id and the holdfast user properties.
-  return bytes + 5 + 2 + 2 + 128;
-}
-
-function toBuffer(payload: string | Uint8Array): Buffer | string {
-  if (typeof payload === 'string') return payload;
-  return Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
 }

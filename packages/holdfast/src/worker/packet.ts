@@ -1,0 +1,41 @@
+import type { IClientPublishOptions } from 'mqtt';
+import { packBulk } from '../bulk.js';
+import type { ResolvedOptions } from '../options.js';
+import { FLAG_QOS2, FLAG_RETAIN } from '../protocol.js';
+import type { Rec } from './record.js';
+
+/** What goes into MQTT.js's publish() for one record or one bulk of records. */
+export interface OutgoingPublish {
+  topic: string;
+  payload: Buffer | string;
+  options: IClientPublishOptions;
+  /** An upper estimate of the packet size, for the broker's Maximum Packet Size. */
+  estimatedSize: number;
+}
+
+/**
+ * Builds the PUBLISH for one record, or for a bulk (a msgpack array of readings on the bulk topic).
+ * With MQTT 5 it carries `holdfast-client` and `holdfast-seq` (the first seq) so receivers can
+ * de-duplicate, and `holdfast-bulk` (the count) for a bulk.
+ */
+export function buildPublish(recs: readonly Rec[], asBulk: boolean, o: ResolvedOptions): OutgoingPublish {
+  const first = recs[0]!;
+  const topic = asBulk ? (o.bulk as { topic: string }).topic : first.topic;
+  const payload = asBulk ? packBulk(recs) : toBuffer(first.payload);
+  const qos = o.qos === 1 || (!asBulk && (first.flags & FLAG_QOS2) === 0) ? 1 : 2;
+  const options: IClientPublishOptions = { qos, retain: !asBulk && (first.flags & FLAG_RETAIN) !== 0 };
+  if (o.protocolVersion === 5) {
+    const userProperties: Record<string, string> = { 'holdfast-client': o.clientId, 'holdfast-seq': String(first.seq) };
+    if (asBulk) userProperties['holdfast-bulk'] = String(recs.length);
+    options.properties = { userProperties };
+  }
+  const payloadBytes = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength;
+  // Fixed header, topic length and bytes, packet id, and the user properties.
+  const estimatedSize = 5 + 2 + Buffer.byteLength(topic) + 2 + 160 + payloadBytes;
+  return { topic, payload, options, estimatedSize };
+}
+
+function toBuffer(payload: string | Uint8Array): Buffer | string {
+  if (typeof payload === 'string') return payload;
+  return Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+}
