@@ -1,0 +1,65 @@
+/** examples/measurement-loop.ts runs for real: a bounded loop drains and exits; SIGTERM closes gracefully. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { after, before, it } from 'node:test';
+import mqtt from 'mqtt';
+import { startBroker, type Broker } from '@holdfast/testkit';
+import { sleep, tempDir } from './helpers.js';
+
+const example = fileURLToPath(new URL('../examples/measurement-loop.ts', import.meta.url));
+let broker: Broker;
+let subscriber: mqtt.MqttClient;
+const received: Array<{ device: string; t: number }> = [];
+
+before(async () => {
+  broker = await startBroker();
+  subscriber = await mqtt.connectAsync(broker.url, { protocolVersion: 4 });
+  subscriber.on('message', (_topic, payload) => received.push(JSON.parse(payload.toString()) as { device: string; t: number }));
+  await subscriber.subscribeAsync('sensors/#', { qos: 2 });
+});
+after(async () => {
+  await subscriber.endAsync();
+  await broker.close();
+});
+
+function runExample(env: Record<string, string>): { exited: Promise<{ code: number | null; stdout: string }>; kill(signal: NodeJS.Signals): void } {
+  const child = spawn(process.execPath, ['--import', 'tsx', example], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  return {
+    exited: new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout }))),
+    kill: (signal) => child.kill(signal),
+  };
+}
+
+it('a bounded loop publishes every reading, drains and exits 0', async () => {
+  const dir = tempDir('example-loop');
+  try {
+    const run = runExample({ HOLDFAST_BROKER: broker.url, HOLDFAST_CLIENT_ID: 'loop-bounded', HOLDFAST_CACHE_DIR: dir.path, LOOP_PERIOD_MS: '10', LOOP_COUNT: '50' });
+    const { code, stdout } = await run.exited;
+    assert.equal(code, 0);
+    const stopped = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.msg === 'stopped');
+    assert.deepEqual({ accepted: stopped?.accepted, delivered: stopped?.delivered, cached: stopped?.cached }, { accepted: 50, delivered: 50, cached: 0 });
+    await sleep(200);
+    const mine = received.filter((r) => r.device === 'loop-bounded');
+    assert.equal(mine.length, 50);
+    assert.ok(mine.every((r, i) => i === 0 || r.t >= mine[i - 1]!.t), 'in order');
+  } finally {
+    dir.remove();
+  }
+});
+
+it('SIGTERM closes gracefully and exits 0', async () => {
+  const dir = tempDir('example-loop-term');
+  try {
+    const run = runExample({ HOLDFAST_BROKER: broker.url, HOLDFAST_CLIENT_ID: 'loop-term', HOLDFAST_CACHE_DIR: dir.path, LOOP_PERIOD_MS: '20' });
+    await sleep(1500);
+    run.kill('SIGTERM');
+    const { code, stdout } = await run.exited;
+    assert.equal(code, 0);
+    assert.match(stdout, /"msg":"stopped"/);
+  } finally {
+    dir.remove();
+  }
+});
