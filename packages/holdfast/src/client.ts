@@ -6,6 +6,7 @@ import type { ResolvedOptions } from './options.js';
 import { FLAG_QOS2, FLAG_RETAIN, Stat, STATES, type ClientState, type DeadLetter, type FromWorker, type PublishBatch, type QuarantineInfo, type ToWorker } from './protocol.js';
 import type { SeqAllocator } from './seq.js';
 import { snapshotStats, type HoldfastStats } from './stats.js';
+import { Subscriptions, validateFilter, type IncomingMessage, type MessageHandler } from './subscriptions.js';
 import { DEFAULT_PRIORITY, validatePayload, validatePublishOptions, validateTopic, type PublishOptions } from './validate.js';
 
 /** Post a batch early when it gets this big, so one tick of a tight loop cannot grow without bound. */
@@ -58,6 +59,10 @@ export class HoldfastClient extends EventEmitter {
   #nextRequestId = 1;
   readonly #pending = new Map<number, Pending>();
   #health: HealthServer | undefined;
+  readonly #subscriptions = new Subscriptions((err, filter) => {
+    const message = err instanceof Error ? err.message : String(err);
+    this.#emitError(new HoldfastError(ErrorCodes.HANDLER_FAILED, `a handler for '${filter}' threw: ${message}`, { cause: err, details: { filter } }));
+  });
 
   /**
    * Set when open() found the cache unreadable: it was renamed aside (never deleted; it may hold
@@ -148,6 +153,34 @@ export class HoldfastClient extends EventEmitter {
     arena.set(payload, start);
     this.#arenaUsed = start + size;
     return arena.subarray(start, start + size);
+  }
+
+  /**
+   * Subscribes `handler` to a topic filter ('+' and '#' wildcards). Handlers run on the app thread; one
+   * that throws is isolated and reported (an 'error' event with HOLDFAST_HANDLER_FAILED). Filters given
+   * before the first connection are sent when it connects, and again on every reconnect without a
+   * session; with a persistent session, messages sent while the device was offline arrive after it
+   * reconnects.
+   */
+  subscribe(filter: string, handler: MessageHandler, options?: { qos?: 0 | 1 | 2 }): void {
+    if (this.#closing) throw new HoldfastError(ErrorCodes.CLOSED, 'subscribe() after close()');
+    validateFilter(filter);
+    if (typeof handler !== 'function') {
+      throw new HoldfastError(ErrorCodes.INVALID_ARGUMENT, 'subscribe(filter, handler): handler must be a function', { details: { field: 'handler' } });
+    }
+    const qos = options?.qos ?? 2;
+    if (qos !== 0 && qos !== 1 && qos !== 2) {
+      throw new HoldfastError(ErrorCodes.INVALID_QOS, `subscribe qos must be 0, 1 or 2; got ${String(qos)}`, { details: { field: 'qos' } });
+    }
+    const id = this.#subscriptions.add(filter, handler);
+    if (id !== undefined) this.#port.postMessage({ type: 'subscribe', filter, qos, id } satisfies ToWorker);
+  }
+
+  /** Removes every handler of `filter` and unsubscribes from it. */
+  unsubscribe(filter: string): void {
+    if (this.#closing) throw new HoldfastError(ErrorCodes.CLOSED, 'unsubscribe() after close()');
+    validateFilter(filter);
+    if (this.#subscriptions.remove(filter)) this.#port.postMessage({ type: 'unsubscribe', filter } satisfies ToWorker);
   }
 
   /** @internal open() hands over the /health server it started, so close() stops it. */
@@ -284,6 +317,17 @@ export class HoldfastClient extends EventEmitter {
       case 'epoch':
         this.#seqs.offerEpoch(msg.epoch);
         break;
+      case 'message': {
+        const payload = Buffer.from(msg.payload.buffer, msg.payload.byteOffset, msg.payload.byteLength);
+        const message: IncomingMessage = { topic: msg.topic, payload, qos: msg.qos, retain: msg.retain };
+        const ids = msg.properties?.subscriptionIdentifier as number | number[] | undefined;
+        if (msg.properties) {
+          const { subscriptionIdentifier: _internal, ...properties } = msg.properties;
+          if (Object.keys(properties).length > 0) message.properties = properties;
+        }
+        this.#subscriptions.dispatch(message, ids === undefined ? undefined : Array.isArray(ids) ? ids : [ids]);
+        break;
+      }
       case 'event':
         this.emit(msg.name, msg.data);
         break;

@@ -23,6 +23,8 @@ export const ErrorCodes = {
   CACHE_QUARANTINED: 'HOLDFAST_CACHE_QUARANTINED',
   /** A cache write failed (disk full, map full). The client keeps running, unhealthy. */
   CACHE_WRITE_FAILED: 'HOLDFAST_CACHE_WRITE_FAILED',
+  /** A subscription handler threw; the other handlers still ran. */
+  HANDLER_FAILED: 'HOLDFAST_HANDLER_FAILED',
   /** The worker thread died unexpectedly. */
   WORKER_CRASHED: 'HOLDFAST_WORKER_CRASHED',
   /** A bounded operation (open, close) did not finish in time. */

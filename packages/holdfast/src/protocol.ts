@@ -40,6 +40,9 @@ export type ToWorker =
   | { type: 'deadLetters'; id: number }
   /** Move dead letters (all, or these seqs) back into the cache to be sent again; value: count. */
   | { type: 'requeue'; id: number; seqs: number[] | undefined }
+  /** Subscribe (again) to a filter; the worker also re-subscribes on every connection. */
+  | { type: 'subscribe'; filter: string; qos: 0 | 1 | 2; id: number }
+  | { type: 'unsubscribe'; filter: string }
   | { type: 'close'; id: number };
 
 /** A message the broker refused, kept with its reason. */
@@ -61,6 +64,9 @@ export type FromWorker =
   | { type: 'state'; state: ClientState }
   | { type: 'reply'; id: number; error?: SerializedError; value?: unknown }
   | { type: 'epoch'; epoch: number }
+  /** A message for the app's subscriptions (payload bytes transferred, not copied). */
+  | { type: 'message'; topic: string; payload: Uint8Array; qos: 0 | 1 | 2; retain: boolean; properties: Record<string, unknown> | undefined }
+  /* MQTT 5 Subscription Identifiers in `properties.subscriptionIdentifier` say which subscriptions a copy is for. */
   | { type: 'event'; name: HoldfastEventName; data: Record<string, unknown> }
   /** A failure with no caller to reject: surfaced as the client's 'error' event. */
   | { type: 'error'; error: SerializedError }

@@ -17,7 +17,7 @@ const LATENCY_REPORT_MS = 1000;
 
 const { options, port, stats: statsBuffer } = workerData as WorkerInit;
 const stats = new Float64Array(statsBuffer);
-const post = (msg: FromWorker): void => port.postMessage(msg);
+const post = (msg: FromWorker, transfer?: ArrayBuffer[]): void => port.postMessage(msg, transfer);
 
 function run(): void {
   let cache: Cache;
@@ -38,8 +38,20 @@ function run(): void {
   if (options.durability === 'journal') store.persistAlways();
   sender = new Sender({ options, cache, store, stats, post });
 
+  /** Filters the app subscribed to, sent again on every connection (our reconnects bypass MQTT.js's resubscribe). */
+  const subscriptions = new Map<string, { qos: 0 | 1 | 2; id: number }>();
+  const subscribe = (filter: string, sub: { qos: 0 | 1 | 2; id: number }): void => {
+    // MQTT 5: the Subscription Identifier lets the facade give each copy only to its own handlers.
+    const opts = options.protocolVersion === 5 ? { qos: sub.qos, properties: { subscriptionIdentifier: sub.id } } : { qos: sub.qos };
+    link.client.subscribe(filter, opts, () => undefined);
+  };
+  const subscribeAll = (): void => {
+    for (const [filter, sub] of subscriptions) subscribe(filter, sub);
+  };
+
   const link = new Link(options, store, {
     up: () => {
+      subscribeAll();
       if (stats[Stat.connected] === 0 && link.everConnected) stats[Stat.reconnects]! += 1;
       stats[Stat.connected] = 1;
       post({ type: 'event', name: 'connect', data: {} });
@@ -58,6 +70,12 @@ function run(): void {
     reconnecting: (delayMs) => post({ type: 'event', name: 'reconnecting', data: { delayMs } }),
   });
   sender.start(link.client, recovered, () => link.serverMaximumPacketSize);
+  link.client.on('message', (topic, payload, packet) => {
+    // A copy the facade owns; its buffer is transferred, not cloned.
+    const bytes = new Uint8Array(payload);
+    const properties = (packet as { properties?: Record<string, unknown> }).properties;
+    post({ type: 'message', topic, payload: bytes, qos: packet.qos, retain: packet.retain, properties }, [bytes.buffer]);
+  });
   const latencyTimer = setInterval(() => {
     const latenciesMs = sender?.takeLatencies() ?? [];
     if (latenciesMs.length > 0) post({ type: 'event', name: 'delivery-latency', data: { latenciesMs } });
@@ -81,6 +99,14 @@ function run(): void {
         break;
       case 'requeue':
         void sender.requeue(msg.id, msg.seqs);
+        break;
+      case 'subscribe':
+        subscriptions.set(msg.filter, { qos: msg.qos, id: msg.id });
+        if (link.connected) subscribe(msg.filter, { qos: msg.qos, id: msg.id });
+        break;
+      case 'unsubscribe':
+        subscriptions.delete(msg.filter);
+        if (link.connected) link.client.unsubscribe(msg.filter, () => undefined);
         break;
       case 'reserveEpoch':
         post({ type: 'epoch', epoch: cache.reserveEpoch() });
