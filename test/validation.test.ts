@@ -43,6 +43,8 @@ describe('open() option validation', () => {
     ['tls cert without key', { ...base, tls: { cert: 'PEM' } }, /tls\.cert must be given together with tls\.key/],
     ['password empty', { ...base, password: '' }, /password must be a non-empty string; got \(hidden\)/],
     ['cacheDir empty', { ...base, cacheDir: '' }, /cacheDir must be a non-empty string/],
+    ['logLevel unknown', { ...base, logLevel: 'verbose' }, /logLevel must be one of silent, fatal, error, warn, info, debug/],
+    ['health not an object', { ...base, health: 9464 }, /health must be false or \{ port, host \}/],
   ];
   for (const [rule, input, message] of rules) {
     it(`rejects: ${rule}`, async () => {

@@ -40,6 +40,12 @@ export interface HoldfastOptions {
   password?: string;
   /** Serve GET /health and GET /metrics. Off unless given; host defaults to loopback. @default false */
   health?: false | { port?: number; host?: string };
+  /**
+   * JSON logs to stdout (for journald): connect, disconnect (with reason), spill, drain start and end,
+   * eviction, dead letter, quarantine. Off by default so a program that owns its stdout keeps it;
+   * a quarantine is always reported on stderr regardless. @default 'silent'
+   */
+  logLevel?: 'silent' | 'fatal' | 'error' | 'warn' | 'info' | 'debug';
 }
 
 /** Options after defaults, as the worker receives them. */
@@ -63,6 +69,7 @@ export interface ResolvedOptions {
   username: string | undefined;
   password: string | undefined;
   health: { port: number; host: string } | undefined;
+  logLevel: 'silent' | 'fatal' | 'error' | 'warn' | 'info' | 'debug';
 }
 
 export const DEFAULTS = {
@@ -143,7 +150,7 @@ function pem(obj: Record<string, unknown>, key: string): string | Buffer | undef
 
 const TOP_KEYS = [
   'broker', 'clientId', 'cacheDir', 'qos', 'durability', 'timeoutMs', 'highWater', 'maxCache', 'bulk', 'reconnect',
-  'session', 'protocolVersion', 'keepaliveSec', 'connectTimeoutMs', 'closeTimeoutMs', 'tls', 'username', 'password', 'health',
+  'session', 'protocolVersion', 'keepaliveSec', 'connectTimeoutMs', 'closeTimeoutMs', 'tls', 'username', 'password', 'health', 'logLevel',
 ] as const;
 
 export function validateBrokerUrl(value: unknown): string {
@@ -222,7 +229,16 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     username: text(input, 'username'),
     password: input.password === undefined ? undefined : (text(input, 'password') as string),
     health: resolveHealth(input.health),
+    logLevel: resolveLogLevel(input.logLevel),
   };
+}
+
+const LOG_LEVELS = ['silent', 'fatal', 'error', 'warn', 'info', 'debug'] as const;
+
+function resolveLogLevel(value: unknown): ResolvedOptions['logLevel'] {
+  if (value === undefined) return 'silent';
+  if (!(LOG_LEVELS as readonly unknown[]).includes(value)) fail('logLevel', `one of ${LOG_LEVELS.join(', ')}`, value);
+  return value as ResolvedOptions['logLevel'];
 }
 
 function resolveHealth(value: unknown): ResolvedOptions['health'] {

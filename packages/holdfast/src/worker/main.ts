@@ -10,6 +10,7 @@ import { openCache } from './cache-open.js';
 import type { QuarantineInfo } from '../protocol.js';
 import { Link } from './link.js';
 import { OutgoingStore } from './outgoing-store.js';
+import { createLogger, logEvent } from './log.js';
 import { Sender } from './sender.js';
 
 /** How often delivery latencies go to the facade (for the /metrics histogram). */
@@ -17,7 +18,12 @@ const LATENCY_REPORT_MS = 1000;
 
 const { options, port, stats: statsBuffer } = workerData as WorkerInit;
 const stats = new Float64Array(statsBuffer);
-const post = (msg: FromWorker, transfer?: ArrayBuffer[]): void => port.postMessage(msg, transfer);
+const log = createLogger(options.logLevel, options.clientId);
+const post = (msg: FromWorker, transfer?: ArrayBuffer[]): void => {
+  if (msg.type === 'event') logEvent(log, msg.name, msg.data);
+  else if (msg.type === 'error') log.error({ code: msg.error.code }, msg.error.message);
+  port.postMessage(msg, transfer);
+};
 
 function run(): void {
   let cache: Cache;
@@ -139,12 +145,14 @@ function run(): void {
     } finally {
       post({ type: 'closed' });
       port.close();
+      log.flush();
       // LMDB and MQTT.js handles are closed; end the thread even if a stray timer lingers.
       setImmediate(() => process.exit(0));
     }
   }
 
   post({ type: 'ready', epoch, quarantined });
+  if (quarantined) logEvent(log, 'quarantine', { ...quarantined });
 }
 
 run();
