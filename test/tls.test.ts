@@ -155,13 +155,14 @@ async function observeFailure(options: HoldfastOptions, targetPort: number): Pro
   }
 }
 
-function assertFailedWell(seen: Observed, expected: RegExp, secrets: string[]): void {
+function assertFailedWell(seen: Observed, expected: RegExp, secrets: string[], kind: 'tls' | 'auth'): void {
   assert.equal(seen.connected, false, 'stats().connected stays false');
   assert.equal(seen.events.filter(([name]) => name === 'connect').length, 0, 'never connected');
   const errors = seen.events.filter(([name]) => name === 'connection-error').map(([, data]) => data as { message: string; code?: string | number });
   assert.ok(errors.length > 0, 'a connection-error event');
   for (const e of errors) assert.ok(typeof e.message === 'string' && e.message.length > 0, 'with a message');
   assert.ok(errors.some((e) => expected.test(`${String(e.code)} ${e.message}`)), `an error matching ${expected}: ${JSON.stringify(errors[0])}`);
+  assert.ok(errors.some((e) => (e as { kind?: string }).kind === kind), `classified as a ${kind} failure: ${JSON.stringify(errors[0])}`);
 
   // Backoff, not a tight loop: every wait is within [minMs, maxMs], so attempts are bounded.
   const delays = seen.events.filter(([name]) => name === 'reconnecting').map(([, data]) => (data as { delayMs: number }).delayMs);
@@ -179,7 +180,7 @@ describe('TLS and auth failures: a typed error, backoff, no secrets', () => {
   it('a wrong CA', async (t) => {
     if (skip) return t.skip(skip);
     const seen = await observeFailure({ ...base('fail-ca', serverAuthPort), tls: { ca: files.read(files.wrongCa) } }, serverAuthPort);
-    assertFailedWell(seen, /SELF_SIGNED|self.signed|unable to verify|UNABLE_TO/i, []);
+    assertFailedWell(seen, /SELF_SIGNED|self.signed|unable to verify|UNABLE_TO/i, [], 'tls');
   });
 
   it('an expired client certificate', async (t) => {
@@ -189,19 +190,19 @@ describe('TLS and auth failures: a typed error, backoff, no secrets', () => {
       { ...base('fail-expired', mtlsPort), tls: { ca: files.read(files.ca), cert: files.read(files.expiredClientCert), key } },
       mtlsPort,
     );
-    assertFailedWell(seen, /expired/i, [key.split('\n')[1]!]);
+    assertFailedWell(seen, /expired/i, [key.split('\n')[1]!], 'tls');
   });
 
   it('a wrong password', async (t) => {
     if (skip) return t.skip(skip);
     const seen = await observeFailure({ ...base('fail-password', serverAuthPort), tls: { ca: files.read(files.ca) }, username: USER, password: WRONG_PASSWORD }, serverAuthPort);
-    assertFailedWell(seen, /not authori[sz]ed|^(5|135) /i, [WRONG_PASSWORD]);
+    assertFailedWell(seen, /not authori[sz]ed|bad username|^(4|5|134|135) /i, [WRONG_PASSWORD], 'auth');
   });
 
   it('an unauthorized client: no certificate where one is required', async (t) => {
     if (skip) return t.skip(skip);
     const seen = await observeFailure({ ...base('fail-nocert', mtlsPort), tls: { ca: files.read(files.ca) } }, mtlsPort);
-    assertFailedWell(seen, /certificate.required|handshake.failure|alert/i, []);
+    assertFailedWell(seen, /certificate.required|handshake.failure|alert/i, [], 'tls');
   });
 
   it('an unauthorized client: a certificate from a CA the broker does not trust', async (t) => {
@@ -211,7 +212,7 @@ describe('TLS and auth failures: a typed error, backoff, no secrets', () => {
       { ...base('fail-untrusted', mtlsPort), tls: { ca: files.read(files.ca), cert: files.read(files.untrustedClientCert), key } },
       mtlsPort,
     );
-    assertFailedWell(seen, /unknown.ca|alert/i, [key.split('\n')[1]!]);
+    assertFailedWell(seen, /unknown.ca|alert/i, [key.split('\n')[1]!], 'tls');
   });
 });
 

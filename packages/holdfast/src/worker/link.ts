@@ -1,6 +1,7 @@
 import mqtt, { Store, type IClientOptions, type MqttClient } from 'mqtt';
 import type { ResolvedOptions } from '../options.js';
 import { Backoff } from './backoff.js';
+import { classifyConnectionError, type ConnectionErrorInfo } from './connection-errors.js';
 import type { OutgoingStore } from './outgoing-store.js';
 
 /** A connection that stayed up this long resets the backoff. */
@@ -16,7 +17,7 @@ export interface LinkHooks {
   up(): void;
   down(info: DisconnectInfo): void;
   /** A connection-level error (refused, TLS, auth): reported, never thrown. Messages carry no secrets. */
-  error(message: string, code: string | number | undefined): void;
+  error(info: ConnectionErrorInfo): void;
   reconnecting(delayMs: number): void;
 }
 
@@ -35,6 +36,8 @@ export class Link {
   #everConnected = false;
   #ending = false;
   #serverDisconnect: string | undefined;
+  /** The last error reported during the current attempt (reset on each new attempt). */
+  #lastError: string | undefined;
 
   constructor(options: ResolvedOptions, store: OutgoingStore, hooks: LinkHooks) {
     this.#hooks = hooks;
@@ -51,7 +54,13 @@ export class Link {
       }
     });
     this.client.on('close', () => this.#onClose());
-    this.client.on('error', (err: Error & { code?: string | number }) => hooks.error(err.message, err.code));
+    this.client.on('error', (err: Error & { code?: string | number }) => {
+      const info = classifyConnectionError(err.message, err.code);
+      // One TLS failure can surface twice in one attempt (socket and MQTT.js); report it once.
+      if (info.message === this.#lastError) return;
+      this.#lastError = info.message;
+      hooks.error(info);
+    });
   }
 
   /** Whether any connection succeeded before the current one (for counting reconnects). */
@@ -70,6 +79,7 @@ export class Link {
 
   #onUp(): void {
     this.#up = true;
+    this.#lastError = undefined;
     this.#serverDisconnect = undefined;
     clearTimeout(this.#stableTimer);
     this.#stableTimer = setTimeout(() => this.#backoff.reset(), STABLE_AFTER_MS);
@@ -90,6 +100,7 @@ export class Link {
       this.#reconnectTimer = setTimeout(() => {
         this.#reconnectTimer = undefined;
         // Without the stores, MQTT.js's reconnect() starts from empty ones and forgets the packet in flight.
+        this.#lastError = undefined;
         if (!this.#ending) this.client.reconnect(this.#stores);
       }, delay);
     }

@@ -69,9 +69,9 @@ function run(): void {
       post({ type: 'event', name: 'disconnect', data: { ...info } });
       sender?.onConnectionChange();
     },
-    error: (message, code) => {
-      if (/^Invalid (puback|pubrec|pubcomp) reason code/.test(message)) sender?.onUnreadableRefusal(message);
-      else post({ type: 'event', name: 'connection-error', data: { message, code } });
+    error: (info) => {
+      if (/^Invalid (puback|pubrec|pubcomp) reason code/.test(info.message)) sender?.onUnreadableRefusal(info.message);
+      else post({ type: 'event', name: 'connection-error', data: { ...info } });
     },
     reconnecting: (delayMs) => post({ type: 'event', name: 'reconnecting', data: { delayMs } }),
   });
