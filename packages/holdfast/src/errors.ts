@@ -21,6 +21,8 @@ export const ErrorCodes = {
   CACHE_UNAVAILABLE: 'HOLDFAST_CACHE_UNAVAILABLE',
   /** The cache could not be read; it was renamed aside (kept for forensics) and a fresh one started. */
   CACHE_QUARANTINED: 'HOLDFAST_CACHE_QUARANTINED',
+  /** The cache is encrypted and the cacheKey given (or none) does not open it. Nothing is quarantined. */
+  CACHE_KEY_MISMATCH: 'HOLDFAST_CACHE_KEY_MISMATCH',
   /** A cache write failed (disk full, map full). The client keeps running, unhealthy. */
   CACHE_WRITE_FAILED: 'HOLDFAST_CACHE_WRITE_FAILED',
   /** A subscription handler threw; the other handlers still ran. */

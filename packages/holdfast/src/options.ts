@@ -70,6 +70,8 @@ export interface ResolvedOptions {
   password: string | undefined;
   health: { port: number; host: string } | undefined;
   logLevel: 'silent' | 'fatal' | 'error' | 'warn' | 'info' | 'debug';
+  cacheKey: Buffer | undefined;
+  cacheKeyFile: string | undefined;
 }
 
 export const DEFAULTS = {
@@ -91,7 +93,7 @@ export const DEFAULTS = {
 const BROKER_PROTOCOLS = new Set(['mqtt:', 'mqtts:', 'ws:', 'wss:']);
 
 function fail(field: string, allowed: string, got: unknown): never {
-  const shown = field === 'password' || field.startsWith('tls.') ? '(hidden)' : describe(got);
+  const shown = field === 'password' || field === 'cacheKey' || field.startsWith('tls.') ? '(hidden)' : describe(got);
   throw new HoldfastError(ErrorCodes.INVALID_OPTION, `options.${field} must be ${allowed}; got ${shown}`, {
     details: { field, allowed },
   });
@@ -150,7 +152,7 @@ function pem(obj: Record<string, unknown>, key: string): string | Buffer | undef
 
 const TOP_KEYS = [
   'broker', 'clientId', 'cacheDir', 'qos', 'durability', 'timeoutMs', 'highWater', 'maxCache', 'bulk', 'reconnect',
-  'session', 'protocolVersion', 'keepaliveSec', 'connectTimeoutMs', 'closeTimeoutMs', 'tls', 'username', 'password', 'health', 'logLevel',
+  'session', 'protocolVersion', 'keepaliveSec', 'connectTimeoutMs', 'closeTimeoutMs', 'tls', 'username', 'password', 'health', 'logLevel', 'cacheKey', 'cacheKeyFile',
 ] as const;
 
 export function validateBrokerUrl(value: unknown): string {
@@ -230,7 +232,30 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     password: input.password === undefined ? undefined : (text(input, 'password') as string),
     health: resolveHealth(input.health),
     logLevel: resolveLogLevel(input.logLevel),
+    ...resolveCacheKey(input),
   };
+}
+
+/** Reads a 32-byte AES key from a Buffer, 64 hex characters or base64; undefined when it is not one. */
+export function parseCacheKey(value: string | Buffer): Buffer | undefined {
+  if (Buffer.isBuffer(value)) {
+    if (value.length === 32) return Buffer.from(value);
+    return parseCacheKey(value.toString('utf8').trim());
+  }
+  const text = value.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, 'hex');
+  const decoded = /^[A-Za-z0-9+/_-]+={0,2}$/.test(text) ? Buffer.from(text, 'base64') : undefined;
+  return decoded?.length === 32 ? decoded : undefined;
+}
+
+function resolveCacheKey(input: Record<string, unknown>): Pick<ResolvedOptions, 'cacheKey' | 'cacheKeyFile'> {
+  const { cacheKey, cacheKeyFile } = input;
+  if (cacheKey !== undefined && cacheKeyFile !== undefined) fail('cacheKey', 'given without cacheKeyFile (one or the other)', '(hidden)');
+  if (cacheKeyFile !== undefined) return { cacheKey: undefined, cacheKeyFile: text(input, 'cacheKeyFile') };
+  if (cacheKey === undefined) return { cacheKey: undefined, cacheKeyFile: undefined };
+  const key = typeof cacheKey === 'string' || Buffer.isBuffer(cacheKey) ? parseCacheKey(cacheKey) : undefined;
+  if (!key) fail('cacheKey', 'a 32-byte key: a Buffer, 64 hex characters or base64', '(hidden)');
+  return { cacheKey: key, cacheKeyFile: undefined };
 }
 
 const LOG_LEVELS = ['silent', 'fatal', 'error', 'warn', 'info', 'debug'] as const;

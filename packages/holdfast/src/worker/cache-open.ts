@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { open as openLmdb, type RootDatabase } from 'lmdb';
 import { ErrorCodes, HoldfastError } from '../errors.js';
 import { Cache, type CacheLimits } from './cache.js';
+import type { CacheCipher } from './cipher.js';
 
 export const CACHE_FILE = 'cache.mdb';
 const LOCK_SUFFIX = '-lock';
@@ -20,7 +21,7 @@ export interface QuarantineReport {
  * Opens (or creates) the cache in `dir`: the directory 0700, its files 0600. A cache that cannot be
  * opened or decoded is renamed aside for forensics (never deleted) and a fresh one is started.
  */
-export function openCache(dir: string, limits: CacheLimits): { cache: Cache; quarantined: QuarantineReport | undefined } {
+export function openCache(dir: string, limits: CacheLimits, cipher?: CacheCipher): { cache: Cache; quarantined: QuarantineReport | undefined } {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chmodSync(dir, 0o700);
@@ -34,14 +35,22 @@ export function openCache(dir: string, limits: CacheLimits): { cache: Cache; qua
   const problem = probe(path);
   let quarantined: QuarantineReport | undefined;
   if (problem) quarantined = quarantine(path, problem);
+  let root: RootDatabase | undefined;
   try {
-    return { cache: new Cache(openRoot(path), limits), quarantined };
+    root = openRoot(path);
+    return { cache: new Cache(root, limits, cipher), quarantined };
   } catch (err) {
+    // A wrong key is not damage: report it and leave the cache exactly as it is.
+    if (err instanceof HoldfastError && err.code === ErrorCodes.CACHE_KEY_MISMATCH) {
+      void root?.close();
+      throw err;
+    }
     if (quarantined || !existsSync(path)) {
       throw new HoldfastError(ErrorCodes.CACHE_UNAVAILABLE, `cannot open cache ${path}: ${(err as Error).message}`, { cause: err });
     }
+    void root?.close();
     quarantined = quarantine(path, (err as Error).message);
-    return { cache: new Cache(openRoot(path), limits), quarantined };
+    return { cache: new Cache(openRoot(path), limits, cipher), quarantined };
   }
 }
 

@@ -1,6 +1,16 @@
 import type { Database, RootDatabase } from 'lmdb';
+import { ErrorCodes, HoldfastError } from '../errors.js';
 import type { DeadLetter } from '../protocol.js';
-import { decodeRecord, encodeRecord, recordSize, type Rec } from './record.js';
+import type { CacheCipher } from './cipher.js';
+import type { OutgoingEntry } from './outgoing-store.js';
+import { decodeRecord, encodeRecord, openValue, recordSize, sealValue, type Rec } from './record.js';
+
+/** Sealed into meta when a cacheKey is set, to tell a wrong key apart from a damaged cache. */
+const KEY_CHECK = 'holdfast cache key check v1';
+
+/** A dead letter as stored: with a cacheKey, topic and payload are sealed together. */
+type StoredDeadLetter = Omit<DeadLetter, 'topic' | 'payload'> & { flags: number; topic?: string; payload?: Uint8Array; sealed?: Uint8Array };
+type StoredOutgoing = Omit<OutgoingEntry, 'packet'> & { packet?: OutgoingEntry['packet']; sealed?: Uint8Array };
 
 export interface CacheLimits {
   messages: number;
@@ -38,25 +48,52 @@ export class Cache {
   readonly #records: Database<Buffer, number>;
   readonly #prio: Database<Buffer, [number, number]>;
   readonly #meta: Database<unknown, string>;
-  readonly outgoing: Database<unknown, number>;
-  readonly #dead: Database<DeadLetter, number>;
+  readonly #outgoing: Database<StoredOutgoing, number>;
+  readonly #dead: Database<StoredDeadLetter, number>;
+  readonly #cipher: CacheCipher | undefined;
   readonly #limits: CacheLimits;
   readonly counters: Counters;
   #lastWrite: Promise<unknown> = Promise.resolve();
   /** A commit failed after its callback changed the totals: recount before the next write. */
   #recountNeeded = false;
 
-  constructor(root: RootDatabase, limits: CacheLimits) {
+  constructor(root: RootDatabase, limits: CacheLimits, cipher?: CacheCipher) {
     this.#root = root;
     this.#limits = limits;
+    this.#cipher = cipher;
     this.#records = root.openDB<Buffer, number>({ name: 'records', encoding: 'binary' });
     this.#prio = root.openDB<Buffer, [number, number]>({ name: 'prio', encoding: 'binary' });
     this.#meta = root.openDB<unknown, string>({ name: 'meta', encoding: 'msgpack' });
-    this.outgoing = root.openDB<unknown, number>({ name: 'outgoing', encoding: 'msgpack' });
-    this.#dead = root.openDB<DeadLetter, number>({ name: 'dead', encoding: 'msgpack' });
+    this.#outgoing = root.openDB<StoredOutgoing, number>({ name: 'outgoing', encoding: 'msgpack' });
+    this.#dead = root.openDB<StoredDeadLetter, number>({ name: 'dead', encoding: 'msgpack' });
+    this.#checkKey();
     const stored = this.#meta.get('counters') as Counters | undefined;
     const count = this.#records.getCount();
     this.counters = stored && stored.messages === count && this.#prio.getCount() === count ? stored : this.#rebuildIndex();
+  }
+
+  /**
+   * A cache written with a key can only be opened with that key: a clear error, and nothing is
+   * quarantined (the cache is fine; the key is wrong). The first open with a key records the check.
+   */
+  #checkKey(): void {
+    const check = this.#meta.get('keyCheck') as Uint8Array | undefined;
+    if (check === undefined) {
+      if (this.#cipher) this.#meta.putSync('keyCheck', this.#cipher.seal(Buffer.from(KEY_CHECK)));
+      return;
+    }
+    let matches = false;
+    try {
+      matches = this.#cipher !== undefined && this.#cipher.open(check).toString() === KEY_CHECK;
+    } catch {
+      matches = false;
+    }
+    if (!matches) {
+      throw new HoldfastError(
+        ErrorCodes.CACHE_KEY_MISMATCH,
+        this.#cipher ? 'the cache was encrypted with a different cacheKey' : 'the cache is encrypted: open it with its cacheKey (or cacheKeyFile)',
+      );
+    }
   }
 
   /** Recomputes totals and the eviction index from the records (a cache from an interrupted upgrade). */
@@ -65,7 +102,7 @@ export class Cache {
     this.#root.transactionSync(() => {
       this.#prio.clearSync();
       for (const { key, value } of this.#records.getRange()) {
-        const rec = decodeRecord(key, value);
+        const rec = decodeRecord(key, value, this.#cipher);
         this.#prio.putSync([rec.priority, rec.seq], sizeBytes(rec.size));
         count(counters, rec.priority, rec.size, 1);
       }
@@ -96,7 +133,7 @@ export class Cache {
     let eviction = noEviction();
     return this.#write(() => {
       for (const rec of recs) {
-        this.#records.putSync(rec.seq, encodeRecord(rec));
+        this.#records.putSync(rec.seq, encodeRecord(rec, this.#cipher));
         this.#prio.putSync([rec.priority, rec.seq], sizeBytes(rec.size));
         count(this.counters, rec.priority, rec.size, 1);
       }
@@ -194,7 +231,7 @@ export class Cache {
     for (const { key, value } of this.#records.getRange({ limit: maxMessages + (skip?.size ?? 0) })) {
       if (skip?.has(key)) continue;
       if (out.length >= maxMessages) break;
-      const rec = decodeRecord(key, value);
+      const rec = decodeRecord(key, value, this.#cipher);
       if (out.length > 0 && bytes + rec.size > maxBytes) break;
       out.push(rec);
       bytes += rec.size;
@@ -207,7 +244,7 @@ export class Cache {
     const out: Rec[] = [];
     for (const seq of seqs) {
       const bytes = this.#records.get(seq);
-      if (bytes) out.push(decodeRecord(seq, bytes));
+      if (bytes) out.push(decodeRecord(seq, bytes, this.#cipher));
     }
     return out;
   }
@@ -216,16 +253,22 @@ export class Cache {
   deadLetterInTxn(recs: readonly Rec[], reason: string): void {
     for (const rec of recs) {
       const payload = Buffer.from(typeof rec.payload === 'string' ? Buffer.from(rec.payload) : rec.payload);
-      const letter: DeadLetter & { flags: number } = { seq: rec.seq, topic: rec.topic, payload, priority: rec.priority, ts: rec.ts, reason, flags: rec.flags };
+      const base = { seq: rec.seq, priority: rec.priority, ts: rec.ts, reason, flags: rec.flags };
+      const letter: StoredDeadLetter = this.#cipher ? { ...base, sealed: sealValue([rec.topic, payload], this.#cipher) } : { ...base, topic: rec.topic, payload };
       this.#dead.putSync(rec.seq, letter);
     }
+  }
+
+  #readDeadLetter(stored: StoredDeadLetter): DeadLetter & { flags: number } {
+    const [topic, payload] = stored.sealed ? (openValue(stored.sealed, this.#cipher) as [string, Uint8Array]) : [stored.topic ?? '', stored.payload ?? new Uint8Array()];
+    return { seq: stored.seq, topic, payload: Buffer.from(payload), priority: stored.priority, ts: stored.ts, reason: stored.reason, flags: stored.flags ?? 1 };
   }
 
   listDeadLetters(): DeadLetter[] {
     const out: DeadLetter[] = [];
     for (const { value } of this.#dead.getRange()) {
-      const { seq, topic, payload, priority, ts, reason } = value;
-      out.push({ seq, topic, payload: Buffer.from(payload), priority, ts, reason });
+      const { flags: _flags, ...letter } = this.#readDeadLetter(value);
+      out.push(letter);
     }
     return out;
   }
@@ -236,15 +279,39 @@ export class Cache {
     const recs: Rec[] = [];
     for (const { value } of this.#dead.getRange()) {
       if (wanted && !wanted.has(value.seq)) continue;
-      const flags = (value as DeadLetter & { flags?: number }).flags ?? 1;
-      const payload = Buffer.from(value.payload);
-      recs.push({ seq: value.seq, topic: value.topic, payload, priority: value.priority, flags, ts: value.ts, size: recordSize(value.topic, payload) });
+      const d = this.#readDeadLetter(value);
+      recs.push({ seq: d.seq, topic: d.topic, payload: d.payload, priority: d.priority, flags: d.flags, ts: d.ts, size: recordSize(d.topic, d.payload) });
     }
     if (recs.length === 0) return 0;
     await this.append(recs, () => {
       for (const rec of recs) this.#dead.removeSync(rec.seq);
     });
     return recs.length;
+  }
+
+  /** Inside a transaction: persists an in-flight packet (sealed with a cacheKey: it holds topic and payload). */
+  putOutgoingInTxn(entry: OutgoingEntry): void {
+    const stored: StoredOutgoing = this.#cipher
+      ? { messageId: entry.messageId, seqs: entry.seqs, sealed: sealValue(entry.packet, this.#cipher) }
+      : entry;
+    this.#outgoing.putSync(entry.messageId, stored);
+  }
+
+  removeOutgoingInTxn(messageId: number): void {
+    this.#outgoing.removeSync(messageId);
+  }
+
+  clearOutgoingInTxn(): void {
+    for (const { key } of this.#outgoing.getRange()) this.#outgoing.removeSync(key);
+  }
+
+  listOutgoing(): OutgoingEntry[] {
+    const out: OutgoingEntry[] = [];
+    for (const { value } of this.#outgoing.getRange()) {
+      const packet = value.sealed ? (openValue(value.sealed, this.#cipher) as OutgoingEntry['packet']) : value.packet!;
+      out.push({ messageId: value.messageId, seqs: value.seqs, packet });
+    }
+    return out;
   }
 
   /** The wall-clock stamp of the oldest record, for oldestAgeMs (0 when empty). */

@@ -3,7 +3,10 @@
  * messages. Everything that touches the network or the disk runs here, never on the app thread.
  */
 import { workerData } from 'node:worker_threads';
-import { ErrorCodes, serializeError } from '../errors.js';
+import { readFileSync } from 'node:fs';
+import { ErrorCodes, HoldfastError, serializeError } from '../errors.js';
+import { parseCacheKey } from '../options.js';
+import { CacheCipher } from './cipher.js';
 import { Stat, type FromWorker, type ToWorker, type WorkerInit } from '../protocol.js';
 import type { Cache } from './cache.js';
 import { openCache } from './cache-open.js';
@@ -25,12 +28,33 @@ const post = (msg: FromWorker, transfer?: ArrayBuffer[]): void => {
   port.postMessage(msg, transfer);
 };
 
+/** The cacheKey, or the key file read here (the worker, so the app thread does no disk I/O). */
+function loadCipher(): CacheCipher | undefined {
+  if (options.cacheKey) return new CacheCipher(Buffer.from(options.cacheKey));
+  if (!options.cacheKeyFile) return undefined;
+  let raw: Buffer;
+  try {
+    raw = readFileSync(options.cacheKeyFile);
+  } catch (err) {
+    throw new HoldfastError(ErrorCodes.INVALID_OPTION, `options.cacheKeyFile cannot be read: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, {
+      details: { field: 'cacheKeyFile' },
+    });
+  }
+  const key = parseCacheKey(raw);
+  if (!key) {
+    throw new HoldfastError(ErrorCodes.INVALID_OPTION, 'options.cacheKeyFile must hold a 32-byte key: 64 hex characters, base64 or 32 raw bytes', {
+      details: { field: 'cacheKeyFile' },
+    });
+  }
+  return new CacheCipher(key);
+}
+
 function run(): void {
   let cache: Cache;
   let quarantined: QuarantineInfo | undefined;
   let epoch: number;
   try {
-    ({ cache, quarantined } = openCache(options.cacheDir, options.maxCache));
+    ({ cache, quarantined } = openCache(options.cacheDir, options.maxCache, loadCipher()));
     epoch = cache.reserveEpoch();
   } catch (err) {
     post({ type: 'error', error: serializeError(err, ErrorCodes.CACHE_UNAVAILABLE) });

@@ -36,10 +36,7 @@ export class OutgoingStore implements IStore {
 
   /** Loads packets left in flight by the previous run; they will be resent before anything else. */
   recover(): OutgoingEntry[] {
-    for (const { value } of this.#cache.outgoing.getRange()) {
-      const entry = value as OutgoingEntry;
-      this.#entries.set(entry.messageId, entry);
-    }
+    for (const entry of this.#cache.listOutgoing()) this.#entries.set(entry.messageId, entry);
     if (this.#entries.size > 0) this.#persistent = true;
     return [...this.#entries.values()];
   }
@@ -66,7 +63,7 @@ export class OutgoingStore implements IStore {
   /** Switches to LMDB; call inside a cache transaction so the switch commits with the spill. */
   persistInTxn(): void {
     this.#persistent = true;
-    for (const entry of this.#entries.values()) this.#cache.outgoing.putSync(entry.messageId, entry);
+    for (const entry of this.#entries.values()) this.#cache.putOutgoingInTxn(entry);
   }
 
   /** Journal mode: every packet is committed before it goes on the wire. */
@@ -78,14 +75,12 @@ export class OutgoingStore implements IStore {
   unpersist(): Promise<void> {
     if (!this.#persistent) return Promise.resolve();
     this.#persistent = false;
-    return this.#cache.write(() => {
-      for (const { key } of this.#cache.outgoing.getRange()) this.#cache.outgoing.removeSync(key);
-    });
+    return this.#cache.write(() => this.#cache.clearOutgoingInTxn());
   }
 
   /** For use inside the transaction that removes the delivered records. */
   removePersistedInTxn(messageId: number): void {
-    this.#cache.outgoing.removeSync(messageId);
+    this.#cache.removeOutgoingInTxn(messageId);
   }
 
   put(packet: Packet, cb: (err?: Error) => void): this {
@@ -104,7 +99,7 @@ export class OutgoingStore implements IStore {
       return this;
     }
     // The packet goes on the wire only after this commit: a power cut can never leave a sent packet unrecorded.
-    this.#cache.write(() => this.#cache.outgoing.putSync(messageId, entry)).then(
+    this.#cache.write(() => this.#cache.putOutgoingInTxn(entry)).then(
       () => cb(),
       (err: Error) => cb(err),
     );
