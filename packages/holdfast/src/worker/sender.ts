@@ -5,13 +5,12 @@ import { Stat, STATES, type ClientState, type FromWorker, type PublishBatch } fr
 import type { Cache } from './cache.js';
 import { Ballast } from './ballast.js';
 import { CacheWriter } from './cache-writer.js';
+import { LatencySampler } from './latency.js';
 import { MemoryQueue } from './memory-queue.js';
 import { buildPublish } from './packet.js';
 import type { OutgoingEntry, OutgoingStore } from './outgoing-store.js';
 import { recordSize, type Rec } from './record.js';
 import { Waiters } from './waiters.js';
-
-const MAX_LATENCY_SAMPLES = 10_000;
 
 interface Inflight {
   recs: Rec[];
@@ -47,8 +46,7 @@ export class Sender {
   readonly #recoveredSeqs = new Set<number>();
   #recoveredPackets = 0;
   readonly #writer: CacheWriter;
-  /** publish()-to-PUBCOMP times since the last report, for the /metrics histogram (bounded). */
-  readonly #latenciesMs: number[] = [];
+  readonly #latencies = new LatencySampler();
   readonly #mem = new MemoryQueue();
   readonly #waiters: Waiters;
   readonly #journal: boolean;
@@ -292,9 +290,7 @@ export class Sender {
     } else {
       this.#stats[Stat.delivered]! += recs.length;
       this.#stats[Stat.lastDeliveredSeq] = recs[recs.length - 1]!.seq;
-      const now = Date.now();
-      // Wall clock, clamped: a clock jump distorts one sample, never the order of anything.
-      for (const rec of recs) if (this.#latenciesMs.length < MAX_LATENCY_SAMPLES) this.#latenciesMs.push(Math.max(0, now - rec.ts));
+      this.#latencies.record(recs);
     }
     if (cached || this.#store.persistent) {
       const inCache = cached ? recs : [];
@@ -382,7 +378,7 @@ export class Sender {
 
   /** Hands over the latencies gathered since the last call. */
   takeLatencies(): number[] {
-    return this.#latenciesMs.splice(0);
+    return this.#latencies.take();
   }
 
   // ── shutdown ──────────────────────────────────────────────────────────────────────────────
