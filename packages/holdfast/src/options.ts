@@ -41,6 +41,13 @@ export interface HoldfastOptions {
   /** Serve GET /health and GET /metrics. Off unless given; host defaults to loopback. @default false */
   health?: false | { port?: number; host?: string };
   /**
+   * Encrypts cached topics and payloads at rest (AES-256-GCM): 32 bytes as a Buffer, 64 hex characters
+   * or base64. A cache written with a key opens only with it. Never logged. @default undefined
+   */
+  cacheKey?: string | Buffer;
+  /** A file holding the cacheKey (hex, base64 or 32 raw bytes), read by the worker. @default undefined */
+  cacheKeyFile?: string;
+  /**
    * JSON logs to stdout (for journald): connect, disconnect (with reason), spill, drain start and end,
    * eviction, dead letter, quarantine. Off by default so a program that owns its stdout keeps it;
    * a quarantine is always reported on stderr regardless. @default 'silent'
