@@ -7,31 +7,21 @@
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, it } from 'node:test';
-import { spawnDevice, startAuditor, startBroker, startLinkProxy, type Broker, type LinkProxy } from '@holdfast/testkit';
-import { acceptedNumbers, deviceScript, extractReadingNumber, sleep, tempDir } from './helpers.js';
+import { after, it } from 'node:test';
+import { spawnDevice, startAuditor } from '@holdfast/testkit';
+import { brokerWithProxy, acceptedNumbers, deviceScript, extractReadingNumber, sleep, tempDir } from './helpers.js';
 
 const FAKETIME_LIBS = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1'];
 const faketime = FAKETIME_LIBS.find((lib) => existsSync(lib));
 
-let broker: Broker;
-let proxy: LinkProxy;
+const rig = brokerWithProxy();
 const dir = tempDir('clock');
-
-before(async () => {
-  broker = await startBroker();
-  proxy = await startLinkProxy({ targetPort: broker.port });
-});
-after(async () => {
-  await proxy.close();
-  await broker.close();
-  dir.remove();
-});
+after(() => dir.remove());
 
 it('a wall clock jumping a year forward and two back while readings are cached loses and reorders nothing', async (t) => {
   if (!faketime) return t.skip('libfaketime is not installed (apt-get install faketime); CI installs it');
-  const protocol = broker.protocolVersions.includes(5) ? 5 : 4;
-  const auditor = await startAuditor({ url: broker.url, topics: 'sensors/#', protocolVersion: protocol, extract: extractReadingNumber });
+  const protocol = rig.protocol;
+  const auditor = await startAuditor({ url: rig.broker.url, topics: 'sensors/#', protocolVersion: protocol, extract: extractReadingNumber });
   const clock = join(dir.path, 'faketime');
   writeFileSync(clock, '+0');
   const device = spawnDevice({
@@ -42,7 +32,7 @@ it('a wall clock jumping a year forward and two back while readings are cached l
       FAKETIME_TIMESTAMP_FILE: clock,
       FAKETIME_NO_CACHE: '1',
       FAKETIME_DONT_FAKE_MONOTONIC: '1',
-      HF_BROKER: proxy.url,
+      HF_BROKER: rig.proxy.url,
       HF_CLIENT_ID: 'dev-clock',
       HF_CACHE_DIR: join(dir.path, 'cache'),
       HF_RATE: '100',
@@ -55,14 +45,14 @@ it('a wall clock jumping a year forward and two back while readings are cached l
   try {
     await device.waitForEvent((e) => e.open === true, 15_000);
     await sleep(1000);
-    await proxy.refuse(true);
+    await rig.proxy.refuse(true);
     await device.waitForEvent((e) => e.state === 'caching', 10_000);
     await sleep(500);
     writeFileSync(clock, '+365d');
     await sleep(1000);
     writeFileSync(clock, '-365d');
     await sleep(1000);
-    await proxy.refuse(false);
+    await rig.proxy.refuse(false);
     await device.waitForEvent((e) => e.drained === true, 60_000);
 
     const accepted = acceptedNumbers(device);

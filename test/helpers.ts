@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnDevice, type AuditMessage, type DeviceProcess, type Reading } from '@holdfast/testkit';
+import { after, before } from 'node:test';
+import { spawnDevice, startBroker, startLinkProxy, type AuditMessage, type Broker, type BrokerOptions, type DeviceProcess, type LinkProxy, type Reading } from '@holdfast/testkit';
 
 export const deviceScript = fileURLToPath(new URL('./fixtures/device.ts', import.meta.url));
 
@@ -63,3 +64,37 @@ export function extractReadingNumber(msg: AuditMessage): Reading[] {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export interface BrokerRig {
+  broker: Broker;
+  proxy: LinkProxy;
+  /** 5 on Mosquitto; 4 on the Aedes fallback, which speaks only MQTT 3.1.1. */
+  protocol: 4 | 5;
+}
+
+/**
+ * Registers before/after hooks that start a real broker and the fault proxy in front of it, for the
+ * test file that calls it. Read the fields inside tests (they are set by the before hook).
+ */
+export function brokerWithProxy(options: BrokerOptions = {}): BrokerRig {
+  const rig = {} as BrokerRig;
+  before(async () => {
+    rig.broker = await startBroker(options);
+    rig.proxy = await startLinkProxy({ targetPort: rig.broker.port });
+    rig.protocol = rig.broker.protocolVersions.includes(5) ? 5 : 4;
+  });
+  after(async () => {
+    await rig.proxy?.close();
+    await rig.broker?.close();
+  });
+  return rig;
+}
+
+/** Polls until `condition` holds; fails with `what` after `timeoutMs`. */
+export async function waitUntil(condition: () => boolean, timeoutMs: number, what = 'the condition'): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}

@@ -3,34 +3,24 @@
  * disconnect with its reason, spill, drain start and end — and never a payload or a password.
  */
 import assert from 'node:assert/strict';
-import { after, before, it } from 'node:test';
-import { spawnDevice, startBroker, startLinkProxy, type Broker, type LinkProxy } from '@holdfast/testkit';
-import { deviceScript, sleep, tempDir } from './helpers.js';
+import { it } from 'node:test';
+import { spawnDevice } from '@holdfast/testkit';
+import { brokerWithProxy, deviceScript, sleep, tempDir } from './helpers.js';
 
-let broker: Broker;
-let proxy: LinkProxy;
-
-before(async () => {
-  broker = await startBroker();
-  proxy = await startLinkProxy({ targetPort: broker.port });
-});
-after(async () => {
-  await proxy.close();
-  await broker.close();
-});
+const rig = brokerWithProxy();
 
 it('logs lifecycle events as JSON and never a payload', async () => {
   const dir = tempDir('logs');
-  const protocol = broker.protocolVersions.includes(5) ? 5 : 4;
+  const protocol = rig.protocol;
   const device = spawnDevice({
     script: deviceScript,
     execArgv: ['--import', 'tsx'],
-    env: { HF_BROKER: proxy.url, HF_CLIENT_ID: 'dev-logs', HF_CACHE_DIR: dir.path, HF_RATE: '100', HF_COUNT: '300', HF_TIMEOUT_MS: '300', HF_PROTOCOL: String(protocol), HF_AFTER: 'drain', HF_LOG_LEVEL: 'info' },
+    env: { HF_BROKER: rig.proxy.url, HF_CLIENT_ID: 'dev-logs', HF_CACHE_DIR: dir.path, HF_RATE: '100', HF_COUNT: '300', HF_TIMEOUT_MS: '300', HF_PROTOCOL: String(protocol), HF_AFTER: 'drain', HF_LOG_LEVEL: 'info' },
   });
   try {
     await device.waitForEvent((e) => e.open === true, 15_000);
     await sleep(500);
-    await proxy.outage(1500);
+    await rig.proxy.outage(1500);
     await device.waitForEvent((e) => e.drained === true, 30_000);
     await device.exited;
     const logs = device.events.filter((e) => e.lib === 'holdfast');

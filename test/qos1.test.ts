@@ -4,34 +4,24 @@
  * a duplicate is possible (the PUBACK can be lost), and MQTT 5 receivers can drop it by holdfast-seq.
  */
 import assert from 'node:assert/strict';
-import { after, before, it } from 'node:test';
+import { it } from 'node:test';
 import { open } from 'holdfast';
-import { startAuditor, startBroker, startLinkProxy, type Broker, type LinkProxy } from '@holdfast/testkit';
-import { extractReadingNumber, sleep, tempDir } from './helpers.js';
+import { startAuditor } from '@holdfast/testkit';
+import { brokerWithProxy, extractReadingNumber, sleep, tempDir } from './helpers.js';
 
-let broker: Broker;
-let proxy: LinkProxy;
-
-before(async () => {
-  broker = await startBroker();
-  proxy = await startLinkProxy({ targetPort: broker.port });
-});
-after(async () => {
-  await proxy.close();
-  await broker.close();
-});
+const rig = brokerWithProxy();
 
 it('qos: 1 delivers every reading at least once and in order through a link reset', async () => {
-  const protocolVersion = broker.protocolVersions.includes(5) ? 5 : 4;
-  const auditor = await startAuditor({ url: broker.url, topics: 'sensors/#', protocolVersion, extract: extractReadingNumber });
+  const protocolVersion = rig.protocol;
+  const auditor = await startAuditor({ url: rig.broker.url, topics: 'sensors/#', protocolVersion, extract: extractReadingNumber });
   const dir = tempDir('qos1');
-  const client = await open({ broker: proxy.url, clientId: 'dev-qos1', cacheDir: dir.path, qos: 1, protocolVersion, timeoutMs: 300, reconnect: { minMs: 100, maxMs: 300 } });
+  const client = await open({ broker: rig.proxy.url, clientId: 'dev-qos1', cacheDir: dir.path, qos: 1, protocolVersion, timeoutMs: 300, reconnect: { minMs: 100, maxMs: 300 } });
   const states: string[] = [];
   client.on('state', (s: string) => states.push(s));
   try {
     for (let n = 1; n <= 300; n++) {
       client.publish('sensors/dev-qos1', JSON.stringify({ device: 'dev-qos1', n }));
-      if (n === 100) void proxy.outage(1500);
+      if (n === 100) void rig.proxy.outage(1500);
       if (n % 10 === 0) await sleep(10);
     }
     await client.drained();
