@@ -16,8 +16,15 @@ const clientId = process.env.HOLDFAST_CLIENT_ID ?? 'measurement-loop';
 const periodMs = Number(process.env.LOOP_PERIOD_MS ?? 100);
 const count = process.env.LOOP_COUNT ? Number(process.env.LOOP_COUNT) : Infinity;
 
+// Listen for SIGINT/SIGTERM before anything else: systemd may stop the service while it is starting.
+const stopRequested = new Promise<void>((resolve) => {
+  process.once('SIGINT', () => resolve());
+  process.once('SIGTERM', () => resolve());
+});
+
 const client = await open({ broker, clientId, cacheDir: process.env.HOLDFAST_CACHE_DIR ?? './holdfast-cache' });
 client.on('state', (state) => console.log(JSON.stringify({ msg: 'state', state })));
+console.log(JSON.stringify({ msg: 'started', clientId, state: client.state }));
 
 /** Stand-in for a real sensor read: a slow drift plus noise. */
 function readTemperature(t: number): number {
@@ -41,5 +48,4 @@ async function stop(): Promise<void> {
   await client.close();
   console.log(JSON.stringify({ msg: 'stopped', accepted, delivered, cached: cached.messages }));
 }
-process.once('SIGINT', () => void stop());
-process.once('SIGTERM', () => void stop());
+void stopRequested.then(stop);

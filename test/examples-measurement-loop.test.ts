@@ -23,11 +23,17 @@ after(async () => {
   await broker.close();
 });
 
-function runExample(env: Record<string, string>): { exited: Promise<{ code: number | null; stdout: string }>; kill(signal: NodeJS.Signals): void } {
+function runExample(env: Record<string, string>): { exited: Promise<{ code: number | null; stdout: string }>; started: Promise<void>; kill(signal: NodeJS.Signals): void } {
   const child = spawn(process.execPath, ['--import', 'tsx', example], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   let stdout = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  let markStarted: () => void = () => undefined;
+  const started = new Promise<void>((resolve) => (markStarted = resolve));
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    if (stdout.includes('"msg":"started"')) markStarted();
+  });
   return {
+    started,
     exited: new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout }))),
     kill: (signal) => child.kill(signal),
   };
@@ -54,7 +60,8 @@ it('SIGTERM closes gracefully and exits 0', async () => {
   const dir = tempDir('example-loop-term');
   try {
     const run = runExample({ HOLDFAST_BROKER: broker.url, HOLDFAST_CLIENT_ID: 'loop-term', HOLDFAST_CACHE_DIR: dir.path, LOOP_PERIOD_MS: '20' });
-    await sleep(1500);
+    await run.started;
+    await sleep(300);
     run.kill('SIGTERM');
     const { code, stdout } = await run.exited;
     assert.equal(code, 0);
