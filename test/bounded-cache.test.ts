@@ -8,36 +8,20 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { open, ErrorCodes, HoldfastError, type HoldfastClient, type HoldfastOptions } from 'holdfast';
-import { startAuditor, startBroker, startLinkProxy, type Auditor, type Broker, type LinkProxy } from '@holdfast/testkit';
-import { extractReadingNumber, tempDir } from './helpers.js';
+import { auditedBrokerWithProxy, tempDir } from './helpers.js';
 
-let broker: Broker;
-let proxy: LinkProxy;
-let auditor: Auditor;
-let protocol: 4 | 5;
-
-before(async () => {
-  broker = await startBroker();
-  proxy = await startLinkProxy({ targetPort: broker.port });
-  protocol = broker.protocolVersions.includes(5) ? 5 : 4;
-  auditor = await startAuditor({ url: broker.url, topics: 'sensors/#', protocolVersion: protocol, extract: extractReadingNumber });
-});
-after(async () => {
-  await auditor.close();
-  await proxy.close();
-  await broker.close();
-});
+const rig = auditedBrokerWithProxy();
 
 function options(clientId: string, cacheDir: string, extra: Partial<HoldfastOptions>): HoldfastOptions {
-  return { broker: proxy.url, clientId, cacheDir, protocolVersion: protocol, timeoutMs: 300, reconnect: { minMs: 100, maxMs: 300 }, connectTimeoutMs: 1000, ...extra };
+  return { broker: rig.proxy.url, clientId, cacheDir, protocolVersion: rig.protocol, timeoutMs: 300, reconnect: { minMs: 100, maxMs: 300 }, connectTimeoutMs: 1000, ...extra };
 }
 
 describe('bounded cache', () => {
   it('evicts the lowest priority first, oldest first within it, and keeps the order of the rest', async () => {
     const dir = tempDir('evict');
-    await proxy.refuse(true);
+    await rig.proxy.refuse(true);
     try {
       const client = await open(options('dev-evict', dir.path, { maxCache: { messages: 50 } }));
       const evictions: Array<{ messages: number; byPriority: Record<number, number> }> = [];
@@ -55,16 +39,16 @@ describe('bounded cache', () => {
       assert.equal(evictions.reduce((sum, e) => sum + e.messages, 0), 50);
       assert.equal(evictions.reduce((sum, e) => sum + (e.byPriority[2] ?? 0), 0), 50, 'only priority 2 was evicted');
 
-      await proxy.refuse(false);
+      await rig.proxy.refuse(false);
       await client.drained();
       await client.close();
       const routine = Array.from({ length: 100 }, (_, i) => i + 1).filter((n) => priorityOf(n) === 2);
       const expected = [...Array.from({ length: 100 }, (_, i) => i + 1).filter((n) => priorityOf(n) === 9), ...routine.slice(-16)].sort((a, b) => a - b);
-      await auditor.waitForCount(50, 10_000).catch(() => undefined);
-      const arrivals = auditor.arrivals('dev-evict');
+      await rig.auditor.waitForCount(50, 10_000).catch(() => undefined);
+      const arrivals = rig.auditor.arrivals('dev-evict');
       assert.deepEqual(arrivals, expected, 'survivors arrive exactly once, in publish order');
     } finally {
-      await proxy.refuse(false);
+      await rig.proxy.refuse(false);
       dir.remove();
     }
   });
@@ -75,7 +59,7 @@ describe('bounded cache', () => {
     const mount = join(base.path, 'fs');
     mkdirSync(mount);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mount]);
-    await proxy.refuse(true);
+    await rig.proxy.refuse(true);
     let client: HoldfastClient | undefined;
     try {
       client = await open(options('dev-full', join(mount, 'cache'), { highWater: { messages: 200 } }));
@@ -95,7 +79,7 @@ describe('bounded cache', () => {
       assert.equal(errors[0]!.code, ErrorCodes.CACHE_WRITE_FAILED);
       assert.ok(client.stats().evicted > 0, 'it made room by evicting');
 
-      await proxy.refuse(false);
+      await rig.proxy.refuse(false);
       await client.drained();
       const s = client.stats();
       assert.equal(s.cacheWritable, true, 'writable again once space was freed');
@@ -103,7 +87,7 @@ describe('bounded cache', () => {
       await client.close();
       client = undefined;
 
-      const arrivals = auditor.arrivals('dev-full');
+      const arrivals = rig.auditor.arrivals('dev-full');
       assert.ok(arrivals.every((n, i) => i === 0 || n > arrivals[i - 1]!), 'no reordering, no duplicates');
       const reopened = await open(options('dev-full', join(mount, 'cache'), {}));
       let quarantined = false;
@@ -113,7 +97,7 @@ describe('bounded cache', () => {
       assert.equal(quarantined, false, 'the cache was not corrupted');
     } finally {
       await client?.close();
-      await proxy.refuse(false);
+      await rig.proxy.refuse(false);
       execFileSync('umount', ['-l', mount]);
       base.remove();
     }

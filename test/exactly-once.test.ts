@@ -6,52 +6,36 @@
  * and must never also send the message fresh from the cache, which would deliver it twice.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { startAuditor, startBroker, startLinkProxy, type Auditor, type Broker, type LinkProxy } from '@holdfast/testkit';
-import { acceptedNumbers, extractReadingNumber, sleep, startDevice, tempDir } from './helpers.js';
+import { describe, it } from 'node:test';
+import { auditedBrokerWithProxy, acceptedNumbers, sleep, startDevice, tempDir } from './helpers.js';
 
-let broker: Broker;
-let proxy: LinkProxy;
-let auditor: Auditor;
-let protocol: 4 | 5;
-
-before(async () => {
-  broker = await startBroker();
-  protocol = broker.protocolVersions.includes(5) ? 5 : 4;
-  proxy = await startLinkProxy({ targetPort: broker.port });
-  auditor = await startAuditor({ url: broker.url, topics: 'sensors/#', protocolVersion: protocol, extract: extractReadingNumber });
-});
-after(async () => {
-  await auditor.close();
-  await proxy.close();
-  await broker.close();
-});
+const rig = auditedBrokerWithProxy();
 
 async function powerCutWithPubcompLost(opts: { clientId: string; durability: 'spill' | 'journal'; cleanSession: boolean }) {
   const cache = tempDir('exactly-once');
-  const common = { broker: proxy.url, clientId: opts.clientId, cacheDir: cache.path, protocol, durability: opts.durability, cleanSession: opts.cleanSession, timeoutMs: 300 };
+  const common = { broker: rig.proxy.url, clientId: opts.clientId, cacheDir: cache.path, protocol: rig.protocol, durability: opts.durability, cleanSession: opts.cleanSession, timeoutMs: 300 };
   const first = startDevice({ ...common, rate: 100, count: 40, after: 'flush' });
   let second: ReturnType<typeof startDevice> | undefined;
   try {
     await first.waitForEvent((e) => e.open === true, 15_000);
     await first.waitForEvent((e) => typeof e.n === 'number' && e.n >= 10, 10_000);
-    proxy.holdDownstreamAt('pubcomp');
+    rig.proxy.holdDownstreamAt('pubcomp');
     // Once every accepted reading is durable (spill mode spills the stuck exchange after timeoutMs),
     // cut the power while the PUBCOMP is still held.
     await first.waitForEvent((e) => e.flushed === true, 20_000);
-    assert.ok(proxy.holdingDownstream, 'a PUBCOMP was held back');
+    assert.ok(rig.proxy.holdingDownstream, 'a PUBCOMP was held back');
     await first.kill('SIGKILL');
-    proxy.holdDownstreamAt(undefined);
+    rig.proxy.holdDownstreamAt(undefined);
 
     second = startDevice({ ...common, rate: 100, count: 10, nStart: 41, after: 'drain' });
     await second.waitForEvent((e) => e.drained === true, 30_000);
     const expected = [...acceptedNumbers(first), ...acceptedNumbers(second)];
     assert.equal(expected.length, 50);
-    await auditor.waitFor({ [opts.clientId]: expected }, 15_000);
+    await rig.auditor.waitFor({ [opts.clientId]: expected }, 15_000);
     await sleep(500); // a late duplicate would arrive now
-    return auditor.report({ [opts.clientId]: expected });
+    return rig.auditor.report({ [opts.clientId]: expected });
   } finally {
-    proxy.holdDownstreamAt(undefined);
+    rig.proxy.holdDownstreamAt(undefined);
     await first.kill().catch(() => undefined);
     await second?.kill().catch(() => undefined);
     cache.remove();

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
-import { spawnDevice, startBroker, startLinkProxy, type AuditMessage, type Broker, type BrokerOptions, type DeviceProcess, type LinkProxy, type Reading } from '@holdfast/testkit';
+import { spawnDevice, startAuditor, startBroker, startLinkProxy, type AuditMessage, type Auditor, type Broker, type BrokerOptions, type DeviceProcess, type LinkProxy, type Reading } from '@holdfast/testkit';
 
 export const deviceScript = fileURLToPath(new URL('./fixtures/device.ts', import.meta.url));
 
@@ -72,20 +72,43 @@ export interface BrokerRig {
   protocol: 4 | 5;
 }
 
+async function startRig(rig: BrokerRig, options: BrokerOptions): Promise<void> {
+  rig.broker = await startBroker(options);
+  rig.proxy = await startLinkProxy({ targetPort: rig.broker.port });
+  rig.protocol = rig.broker.protocolVersions.includes(5) ? 5 : 4;
+}
+
+async function stopRig(rig: BrokerRig): Promise<void> {
+  await rig.proxy?.close();
+  await rig.broker?.close();
+}
+
 /**
  * Registers before/after hooks that start a real broker and the fault proxy in front of it, for the
  * test file that calls it. Read the fields inside tests (they are set by the before hook).
  */
 export function brokerWithProxy(options: BrokerOptions = {}): BrokerRig {
   const rig = {} as BrokerRig;
+  before(() => startRig(rig, options));
+  after(() => stopRig(rig));
+  return rig;
+}
+
+export interface AuditedRig extends BrokerRig {
+  /** Subscribed to sensors/# on the broker itself, counting readings by their number `n`. */
+  auditor: Auditor;
+}
+
+/** brokerWithProxy() plus a delivery auditor on the broker; one hook each way, so the order is fixed. */
+export function auditedBrokerWithProxy(options: BrokerOptions = {}): AuditedRig {
+  const rig = {} as AuditedRig;
   before(async () => {
-    rig.broker = await startBroker(options);
-    rig.proxy = await startLinkProxy({ targetPort: rig.broker.port });
-    rig.protocol = rig.broker.protocolVersions.includes(5) ? 5 : 4;
+    await startRig(rig, options);
+    rig.auditor = await startAuditor({ url: rig.broker.url, topics: 'sensors/#', protocolVersion: rig.protocol, extract: extractReadingNumber });
   });
   after(async () => {
-    await rig.proxy?.close();
-    await rig.broker?.close();
+    await rig.auditor?.close();
+    await stopRig(rig);
   });
   return rig;
 }

@@ -3,30 +3,14 @@
  * cache, bounded close() with the broker hung, flush(), drained(), stats() and the state machine.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { open, HoldfastError, ErrorCodes, type HoldfastOptions, type ClientState } from 'holdfast';
-import { startAuditor, startBroker, startLinkProxy, type Auditor, type Broker, type LinkProxy } from '@holdfast/testkit';
-import { extractReadingNumber, tempDir } from './helpers.js';
+import { auditedBrokerWithProxy, tempDir } from './helpers.js';
 
-let broker: Broker;
-let proxy: LinkProxy;
-let auditor: Auditor;
-let protocol: 4 | 5;
-
-before(async () => {
-  broker = await startBroker();
-  proxy = await startLinkProxy({ targetPort: broker.port });
-  protocol = broker.protocolVersions.includes(5) ? 5 : 4;
-  auditor = await startAuditor({ url: broker.url, topics: 'sensors/#', protocolVersion: protocol, extract: extractReadingNumber });
-});
-after(async () => {
-  await auditor.close();
-  await proxy.close();
-  await broker.close();
-});
+const rig = auditedBrokerWithProxy();
 
 function options(clientId: string, cacheDir: string, extra: Partial<HoldfastOptions> = {}): HoldfastOptions {
-  return { broker: proxy.url, clientId, cacheDir, protocolVersion: protocol, timeoutMs: 500, reconnect: { minMs: 100, maxMs: 500 }, connectTimeoutMs: 1000, keepaliveSec: 5, ...extra };
+  return { broker: rig.proxy.url, clientId, cacheDir, protocolVersion: rig.protocol, timeoutMs: 500, reconnect: { minMs: 100, maxMs: 500 }, connectTimeoutMs: 1000, keepaliveSec: 5, ...extra };
 }
 
 function reading(device: string, n: number): string {
@@ -38,7 +22,7 @@ const range = (from: number, to: number): number[] => Array.from({ length: to - 
 describe('lifecycle', () => {
   it('open() resolves with no broker reachable, and the readings wait in the cache', async () => {
     const dir = tempDir('offline');
-    await proxy.refuse(true);
+    await rig.proxy.refuse(true);
     try {
       const client = await open(options('dev-offline', dir.path));
       for (let n = 1; n <= 20; n++) client.publish('sensors/dev-offline', reading('dev-offline', n));
@@ -47,7 +31,7 @@ describe('lifecycle', () => {
       assert.equal(client.stats().cached.messages, 20, 'flush() while offline spills everything');
       await client.close();
     } finally {
-      await proxy.refuse(false);
+      await rig.proxy.refuse(false);
       dir.remove();
     }
   });
@@ -55,11 +39,11 @@ describe('lifecycle', () => {
   it('restart with a non-empty cache drains it before new input, in order', async () => {
     const dir = tempDir('restart');
     try {
-      await proxy.refuse(true);
+      await rig.proxy.refuse(true);
       const first = await open(options('dev-restart', dir.path));
       for (let n = 1; n <= 50; n++) first.publish('sensors/dev-restart', reading('dev-restart', n));
       await first.close();
-      await proxy.refuse(false);
+      await rig.proxy.refuse(false);
 
       const second = await open(options('dev-restart', dir.path));
       assert.equal(second.state, 'draining');
@@ -70,9 +54,9 @@ describe('lifecycle', () => {
       assert.equal(second.stats().cached.messages, 0);
       await second.close();
 
-      const report = await auditor.waitFor({ 'dev-restart': range(1, 100) }, 10_000);
+      const report = await rig.auditor.waitFor({ 'dev-restart': range(1, 100) }, 10_000);
       assert.deepEqual([report.lost, report.duplicates, report.outOfOrder], [0, 0, 0]);
-      assert.deepEqual(auditor.arrivals('dev-restart'), range(1, 100));
+      assert.deepEqual(rig.auditor.arrivals('dev-restart'), range(1, 100));
     } finally {
       dir.remove();
     }
@@ -84,12 +68,12 @@ describe('lifecycle', () => {
       const first = await open(options('dev-hung', dir.path, { closeTimeoutMs: 1000 }));
       for (let n = 1; n <= 30; n++) first.publish('sensors/dev-hung', reading('dev-hung', n));
       await first.drained();
-      broker.pause();
+      rig.broker.pause();
       for (let n = 31; n <= 60; n++) first.publish('sensors/dev-hung', reading('dev-hung', n));
       const started = performance.now();
       await first.close();
       const elapsed = performance.now() - started;
-      broker.resume();
+      rig.broker.resume();
       assert.ok(elapsed < 1000 + 2000, `close() took ${Math.round(elapsed)} ms with closeTimeoutMs 1000`);
       assert.throws(() => first.publish('sensors/dev-hung', 'x'), (err: unknown) => err instanceof HoldfastError && err.code === ErrorCodes.CLOSED);
       await assert.rejects(first.flush(), (err: unknown) => err instanceof HoldfastError && err.code === ErrorCodes.CLOSED);
@@ -98,10 +82,10 @@ describe('lifecycle', () => {
       assert.ok(second.stats().cached.messages >= 29, 'what was pending at close() is in the cache');
       await second.drained();
       await second.close();
-      const report = await auditor.waitFor({ 'dev-hung': range(1, 60) }, 10_000);
+      const report = await rig.auditor.waitFor({ 'dev-hung': range(1, 60) }, 10_000);
       assert.deepEqual([report.lost, report.duplicates, report.outOfOrder], [0, 0, 0]);
     } finally {
-      broker.resume();
+      rig.broker.resume();
       dir.remove();
     }
   });
@@ -115,7 +99,7 @@ describe('lifecycle', () => {
       client.publish('sensors/dev-states', reading('dev-states', 1));
       await client.drained();
       assert.equal(client.stats().connected, true);
-      await proxy.refuse(true);
+      await rig.proxy.refuse(true);
       for (let n = 2; n <= 40; n++) client.publish('sensors/dev-states', reading('dev-states', n));
       await waitUntil(() => client.state === 'caching', 5000);
       await client.flush();
@@ -125,7 +109,7 @@ describe('lifecycle', () => {
       assert.ok(during.cached.bytes > 0);
       assert.ok(during.spilled >= 39);
       assert.equal(during.memoryQueued, 0);
-      await proxy.refuse(false);
+      await rig.proxy.refuse(false);
       await client.drained();
       const end = client.stats();
       assert.equal(end.delivered, 40);
@@ -135,10 +119,10 @@ describe('lifecycle', () => {
       assert.deepEqual(states, ['caching', 'draining', 'direct']);
       await client.close();
       assert.equal(client.state, 'closed');
-      const report = await auditor.waitFor({ 'dev-states': range(1, 40) }, 10_000);
+      const report = await rig.auditor.waitFor({ 'dev-states': range(1, 40) }, 10_000);
       assert.deepEqual([report.lost, report.duplicates, report.outOfOrder], [0, 0, 0]);
     } finally {
-      await proxy.refuse(false);
+      await rig.proxy.refuse(false);
       dir.remove();
     }
   });
@@ -147,17 +131,17 @@ describe('lifecycle', () => {
     const dir = tempDir('highwater');
     try {
       const client = await open(options('dev-hw', dir.path, { highWater: { messages: 10 } }));
-      broker.pause();
+      rig.broker.pause();
       for (let n = 1; n <= 100; n++) client.publish('sensors/dev-hw', reading('dev-hw', n));
       await waitUntil(() => client.stats().spilled > 0, 5000);
       assert.notEqual(client.state, 'direct');
-      broker.resume();
+      rig.broker.resume();
       await client.drained();
       await client.close();
-      const report = await auditor.waitFor({ 'dev-hw': range(1, 100) }, 10_000);
+      const report = await rig.auditor.waitFor({ 'dev-hw': range(1, 100) }, 10_000);
       assert.deepEqual([report.lost, report.duplicates, report.outOfOrder], [0, 0, 0]);
     } finally {
-      broker.resume();
+      rig.broker.resume();
       dir.remove();
     }
   });

@@ -1,3 +1,4 @@
+import type { DeadLetter } from './protocol.js';
 import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
@@ -30,15 +31,8 @@ export interface CachedMessage {
   ts: number;
 }
 
-/** A message the broker refused (MQTT 5 reason ≥ 0x80 or too large), kept with its reason. */
-export interface CachedDeadLetter {
-  seq: number;
-  topic: string;
-  payload: Buffer;
-  priority: number;
-  ts: number;
-  reason: string;
-}
+/** A message the broker refused, kept with its reason: the same shape the client's deadLetters() gives. */
+export type CachedDeadLetter = DeadLetter;
 
 const META_MAGIC = 0xbeefc0de;
 const P_META = 0x08;
