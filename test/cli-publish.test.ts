@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startAuditor, startBroker, type AuditMessage, type Auditor, type Broker } from '@holdfast/testkit';
-import { tempDir } from './helpers.js';
+import { tempDir, waitUntil } from './helpers.js';
 import { jsonLines, runCli, startCli } from './fixtures/cli-run.js';
 
 let broker: Broker;
@@ -53,6 +53,8 @@ describe('holdfast publish', () => {
     assert.equal(report.duplicates, 0);
     assert.equal(report.outOfOrder, 0);
 
+    // The status goes out after the 30th reading, so it can land just after the telemetry.
+    await waitUntil(() => messages.some((m) => m.topic === 'fleet/site-1/status'), 10_000, "site-1's status message").catch(() => undefined);
     const fleet = messages.filter((m) => m.topic.startsWith('fleet/'));
     const bodies = fleet.map((m) => JSON.parse(m.payload.toString()) as Record<string, unknown>);
     assert.deepEqual(new Set(bodies.map((b) => b.profile)), new Set(['sensor', 'camera']), 'the fleet cycles through profiles');
