@@ -69,6 +69,22 @@ describe('encryption at rest', () => {
     }
   });
 
+  it('journal mode: the intake log publish() writes is sealed too', async () => {
+    const dir = tempDir('crypt-journal');
+    const cacheKey = randomBytes(32);
+    try {
+      const client = await open(opts(dir.path, { cacheKey, durability: 'journal', timeoutMs: 200 }, 'mqtt://127.0.0.1:1'));
+      for (let n = 1; n <= 20; n++) client.publish(TOPIC, JSON.stringify({ device: 'dev-crypt-journal', n, secret: SECRET }));
+      assert.ok(readdirSync(dir.path).some((f) => f.startsWith('intake-')), 'the intake log exists while the client runs');
+      assert.equal(cacheFilesContain(dir.path, SECRET), false, 'no payload plaintext in the intake log');
+      assert.equal(cacheFilesContain(dir.path, 'very-private-topic'), false, 'no topic plaintext in the intake log');
+      await client.flush();
+      await client.close();
+    } finally {
+      dir.remove();
+    }
+  });
+
   it('a wrong key, or none, is a clear error and quarantines nothing', async () => {
     const dir = tempDir('crypt-wrong');
     try {

@@ -25,6 +25,8 @@ export interface DeviceEnv {
   protocol?: 4 | 5;
   after?: 'drain' | 'flush' | 'close' | 'idle';
   cleanSession?: boolean;
+  /** SIGKILL itself right after publish() accepts this reading number (same tick). */
+  killAt?: number;
 }
 
 export function startDevice(e: DeviceEnv): DeviceProcess {
@@ -41,6 +43,7 @@ export function startDevice(e: DeviceEnv): DeviceProcess {
   };
   if (e.count !== undefined) env.HF_COUNT = String(e.count);
   if (e.cleanSession) env.HF_CLEAN = '1';
+  if (e.killAt !== undefined) env.HF_KILL_AT = String(e.killAt);
   return spawnDevice({ script: deviceScript, execArgv: ['--import', 'tsx'], env });
 }
 

@@ -3,7 +3,9 @@ import type { MessagePort, Worker } from 'node:worker_threads';
 import { deserializeError, ErrorCodes, HoldfastError } from './errors.js';
 import type { HealthServer } from './health.js';
 import type { ResolvedOptions } from './options.js';
-import { FLAG_QOS2, FLAG_RETAIN, Stat, STATES, type ClientState, type DeadLetter, type FromWorker, type PublishBatch, type QuarantineInfo, type ToWorker } from './protocol.js';
+import { FLAG_QOS2, FLAG_RETAIN, Stat, STATES, type ClientState, type DeadLetter, type FromWorker, type PublishBatch, type QuarantineInfo, type ToWorker, type WorkerReady } from './protocol.js';
+import { IntakeLog } from './intake-log.js';
+import { CacheCipher } from './worker/cipher.js';
 import type { SeqAllocator } from './seq.js';
 import { snapshotStats, type HoldfastStats } from './stats.js';
 import { Subscriptions, validateFilter, type IncomingMessage, type MessageHandler } from './subscriptions.js';
@@ -37,6 +39,8 @@ export class HoldfastClient extends EventEmitter {
   readonly #seqs: SeqAllocator;
   readonly #defaultQosFlag: number;
   readonly #closeTimeoutMs: number;
+  /** Journal mode: the write-ahead intake log publish() appends to before it returns. */
+  readonly #intake: IntakeLog | undefined;
 
   // The batch being filled this tick, column by column (see PublishBatch).
   #topics: string[] = [];
@@ -71,8 +75,16 @@ export class HoldfastClient extends EventEmitter {
   readonly quarantined: QuarantineInfo | undefined;
 
   /** @internal Use open(). */
-  constructor(worker: Worker, port: MessagePort, stats: SharedArrayBuffer, seqs: SeqAllocator, options: ResolvedOptions, quarantined?: QuarantineInfo) {
+  constructor(worker: Worker, port: MessagePort, stats: SharedArrayBuffer, seqs: SeqAllocator, options: ResolvedOptions, ready: WorkerReady) {
     super();
+    const { quarantined } = ready;
+    if (options.durability === 'journal') {
+      const cipher = ready.cacheKey ? new CacheCipher(Buffer.from(ready.cacheKey)) : undefined;
+      this.#intake = new IntakeLog(options.cacheDir, ready.epoch, cipher, (err) => {
+        const code = (err as NodeJS.ErrnoException).code ?? err.message;
+        this.#emitError(new HoldfastError(ErrorCodes.CACHE_WRITE_FAILED, `intake log write failed (${code}): readings are durable only once the worker commits them`, { cause: err }));
+      });
+    }
     this.quarantined = quarantined;
     if (quarantined) {
       // Loud on purpose: the warning reaches stderr (the journal under systemd) even with no listener.
@@ -125,7 +137,9 @@ export class HoldfastClient extends EventEmitter {
     this.#payloads.push(typeof payload === 'string' ? payload : this.#copyIntoArena(payload));
     this.#priorities.push(priority);
     this.#flags.push(flags);
-    this.#timestamps.push(Date.now());
+    const ts = Date.now();
+    this.#timestamps.push(ts);
+    this.#intake?.append(seq, topic, payload, priority, flags, ts);
     this.#accepted++;
     this.#lastSeq = seq;
     if (topics.length >= MAX_BATCH_MESSAGES) this.#postBatch();
@@ -250,6 +264,8 @@ export class HoldfastClient extends EventEmitter {
     const deadline = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), this.#closeTimeoutMs + CLOSE_GRACE_MS);
     });
+    // The worker deletes the last segment once everything in it is committed.
+    this.#intake?.close();
     try {
       const closed = this.#request((id) => ({ type: 'close', id })).then(() => exited);
       if ((await Promise.race([closed, deadline])) === 'timeout') await this.#worker.terminate();
@@ -278,7 +294,14 @@ export class HoldfastClient extends EventEmitter {
   };
 
   #postBatch(): void {
-    if (this.#topics.length === 0 || this.#closed) return;
+    if (this.#closed) return;
+    if (this.#topics.length > 0) this.#postRecords();
+    // After the batch that holds their last records, so the worker has appended those first.
+    const retired = this.#intake?.takeRetired();
+    if (retired) this.#port.postMessage({ type: 'intakeRetired', segments: retired } satisfies ToWorker);
+  }
+
+  #postRecords(): void {
     const batch: PublishBatch = {
       type: 'publish',
       firstSeq: this.#firstSeq,

@@ -2,7 +2,7 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import { HoldfastClient } from './client.js';
 import { deserializeError, ErrorCodes, HoldfastError } from './errors.js';
 import { resolveOptions, type HoldfastOptions } from './options.js';
-import { STAT_SLOTS, type FromWorker, type QuarantineInfo, type WorkerInit } from './protocol.js';
+import { STAT_SLOTS, type FromWorker, type WorkerInit, type WorkerReady } from './protocol.js';
 import { SeqAllocator } from './seq.js';
 import { startHealthServer } from './health.js';
 
@@ -25,7 +25,7 @@ export async function open(options: HoldfastOptions): Promise<HoldfastClient> {
   let onExit: ((code: number) => void) | undefined;
   let timer: NodeJS.Timeout | undefined;
   try {
-    const ready = await new Promise<{ epoch: number; quarantined: QuarantineInfo | undefined }>((resolve, reject) => {
+    const ready = await new Promise<WorkerReady>((resolve, reject) => {
       onMessage = (msg) => {
         if (msg.type === 'ready') resolve(msg);
         else if (msg.type === 'error') reject(deserializeError(msg.error));
@@ -38,7 +38,7 @@ export async function open(options: HoldfastOptions): Promise<HoldfastClient> {
       worker.once('exit', onExit);
     });
     const seqs = new SeqAllocator(ready.epoch, () => port1.postMessage({ type: 'reserveEpoch' }));
-    const client = new HoldfastClient(worker, port1, stats, seqs, resolved, ready.quarantined);
+    const client = new HoldfastClient(worker, port1, stats, seqs, resolved, ready);
     if (resolved.health) {
       try {
         client.attachHealth(await startHealthServer(client, { ...resolved.health, maxCache: resolved.maxCache, cacheDir: resolved.cacheDir }));

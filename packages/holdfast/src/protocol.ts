@@ -43,6 +43,8 @@ export type ToWorker =
   /** Subscribe (again) to a filter; the worker also re-subscribes on every connection. */
   | { type: 'subscribe'; filter: string; qos: 0 | 1 | 2; id: number }
   | { type: 'unsubscribe'; filter: string }
+  /** Journal mode: intake log segments closed, sent after the batch holding their last records. */
+  | { type: 'intakeRetired'; segments: RetiredSegment[] }
   | { type: 'close'; id: number };
 
 /** A message the broker refused, kept with its reason. */
@@ -56,11 +58,10 @@ export interface DeadLetter {
   reason: string;
 }
 
-export type HoldfastEventName = 'connect' | 'disconnect' | 'reconnecting' | 'spill' | 'drain-start' | 'drain-end' | 'dead-letter' | 'evict' | 'cache-recovered' | 'quarantine' | 'connection-error' | 'delivery-latency';
+export type HoldfastEventName = 'connect' | 'disconnect' | 'reconnecting' | 'spill' | 'drain-start' | 'drain-end' | 'dead-letter' | 'evict' | 'cache-recovered' | 'intake-replayed' | 'quarantine' | 'connection-error' | 'delivery-latency';
 
 export type FromWorker =
-  /** `quarantined`: the cache could not be read and was renamed aside (kept for forensics). */
-  | { type: 'ready'; epoch: number; quarantined: QuarantineInfo | undefined }
+  | WorkerReady
   | { type: 'state'; state: ClientState }
   | { type: 'reply'; id: number; error?: SerializedError; value?: unknown }
   | { type: 'epoch'; epoch: number }
@@ -71,6 +72,21 @@ export type FromWorker =
   /** A failure with no caller to reject: surfaced as the client's 'error' event. */
   | { type: 'error'; error: SerializedError }
   | { type: 'closed' };
+
+export interface WorkerReady {
+  type: 'ready';
+  epoch: number;
+  /** Set when the cache could not be read and was renamed aside (kept for forensics). */
+  quarantined: QuarantineInfo | undefined;
+  /** Journal mode with a cacheKey(File): the key, so the intake log is sealed as the cache is. */
+  cacheKey: Uint8Array | undefined;
+}
+
+/** Intake log segments the facade closed; deleted once every seq up to `lastSeq` is committed. */
+export interface RetiredSegment {
+  name: string;
+  lastSeq: number;
+}
 
 export interface QuarantineInfo {
   /** Where the unreadable cache file now is. */

@@ -46,7 +46,7 @@ export function registerDemo(y: Argv, ctx: RunContext): Argv {
         .example('$0 demo --duration 10 --json', 'A short run that prints the verdict as JSON; exit code 1 if anything was lost')
         .example('$0 demo --broker mqtt://127.0.0.1:1883 --protocol 5', 'The same against your own broker')
         .epilog(
-          'One simulated device (journal durability: a reading counts as accepted once it is on disk) publishes through a TCP proxy that cuts the link three times and stalls it once; ' +
+          'One simulated device (journal durability: a reading is on disk once publish() returns) publishes through a TCP proxy that cuts the link three times and stalls it once; ' +
             'the device process is SIGKILLed once and restarted on the same cache. An auditor subscribed at the broker counts every reading. Exit code 0 when nothing was lost.',
         ),
     async (argv) => {

@@ -1,7 +1,7 @@
 /**
  * The demo's device: a simulated sensor in its own process, so the demo can cut its power (SIGKILL)
- * and start it again on the same cache. It runs in journal mode and counts a reading as accepted once
- * flush() confirms it is on disk, then says so on stdout; that line is the demo's ground truth.
+ * and start it again on the same cache. It runs in journal mode, so a reading is on disk (the intake log)
+ * once publish() returns; it then says so on stdout, and that line is the demo's ground truth.
  * Before publishing it announces the number, so a restart never reuses one.
  *
  * Environment: DEMO_BROKER, DEMO_CLIENT_ID, DEMO_CACHE_DIR, DEMO_TOPIC, DEMO_N_START, DEMO_INTERVAL_MS,
@@ -48,7 +48,6 @@ async function measure(): Promise<void> {
     const next = Date.now() + intervalMs;
     say({ publishing: n });
     client.publish(topic, JSON.stringify({ device: clientId, n, ts: Date.now(), values: sensor.read(Date.now()).values }));
-    await client.flush();
     say({ accepted: n });
     n++;
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, next - Date.now())));

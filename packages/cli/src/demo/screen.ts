@@ -55,7 +55,7 @@ export class DemoScreen {
       `holdfast demo  ${(v.elapsedMs / 1000).toFixed(1)} s of ${(v.durationMs / 1000).toFixed(0)} s   link cuts ${v.linkCuts}, power cuts ${v.powerCuts}`,
       `  now        ${v.phase}`,
       `  device     ${v.state.padEnd(9)} ${v.connected ? 'connected' : 'OFFLINE'}`,
-      `  accepted   ${String(v.accepted).padStart(7)}   readings committed on the device`,
+      `  accepted   ${String(v.accepted).padStart(7)}   readings publish() accepted`,
       `  memory     ${String(v.memory).padStart(7)}   waiting in RAM`,
       `  cache      ${String(v.cached).padStart(7)}   ${bar(v.cached, this.#peakCache)}`,
       `  delivered  ${String(v.delivered).padStart(7)}   ${bar(v.delivered, Math.max(1, v.accepted))} seen by the auditor`,

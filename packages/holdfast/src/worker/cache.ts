@@ -54,6 +54,7 @@ export class Cache {
   readonly #limits: CacheLimits;
   readonly counters: Counters;
   #lastWrite: Promise<unknown> = Promise.resolve();
+  #appendedThrough: number;
   /** A commit failed after its callback changed the totals: recount before the next write. */
   #recountNeeded = false;
 
@@ -67,6 +68,7 @@ export class Cache {
     this.#outgoing = root.openDB<StoredOutgoing, number>({ name: 'outgoing', encoding: 'msgpack' });
     this.#dead = root.openDB<StoredDeadLetter, number>({ name: 'dead', encoding: 'msgpack' });
     this.#checkKey();
+    this.#appendedThrough = (this.#meta.get('appendedThrough') as number | undefined) ?? 0;
     const stored = this.#meta.get('counters') as Counters | undefined;
     const count = this.#records.getCount();
     this.counters = stored && stored.messages === count && this.#prio.getCount() === count ? stored : this.#rebuildIndex();
@@ -125,6 +127,14 @@ export class Cache {
   }
 
   /**
+   * The highest seq any committed append held. The intake log replays only seqs above it: every
+   * seq at or below it reached the cache (and may since have been delivered, evicted or refused).
+   */
+  get appendedThrough(): number {
+    return this.#appendedThrough;
+  }
+
+  /**
    * Appends records in one transaction, then evicts (lowest priority first, oldest first within a
    * priority, never a protected seq) until the cache is within its limits. `alsoInTxn` runs in the
    * same transaction (the outgoing store persists the in-flight packet atomically with a spill).
@@ -136,7 +146,10 @@ export class Cache {
         this.#records.putSync(rec.seq, encodeRecord(rec, this.#cipher));
         this.#prio.putSync([rec.priority, rec.seq], sizeBytes(rec.size));
         count(this.counters, rec.priority, rec.size, 1);
+        if (rec.seq > this.#appendedThrough) this.#appendedThrough = rec.seq;
       }
+      // Written on every append: a failed commit rolls it back, and the retry writes it again.
+      if (recs.length > 0) this.#meta.putSync('appendedThrough', this.#appendedThrough);
       alsoInTxn?.();
       eviction = this.#evictInTxn(this.counters.messages - this.#limits.messages, this.counters.bytes - this.#limits.bytes, isProtected);
       this.#meta.putSync('counters', this.counters);

@@ -23,6 +23,7 @@ const LEVELS: Record<HoldfastEventName, 'info' | 'warn' | 'error' | 'debug'> = {
   'dead-letter': 'error',
   evict: 'warn',
   'cache-recovered': 'info',
+  'intake-replayed': 'warn',
   quarantine: 'error',
   'connection-error': 'warn',
   'delivery-latency': 'debug',

@@ -15,6 +15,7 @@ import { Link } from './link.js';
 import { OutgoingStore } from './outgoing-store.js';
 import { createLogger, logEvent } from './log.js';
 import { Sender } from './sender.js';
+import { readIntakeLog, SegmentSweeper, type IntakeReplay } from './intake-replay.js';
 
 /** How often delivery latencies go to the facade (for the /metrics histogram). */
 const LATENCY_REPORT_MS = 1000;
@@ -29,8 +30,8 @@ const post = (msg: FromWorker, transfer?: ArrayBuffer[]): void => {
 };
 
 /** The cacheKey, or the key file read here (the worker, so the app thread does no disk I/O). */
-function loadCipher(): CacheCipher | undefined {
-  if (options.cacheKey) return new CacheCipher(Buffer.from(options.cacheKey));
+function loadCacheKey(): Buffer | undefined {
+  if (options.cacheKey) return Buffer.from(options.cacheKey);
   if (!options.cacheKeyFile) return undefined;
   let raw: Buffer;
   try {
@@ -46,15 +47,20 @@ function loadCipher(): CacheCipher | undefined {
       details: { field: 'cacheKeyFile' },
     });
   }
-  return new CacheCipher(key);
+  return key;
 }
 
 function run(): void {
   let cache: Cache;
   let quarantined: QuarantineInfo | undefined;
   let epoch: number;
+  let cacheKey: Buffer | undefined;
+  let intake: IntakeReplay;
   try {
-    ({ cache, quarantined } = openCache(options.cacheDir, options.maxCache, loadCipher()));
+    cacheKey = loadCacheKey();
+    const cipher = cacheKey ? new CacheCipher(cacheKey) : undefined;
+    ({ cache, quarantined } = openCache(options.cacheDir, options.maxCache, cipher));
+    intake = readIntakeLog(options.cacheDir, cache.appendedThrough, cipher);
     epoch = cache.reserveEpoch();
   } catch (err) {
     post({ type: 'error', error: serializeError(err, ErrorCodes.CACHE_UNAVAILABLE) });
@@ -106,9 +112,14 @@ function run(): void {
     const properties = (packet as { properties?: Record<string, unknown> }).properties;
     post({ type: 'message', topic, payload: bytes, qos: packet.qos, retain: packet.retain, properties }, [bytes.buffer]);
   });
+  // What the last run accepted but never committed goes first, ahead of anything new.
+  for (const batch of intake.batches) sender.onBatch(batch);
+  const sweeper = new SegmentSweeper(options.cacheDir);
+  sweeper.add(intake.segments);
   const latencyTimer = setInterval(() => {
     const latenciesMs = sender?.takeLatencies() ?? [];
     if (latenciesMs.length > 0) post({ type: 'event', name: 'delivery-latency', data: { latenciesMs } });
+    sweeper.sweep(sender!.lowestVolatileSeq);
   }, LATENCY_REPORT_MS);
   latencyTimer.unref();
 
@@ -138,6 +149,10 @@ function run(): void {
         subscriptions.delete(msg.filter);
         if (link.connected) link.client.unsubscribe(msg.filter, () => undefined);
         break;
+      case 'intakeRetired':
+        sweeper.add(msg.segments);
+        sweeper.sweep(sender.lowestVolatileSeq);
+        break;
       case 'reserveEpoch':
         post({ type: 'epoch', epoch: cache.reserveEpoch() });
         break;
@@ -161,6 +176,8 @@ function run(): void {
       await sender!.stop();
       if (link.connected) await sender!.settleInflight(Math.floor(budget * 0.4));
       await link.end(Math.max(100, budget - (Date.now() - started) - 500));
+      await cache.settled();
+      sweeper.sweep(sender!.lowestVolatileSeq);
       await cache.close();
       stats[Stat.connected] = 0;
       post({ type: 'reply', id });
@@ -175,8 +192,11 @@ function run(): void {
     }
   }
 
-  post({ type: 'ready', epoch, quarantined });
+  const journalKey = options.durability === 'journal' && cacheKey ? new Uint8Array(cacheKey) : undefined;
+  post({ type: 'ready', epoch, quarantined, cacheKey: journalKey });
   if (quarantined) logEvent(log, 'quarantine', { ...quarantined });
+  for (const info of intake.quarantined) post({ type: 'event', name: 'quarantine', data: { ...info } });
+  if (intake.messages > 0) post({ type: 'event', name: 'intake-replayed', data: { messages: intake.messages, segments: intake.segments.length } });
 }
 
 run();

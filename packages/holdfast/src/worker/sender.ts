@@ -111,6 +111,11 @@ export class Sender {
     return this.#state;
   }
 
+  /** The lowest seq a crash could still lose (Infinity when none). */
+  get lowestVolatileSeq(): number {
+    return this.#lowestVolatileSeq();
+  }
+
   onBatch(batch: PublishBatch): void {
     const recs: Rec[] = new Array<Rec>(batch.topics.length);
     for (let i = 0; i < recs.length; i++) {

@@ -1,0 +1,111 @@
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { checksum, encodeBody, FRAME_HEADER_BYTES, segmentName } from './intake-format.js';
+import type { RetiredSegment } from './protocol.js';
+import type { CacheCipher } from './worker/cipher.js';
+
+/** A segment this big is closed and a new one started, so the worker can delete what it committed. */
+const SEGMENT_BYTES = 4 * 1024 * 1024;
+/** After a failed write (disk full), how long to wait before trying a new segment. */
+const RETRY_MS = 1000;
+
+
+/**
+ * Journal mode's write-ahead intake log, on the app thread: publish() appends the reading with one
+ * write(2) before it returns. That puts it in the kernel's page cache, which a crash or SIGKILL of the
+ * process cannot take away (only an OS crash or power loss can, and then only what the worker has not
+ * yet committed to LMDB with fsync). The cost is a system call per publish(), so spill mode has no log.
+ */
+export class IntakeLog {
+  readonly #dir: string;
+  readonly #epoch: number;
+  readonly #cipher: CacheCipher | undefined;
+  readonly #onFailure: (err: Error) => void;
+  #fd: number | undefined;
+  #name = '';
+  #index = 0;
+  #bytes = 0;
+  #lastSeq = 0;
+  #failedAt = -Infinity;
+  #retired: RetiredSegment[] = [];
+  #frame = Buffer.allocUnsafe(64 * 1024);
+
+  constructor(dir: string, epoch: number, cipher: CacheCipher | undefined, onFailure: (err: Error) => void) {
+    this.#dir = dir;
+    this.#epoch = epoch;
+    this.#cipher = cipher;
+    this.#onFailure = onFailure;
+  }
+
+  /**
+   * Appends one reading. A failed write (disk full) does not fail publish(): the reading still goes to
+   * the worker, which commits it to LMDB as in any journal mode; the failure is reported once and
+   * a new segment is tried a second later.
+   */
+  append(seq: number, topic: string, payload: string | Uint8Array, priority: number, flags: number, ts: number): void {
+    if (this.#fd === undefined && !this.#startSegment()) return;
+    const body = encodeBody(seq, topic, payload, priority, flags, ts, this.#cipher);
+    const size = FRAME_HEADER_BYTES + body.byteLength;
+    if (this.#frame.length < size) this.#frame = Buffer.allocUnsafe(Math.max(size, this.#frame.length * 2));
+    const frame = this.#frame;
+    frame.writeUInt32LE(body.byteLength, 0);
+    frame.writeUInt32LE(checksum(body, 0, body.byteLength), 4);
+    frame.set(body, FRAME_HEADER_BYTES);
+    try {
+      const written = writeSync(this.#fd!, frame, 0, size);
+      if (written !== size) throw new Error(`short write (${written} of ${size} bytes)`);
+    } catch (err) {
+      this.#fail(err as Error);
+      return;
+    }
+    this.#lastSeq = seq;
+    this.#bytes += size;
+    if (this.#bytes >= SEGMENT_BYTES) this.#endSegment();
+  }
+
+  /** Segments closed since the last call, for the worker to delete once committed. */
+  takeRetired(): RetiredSegment[] | undefined {
+    if (this.#retired.length === 0) return undefined;
+    const retired = this.#retired;
+    this.#retired = [];
+    return retired;
+  }
+
+  /** Closes the open segment (at close()); it is retired like any other. */
+  close(): void {
+    this.#endSegment();
+  }
+
+  #startSegment(): boolean {
+    if (Date.now() - this.#failedAt < RETRY_MS) return false;
+    const name = segmentName(this.#epoch, this.#index++);
+    try {
+      this.#fd = openSync(join(this.#dir, name), 'wx', 0o600);
+    } catch (err) {
+      this.#fail(err as Error);
+      return false;
+    }
+    this.#name = name;
+    this.#bytes = 0;
+    return true;
+  }
+
+  #endSegment(): void {
+    if (this.#fd === undefined) return;
+    try {
+      closeSync(this.#fd);
+    } catch {
+      // Closing cannot lose what write(2) already handed to the kernel.
+    }
+    this.#fd = undefined;
+    this.#retired.push({ name: this.#name, lastSeq: this.#lastSeq });
+  }
+
+  #fail(err: Error): void {
+    // Never write after a failure: a damaged frame can then only be a segment's last one.
+    this.#endSegment();
+    const first = this.#failedAt === -Infinity || Date.now() - this.#failedAt >= 60_000;
+    this.#failedAt = Date.now();
+    if (first) this.#onFailure(err);
+  }
+}

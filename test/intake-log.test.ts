@@ -1,0 +1,127 @@
+/**
+ * Journal mode's intake log: publish() writes each reading to the cache directory before it returns, so
+ * a SIGKILL at any moment, even in the same tick as publish(), before the batch has left the app
+ * thread, loses nothing it accepted. A torn last frame is expected after a power cut; damage before
+ * the end renames the segment aside (kept, reported). Segments are deleted once committed.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { open, ErrorCodes, type HoldfastClient, type HoldfastError, type QuarantineInfo } from 'holdfast';
+import { acceptedNumbers, auditedBrokerWithProxy, startDevice, tempDir, waitUntil } from './helpers.js';
+
+const rig = auditedBrokerWithProxy();
+const segments = (dir: string): string[] => readdirSync(dir).filter((f) => /^intake-.*\.log$/.test(f));
+
+/** A device that SIGKILLs itself right after publish() accepts reading `killAt` (same tick). */
+async function killedMidTick(clientId: string, dir: string, killAt: number): Promise<number[]> {
+  const device = startDevice({ broker: rig.proxy.url, clientId, cacheDir: dir, durability: 'journal', rate: 5000, count: killAt + 1000, killAt, protocol: rig.protocol });
+  const exit = await device.exited;
+  assert.equal(exit.signal, 'SIGKILL');
+  const accepted = acceptedNumbers(device);
+  assert.equal(accepted.at(-1), killAt, 'the device died right after accepting the reading');
+  return accepted;
+}
+
+async function restartAndDrain(clientId: string, dir: string, nStart: number): Promise<number[]> {
+  const device = startDevice({ broker: rig.proxy.url, clientId, cacheDir: dir, durability: 'journal', rate: 200, count: 20, nStart, after: 'drain', protocol: rig.protocol });
+  await device.waitForEvent((e) => e.closed === true, 60_000);
+  await device.exited;
+  return acceptedNumbers(device);
+}
+
+function expectExactlyInOrder(clientId: string, expected: number[]): Promise<void> {
+  return rig.auditor.waitFor({ [clientId]: expected }, 20_000).then((report) => {
+    assert.deepEqual({ lost: report.lost, duplicates: report.duplicates, outOfOrder: report.outOfOrder }, { lost: 0, duplicates: 0, outOfOrder: 0 });
+  });
+}
+
+describe('intake log (journal mode)', () => {
+  it('a SIGKILL in the same tick as publish() loses nothing accepted; segments are deleted once committed', async () => {
+    const dir = tempDir('intake-kill');
+    try {
+      const before = await killedMidTick('dev-intake', dir.path, 600);
+      assert.ok(segments(dir.path).length > 0, 'the killed run left its intake log');
+      const after = await restartAndDrain('dev-intake', dir.path, 601);
+      await expectExactlyInOrder('dev-intake', [...before, ...after]);
+      assert.deepEqual(segments(dir.path), [], 'every segment was deleted once its readings were committed');
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('a torn last frame is dropped quietly; damage before the end quarantines the segment, not the cache', async () => {
+    const dir = tempDir('intake-damage');
+    try {
+      const before = await killedMidTick('dev-torn', dir.path, 300);
+      const [newest] = segments(dir.path).sort().reverse();
+      // A write cut short by the power: a header that promises more bytes than follow.
+      appendFileSync(join(dir.path, newest!), Buffer.from([0xff, 0x00, 0x00, 0x00, 0x12, 0x34]));
+      const after = await restartAndDrain('dev-torn', dir.path, 301);
+      await expectExactlyInOrder('dev-torn', [...before, ...after]);
+      assert.deepEqual(readdirSync(dir.path).filter((f) => f.includes('corrupt')), [], 'a torn tail is not corruption');
+
+      await killedMidTick('dev-torn', dir.path, 321);
+      const [damaged] = segments(dir.path).sort().reverse();
+      const bytes = readFileSync(join(dir.path, damaged!));
+      bytes[12] = bytes[12]! ^ 0xff; // inside the first frame's body: its checksum no longer matches
+      writeFileSync(join(dir.path, damaged!), bytes);
+      const client = await openJournal('dev-torn', dir.path);
+      const quarantines: QuarantineInfo[] = [];
+      client.on('quarantine', (info: QuarantineInfo) => quarantines.push(info));
+      await waitUntil(() => quarantines.length > 0, 10_000, 'the quarantine event');
+      assert.match(quarantines[0]!.reason, /intake log damaged: checksum mismatch/);
+      assert.equal(client.quarantined, undefined, 'the cache itself was fine');
+      assert.ok(quarantines[0]!.movedTo.startsWith(join(dir.path, `${damaged}.corrupt-`)) && existsSync(quarantines[0]!.movedTo), 'renamed aside, kept');
+      await client.drained();
+      await client.close();
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('a full disk: publish() still accepts, the failure is reported once, and nothing is lost or reordered', async (t) => {
+    if (process.getuid?.() !== 0) return t.skip('needs root to mount a tmpfs');
+    const base = tempDir('intake-full');
+    const mount = join(base.path, 'fs');
+    mkdirSync(mount);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mount]);
+    await rig.proxy.refuse(true);
+    let client: HoldfastClient | undefined;
+    try {
+      client = await openJournal('dev-intake-full', join(mount, 'cache'));
+      const errors: HoldfastError[] = [];
+      client.on('error', (err: HoldfastError) => errors.push(err));
+      const pad = 'x'.repeat(1024);
+      let accepted = 0;
+      for (let round = 0; round < 20; round++) {
+        for (let i = 0; i < 100; i++) client.publish('sensors/dev-intake-full', JSON.stringify({ device: 'dev-intake-full', n: ++accepted, pad }));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await waitUntil(() => errors.some((e) => e.message.includes('intake log')), 10_000, 'the intake log failure');
+      assert.ok(errors.every((e) => e.code === ErrorCodes.CACHE_WRITE_FAILED));
+      assert.equal(errors.filter((e) => e.message.includes('intake log')).length, 1, 'reported once, not per reading');
+
+      await rig.proxy.refuse(false);
+      await client.drained();
+      const s = client.stats();
+      assert.equal(s.delivered + s.evicted, accepted, 'every accepted reading was delivered or counted as evicted');
+      await client.close();
+      client = undefined;
+      const arrivals = rig.auditor.arrivals('dev-intake-full');
+      assert.ok(arrivals.every((n, i) => i === 0 || n > arrivals[i - 1]!), 'no reordering, no duplicates');
+      assert.deepEqual(segments(join(mount, 'cache')), [], 'no segment left behind');
+    } finally {
+      await client?.close();
+      await rig.proxy.refuse(false);
+      execFileSync('umount', ['-l', mount]);
+      base.remove();
+    }
+  });
+});
+
+function openJournal(clientId: string, cacheDir: string): Promise<HoldfastClient> {
+  return open({ broker: rig.proxy.url, clientId, cacheDir, durability: 'journal', protocolVersion: rig.protocol, timeoutMs: 1000, reconnect: { minMs: 200, maxMs: 1000 } });
+}
