@@ -29,7 +29,8 @@ interface Pending {
 }
 
 /**
- * The app-thread facade: validates, stamps a seq and batches. It never does network or disk I/O;
+ * The app-thread facade: validates, stamps a seq and batches. It never does network I/O, and disk I/O
+ * only in journal mode (one append to the intake log per publish(), so a crash cannot lose it);
  * everything else happens in the worker.
  */
 export class HoldfastClient extends EventEmitter {

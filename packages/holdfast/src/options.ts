@@ -10,7 +10,10 @@ export interface HoldfastOptions {
   cacheDir?: string;
   /** QoS for every message. 1 is for brokers without QoS 2 (AWS IoT Core, Azure IoT Hub). @default 2 */
   qos?: 1 | 2;
-  /** 'spill' writes flash only during trouble; 'journal' commits every message before sending. @default 'spill' */
+  /**
+   * 'spill' writes flash only during trouble; 'journal' writes every message to an intake log before
+   * publish() returns (a crash loses nothing accepted) and commits it to LMDB before sending. @default 'spill'
+   */
   durability?: 'spill' | 'journal';
   /** How long to wait for PUBCOMP before spilling the pending stream to the cache. @default 10000 */
   timeoutMs?: number;
