@@ -68,6 +68,13 @@ describe('loadConfig: sources and precedence', () => {
       HOLDFAST_PASSWORD: ['s3cret', 's3cret'],
       HOLDFAST_TLS_PASSPHRASE: ['phrase', 'phrase'],
       HOLDFAST_TLS_REJECT_UNAUTHORIZED: ['false', false],
+      HOLDFAST_CACHE_KEY: ['00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff', '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff'],
+      // Read by the worker at open(), like the key file it names: loadConfig passes the path through.
+      HOLDFAST_CACHE_KEY_FILE: ['/etc/holdfast/cache.key', '/etc/holdfast/cache.key'],
+      HOLDFAST_HEALTH: ['true', {}],
+      HOLDFAST_HEALTH_PORT: ['9100', 9100],
+      HOLDFAST_HEALTH_HOST: ['0.0.0.0', '0.0.0.0'],
+      HOLDFAST_LOG_LEVEL: ['info', 'info'],
     };
     const fileVars = ['HOLDFAST_PASSWORD_FILE', 'HOLDFAST_TLS_CA_FILE', 'HOLDFAST_TLS_CERT_FILE', 'HOLDFAST_TLS_KEY_FILE', 'HOLDFAST_TLS_PASSPHRASE_FILE'];
     assert.deepEqual(Object.keys(ENV_VARS).sort(), [...Object.keys(samples), ...fileVars].sort(), 'every variable is tested');
@@ -149,6 +156,19 @@ describe('loadConfig: sources and precedence', () => {
     assert.deepEqual((await loadConfig({ file: path, env: { HOLDFAST_BULK_TOPIC: 't/bulk' } })).bulk, { maxMessages: 10, topic: 't/bulk' });
   });
 
+  it('HOLDFAST_HEALTH=false turns off a health section from the file; a port alone turns it on', async () => {
+    const path = file({ broker: 'mqtt://h:1883', clientId: 'a', health: { port: 9464 } });
+    assert.equal((await loadConfig({ file: path, env: { HOLDFAST_HEALTH: 'false' } })).health, false);
+    assert.deepEqual((await loadConfig({ env: { ...BASE_ENV, HOLDFAST_HEALTH_PORT: '0' } })).health, { port: 0 });
+  });
+
+  it('a cache key file in the environment replaces the file\'s inline cacheKey', async () => {
+    const path = file({ broker: 'mqtt://h:1883', clientId: 'a', cacheKey: '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff' });
+    const config = await loadConfig({ file: path, env: { HOLDFAST_CACHE_KEY_FILE: '/run/secrets/cache.key' } });
+    assert.equal(config.cacheKey, undefined);
+    assert.equal(config.cacheKeyFile, '/run/secrets/cache.key');
+  });
+
   it('returns options that open() accepts', async () => {
     const cacheDir = join(dir.path, 'cache');
     const config = await loadConfig({ env: { HOLDFAST_BROKER: 'mqtt://127.0.0.1:1', HOLDFAST_CLIENT_ID: 'cfg-open', HOLDFAST_CACHE_DIR: cacheDir, HOLDFAST_RECONNECT_MIN_MS: '1000' } });
@@ -184,6 +204,23 @@ describe('loadConfig: each rule names the field, its source and what is allowed'
 
   it('bulk variables while HOLDFAST_BULK=false', async () => {
     await rejects({ env: { ...BASE_ENV, HOLDFAST_BULK: 'false', HOLDFAST_BULK_TOPIC: 'x' } }, 'HOLDFAST_BULK_TOPIC', /HOLDFAST_BULK turns bulk off/);
+  });
+
+  it('health: a switch, a port range and variables while HOLDFAST_HEALTH=false', async () => {
+    await rejects({ env: { ...BASE_ENV, HOLDFAST_HEALTH: 'maybe' } }, 'HOLDFAST_HEALTH', /must be false or \{ port, host \}/);
+    await rejects({ env: { ...BASE_ENV, HOLDFAST_HEALTH_PORT: '70000' } }, 'HOLDFAST_HEALTH_PORT', /from 0 to 65535/);
+    await rejects({ env: { ...BASE_ENV, HOLDFAST_HEALTH: 'false', HOLDFAST_HEALTH_PORT: '9464' } }, 'HOLDFAST_HEALTH_PORT', /HOLDFAST_HEALTH turns health off/);
+  });
+
+  it('logLevel is an enumeration', async () => {
+    await rejects({ env: { ...BASE_ENV, HOLDFAST_LOG_LEVEL: 'verbose' } }, 'HOLDFAST_LOG_LEVEL', /must be one of 'silent', 'fatal', 'error', 'warn', 'info', 'debug'; got "verbose"/);
+  });
+
+  it('a cache key that is not 32 bytes, or given with a key file in the same layer, is reported without showing it', async () => {
+    const short = await rejects({ env: { ...BASE_ENV, HOLDFAST_CACHE_KEY: 'abcd1234' } }, 'cacheKey', /cacheKey must be a 32-byte key/);
+    assert.doesNotMatch(JSON.stringify({ m: short.message, d: short.details }), /abcd1234/);
+    const both = await rejects({ env: { ...BASE_ENV, HOLDFAST_CACHE_KEY: 'abcd1234', HOLDFAST_CACHE_KEY_FILE: '/k' } }, 'HOLDFAST_CACHE_KEY_FILE', /given with cacheKey/);
+    assert.doesNotMatch(JSON.stringify({ m: both.message, d: both.details }), /abcd1234/);
   });
 
   it('a broker URL with a wrong scheme, or with credentials (which stay hidden)', async () => {

@@ -6,7 +6,7 @@
 import type { LayerSource } from './config-schema.js';
 import { ErrorCodes, HoldfastError } from './errors.js';
 
-type Kind = 'string' | 'int' | 'bool' | 'bulk';
+type Kind = 'string' | 'int' | 'bool' | 'bulk' | 'health';
 
 /** Variable name → option path and how to read it. README's table is this table. */
 export const ENV_VARS: Readonly<Record<string, readonly [path: string, kind: Kind]>> = {
@@ -41,6 +41,12 @@ export const ENV_VARS: Readonly<Record<string, readonly [path: string, kind: Kin
   HOLDFAST_TLS_PASSPHRASE: ['tls.passphrase', 'string'],
   HOLDFAST_TLS_PASSPHRASE_FILE: ['tls.passphraseFile', 'string'],
   HOLDFAST_TLS_REJECT_UNAUTHORIZED: ['tls.rejectUnauthorized', 'bool'],
+  HOLDFAST_CACHE_KEY: ['cacheKey', 'string'],
+  HOLDFAST_CACHE_KEY_FILE: ['cacheKeyFile', 'string'],
+  HOLDFAST_HEALTH: ['health', 'health'],
+  HOLDFAST_HEALTH_PORT: ['health.port', 'int'],
+  HOLDFAST_HEALTH_HOST: ['health.host', 'string'],
+  HOLDFAST_LOG_LEVEL: ['logLevel', 'string'],
 };
 
 /** Names the config file when loadConfig() is not given one. */
@@ -60,6 +66,7 @@ function convert(value: string, kind: Kind): unknown {
     case 'bool':
       return TRUE.has(v.toLowerCase()) ? true : FALSE.has(v.toLowerCase()) ? false : value;
     case 'bulk':
+    case 'health':
       return TRUE.has(v.toLowerCase()) ? {} : FALSE.has(v.toLowerCase()) ? false : value;
   }
 }
@@ -86,9 +93,11 @@ export function envLayer(env: Readonly<Record<string, string | undefined>>): Rec
   for (const [name, [path, kind]] of Object.entries(ENV_VARS)) {
     const value = env[name];
     if (value === undefined || value === '') continue;
-    if (path.startsWith('bulk.') && layer.bulk === false) {
-      throw new HoldfastError(ErrorCodes.INVALID_OPTION, `environment: ${name} is set but HOLDFAST_BULK turns bulk off; unset one of them`, {
-        details: { field: name, source: 'environment', allowed: 'unset while HOLDFAST_BULK is false' },
+    for (const parent of ['bulk', 'health'] as const) {
+      if (!path.startsWith(`${parent}.`) || layer[parent] !== false) continue;
+      const switchVar = `HOLDFAST_${parent.toUpperCase()}`;
+      throw new HoldfastError(ErrorCodes.INVALID_OPTION, `environment: ${name} is set but ${switchVar} turns ${parent} off; unset one of them`, {
+        details: { field: name, source: 'environment', allowed: `unset while ${switchVar} is false` },
       });
     }
     setPath(layer, path, convert(value, kind));

@@ -59,7 +59,13 @@ export const SECRET_PAIRS = [
   ['tls.cert', 'tls.certFile'],
   ['tls.key', 'tls.keyFile'],
   ['tls.passphrase', 'tls.passphraseFile'],
+  ['cacheKey', 'cacheKeyFile'],
 ] as const;
+
+const healthSchema = z.union(
+  [z.literal(false), z.strictObject({ port: int(0, 65_535).optional(), host: nonEmpty().optional() }, OBJECT)],
+  { error: 'false or { port, host }' },
+);
 
 export const layerSchema = z
   .strictObject({
@@ -86,6 +92,11 @@ export const layerSchema = z
     username: nonEmpty().optional(),
     password: nonEmpty().optional(),
     passwordFile: filePath.optional(),
+    // 64 hex characters or base64 (open() checks it is 32 bytes); the file is read by the worker.
+    cacheKey: nonEmpty().optional(),
+    cacheKeyFile: filePath.optional(),
+    health: healthSchema.optional(),
+    logLevel: z.enum(['silent', 'fatal', 'error', 'warn', 'info', 'debug'], { error: "one of 'silent', 'fatal', 'error', 'warn', 'info', 'debug'" }).optional(),
   }, { error: 'a JSON object of options' })
   .superRefine((layer, ctx) => {
     for (const [value, file] of SECRET_PAIRS) {
@@ -118,7 +129,7 @@ export function getPath(obj: unknown, path: string): unknown {
 
 /** Values never shown in an error: they are secrets, or may carry one (a URL with credentials). */
 function isSecretField(path: string, value: unknown): boolean {
-  if (path === 'password' || path.startsWith('tls.')) return !path.endsWith('File') && path !== 'tls.rejectUnauthorized';
+  if (path === 'password' || path === 'cacheKey' || path.startsWith('tls.')) return !path.endsWith('File') && path !== 'tls.rejectUnauthorized';
   return path === 'broker' && typeof value === 'string' && value.includes('@');
 }
 
