@@ -384,6 +384,8 @@ export class HoldfastClient extends EventEmitter {
   #finish(state: ClientState, err?: HoldfastError): void {
     if (this.#closed) return;
     this.#closed = true;
+    // After a worker crash the open segment stays on disk; the next open() replays it.
+    this.#intake?.close();
     for (const pending of this.#pending.values()) {
       pending.reject(err ?? new HoldfastError(ErrorCodes.CLOSED, 'the client closed before this request finished'));
     }
