@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { randomBytes } from 'node:crypto';
+import { open, type HoldfastClient } from 'holdfast';
 import { freePort } from '@holdfast/testkit';
 import { sleep, tempDir } from './helpers.js';
 import { jsonLines, runCli, startCli, type RunningCli } from './fixtures/cli-run.js';
@@ -88,6 +90,48 @@ describe('a cache held by a running publisher', () => {
     writeFileSync(corpse, 'garbage');
     const r = await inspectJson(cacheDir);
     assert.deepEqual(r.quarantined, ['cache.mdb.corrupt-2026-01-01T00-00-00-000Z']);
+  });
+});
+
+describe('an encrypted cache, and journal mode\'s intake log', () => {
+  const cacheDir = join(dir.path, 'sealed');
+  const keyFile = join(dir.path, 'cache.key');
+  let client: HoldfastClient;
+
+  before(async () => {
+    const key = randomBytes(32);
+    writeFileSync(keyFile, `${key.toString('hex')}\n`);
+    // Offline and in journal mode: the readings go to the intake log and then the (sealed) cache.
+    client = await open({ broker: `mqtt://127.0.0.1:${await freePort()}`, clientId: 'cab-sealed', cacheDir, cacheKey: key, durability: 'journal', timeoutMs: 100 });
+    for (let n = 1; n <= 5; n++) client.publish('site/cab-sealed/t', JSON.stringify({ n, secret: 'SEALED-7c1' }));
+    await client.flush();
+  });
+  after(() => client.close());
+
+  it('needs its key: without it, or with another, a clear error', async () => {
+    const r = await runCli(['cache', 'inspect', '--cache-dir', cacheDir]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /the cache is encrypted: give its key .*HOLDFAST_CACHE_KEY_MISMATCH/);
+    const otherKey = join(dir.path, 'other.key');
+    writeFileSync(otherKey, randomBytes(32).toString('base64'));
+    const wrong = await runCli(['cache', 'export', '--cache-dir', cacheDir, '--cache-key-file', otherKey]);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /encrypted with a different key/);
+  });
+
+  it('inspect and export read it with --cache-key-file, and the intake log is listed', async () => {
+    const report = JSON.parse((await runCli(['cache', 'inspect', '--cache-dir', cacheDir, '--cache-key-file', keyFile, '--json'])).stdout) as {
+      messages: number;
+      intakeLog: { segments: number };
+    };
+    assert.equal(report.messages, 5);
+    assert.ok(report.intakeLog.segments >= 1, 'the running publisher\'s segment is listed');
+    const r = await runCli(['cache', 'export', '--cache-dir', cacheDir, '--cache-key-file', keyFile]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(
+      jsonLines(r.stdout).map((m) => (JSON.parse(m.payload as string) as { n: number }).n),
+      [1, 2, 3, 4, 5],
+    );
   });
 });
 

@@ -7,6 +7,6 @@ export { type HoldfastStats, type CachedStats } from './stats.js';
 export { type ClientState, type DeadLetter, type QuarantineInfo } from './protocol.js';
 export { unpackBulk, type BulkReading } from './bulk.js';
 export { topicMatches, type IncomingMessage, type MessageHandler } from './subscriptions.js';
-export { inspectCache, exportCache, exportDeadLetters, quarantinedFiles, type CacheInspection, type CachedMessage, type CachedDeadLetter } from './inspect.js';
+export { inspectCache, exportCache, exportDeadLetters, quarantinedFiles, type CacheInspection, type CachedMessage, type CachedDeadLetter, type InspectOptions } from './inspect.js';
 export { loadConfig, ENV_VARS, type LoadConfigOptions, type ConfigInput } from './config.js';
 export { startHealthServer, HEALTH_DEFAULTS, LATENCY_EVENT, type HealthServer, type HealthServerOptions, type HealthReport, type HealthStatus, type DeliveryLatencyEvent } from './health.js';

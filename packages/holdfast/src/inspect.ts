@@ -4,7 +4,19 @@ import { join } from 'node:path';
 import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
 import { ErrorCodes, HoldfastError } from './errors.js';
 import { CACHE_FILE } from './worker/cache-open.js';
-import { decodeRecord } from './worker/record.js';
+import { decodeRecord, openValue } from './worker/record.js';
+import { CacheCipher, keyCheckMatches } from './worker/cipher.js';
+import { readCacheKeyFile } from './cache-key.js';
+import { INTAKE_SEGMENT } from './intake-format.js';
+import { parseCacheKey } from './options.js';
+
+/** How to read an encrypted cache: its key, or the file that holds it (one or the other). */
+export interface InspectOptions {
+  /** 32 bytes: a Buffer, 64 hex characters or base64. @default undefined */
+  cacheKey?: string | Buffer;
+  /** A file holding the key (hex, base64 or 32 raw bytes). @default undefined */
+  cacheKeyFile?: string;
+}
 
 /** What `holdfast cache inspect` shows. Records are read from one snapshot, so safe while a publisher writes. */
 export interface CacheInspection {
@@ -20,6 +32,11 @@ export interface CacheInspection {
   epoch: number;
   /** Corrupt caches renamed aside by earlier runs, oldest first (file names inside the cache dir). */
   quarantined: string[];
+  /**
+   * Journal mode's intake log segments in the directory. Segments are deleted once committed, so any
+   * left after a publisher stopped hold readings its next start replays into the cache.
+   */
+  intakeLog: { segments: number; bytes: number };
 }
 
 export interface CachedMessage {
@@ -38,6 +55,7 @@ const META_MAGIC = 0xbeefc0de;
 const P_META = 0x08;
 
 interface ReadOnlyCache {
+  cipher: CacheCipher | undefined;
   root: RootDatabase;
   records: Database<Buffer, number>;
   meta: Database<unknown, string>;
@@ -95,7 +113,7 @@ function checkHeader(path: string): void {
  * Opens the cache read-only. LMDB readers never block the publisher's writer and see one consistent
  * snapshot per read transaction, so this is safe while a publisher holds the cache.
  */
-function openReadOnly(dir: string): ReadOnlyCache {
+function openReadOnly(dir: string, options: InspectOptions): ReadOnlyCache {
   const path = join(dir, CACHE_FILE);
   if (!existsSync(path)) {
     throw unavailable(`no holdfast cache at ${path} (is the cache directory right? a publisher creates it on first start)`, path);
@@ -105,10 +123,13 @@ function openReadOnly(dir: string): ReadOnlyCache {
   } catch (err) {
     throw unavailable(`the cache ${path} is corrupt: ${(err as Error).message}. A publisher will quarantine it on its next start`, path, err);
   }
+  const cipher = loadCipher(options);
   let root: RootDatabase | undefined;
+  let cache: ReadOnlyCache;
   try {
     root = openLmdb({ path, maxDbs: 8, noSubdir: true, readOnly: true });
-    return {
+    cache = {
+      cipher,
       root,
       records: root.openDB<Buffer, number>({ name: 'records', encoding: 'binary' }),
       meta: root.openDB<unknown, string>({ name: 'meta', encoding: 'msgpack' }),
@@ -118,6 +139,47 @@ function openReadOnly(dir: string): ReadOnlyCache {
     void root?.close();
     throw unavailable(`cannot read the cache ${path}: ${(err as Error).message}`, path, err);
   }
+  try {
+    checkKey(cache);
+  } catch (err) {
+    void root.close();
+    throw err;
+  }
+  return cache;
+}
+
+function loadCipher(options: InspectOptions): CacheCipher | undefined {
+  if (options.cacheKey !== undefined && options.cacheKeyFile !== undefined) {
+    throw new HoldfastError(ErrorCodes.INVALID_ARGUMENT, 'give cacheKey or cacheKeyFile, not both', { details: { field: 'cacheKeyFile' } });
+  }
+  if (options.cacheKeyFile !== undefined) return new CacheCipher(readCacheKeyFile(options.cacheKeyFile));
+  if (options.cacheKey === undefined) return undefined;
+  const key = parseCacheKey(options.cacheKey);
+  if (!key) throw new HoldfastError(ErrorCodes.INVALID_ARGUMENT, 'cacheKey must be a 32-byte key: a Buffer, 64 hex characters or base64', { details: { field: 'cacheKey' } });
+  return new CacheCipher(key);
+}
+
+/** The same check the publisher makes: an encrypted cache needs its key, and only that key. */
+function checkKey(cache: ReadOnlyCache): void {
+  const check = cache.meta.get('keyCheck') as Uint8Array | undefined;
+  if (check !== undefined && !keyCheckMatches(check, cache.cipher)) {
+    throw new HoldfastError(
+      ErrorCodes.CACHE_KEY_MISMATCH,
+      cache.cipher ? 'the cache was encrypted with a different key' : 'the cache is encrypted: give its key (cacheKeyFile, or --cache-key-file on the command line)',
+    );
+  }
+}
+
+/** Journal mode's intake log segments waiting in `dir` (none once everything is committed). */
+function intakeLogFiles(dir: string): { segments: number; bytes: number } {
+  let segments = 0;
+  let bytes = 0;
+  for (const name of readdirSync(dir)) {
+    if (!INTAKE_SEGMENT.test(name)) continue;
+    segments++;
+    bytes += statSync(join(dir, name)).size;
+  }
+  return { segments, bytes };
 }
 
 /** Corrupt caches that Cache.open() renamed aside (`cache.mdb.corrupt-<iso>`), without their lock files. */
@@ -129,15 +191,15 @@ export function quarantinedFiles(dir: string): string[] {
     .sort();
 }
 
-function toMessage(seq: number, bytes: Uint8Array): CachedMessage {
-  const rec = decodeRecord(seq, bytes);
+function toMessage(seq: number, bytes: Uint8Array, cipher: CacheCipher | undefined): CachedMessage {
+  const rec = decodeRecord(seq, bytes, cipher);
   return { seq, topic: rec.topic, payload: rec.payload, priority: rec.priority, ts: rec.ts };
 }
 
 /** Summarizes the cache in `dir` without modifying it. Missing or corrupt → HoldfastError(CACHE_UNAVAILABLE). */
-export async function inspectCache(dir: string): Promise<CacheInspection> {
+export async function inspectCache(dir: string, options: InspectOptions = {}): Promise<CacheInspection> {
   const quarantined = quarantinedFiles(dir);
-  const cache = openReadOnly(dir);
+  const cache = openReadOnly(dir, options);
   try {
     const byPriority: Record<number, number> = {};
     for (let p = 1; p <= 10; p++) byPriority[p] = 0;
@@ -146,7 +208,7 @@ export async function inspectCache(dir: string): Promise<CacheInspection> {
     let oldestTs = 0;
     // Counted from the records themselves, so the report is right even if the totals were not.
     for (const { key, value } of cache.records.getRange({ snapshot: true })) {
-      const rec = decodeRecord(key, value);
+      const rec = decodeRecord(key, value, cache.cipher);
       if (messages === 0) oldestTs = rec.ts;
       messages++;
       bytes += rec.size;
@@ -162,6 +224,7 @@ export async function inspectCache(dir: string): Promise<CacheInspection> {
       deadLetters: cache.dead.getCount(),
       epoch: typeof epoch === 'number' ? epoch : 0,
       quarantined,
+      intakeLog: intakeLogFiles(dir),
     };
   } catch (err) {
     if (err instanceof HoldfastError) throw err;
@@ -172,21 +235,23 @@ export async function inspectCache(dir: string): Promise<CacheInspection> {
 }
 
 /** Every cached message, oldest first, from one read snapshot. The cache is closed when iteration ends. */
-export async function* exportCache(dir: string): AsyncGenerator<CachedMessage> {
-  const cache = openReadOnly(dir);
+export async function* exportCache(dir: string, options: InspectOptions = {}): AsyncGenerator<CachedMessage> {
+  const cache = openReadOnly(dir, options);
   try {
-    for (const { key, value } of cache.records.getRange({ snapshot: true })) yield toMessage(key, value);
+    for (const { key, value } of cache.records.getRange({ snapshot: true })) yield toMessage(key, value, cache.cipher);
   } finally {
     await cache.root.close();
   }
 }
 
 /** Every dead letter (messages the broker refused), in seq order, with the broker's reason. */
-export async function* exportDeadLetters(dir: string): AsyncGenerator<CachedDeadLetter> {
-  const cache = openReadOnly(dir);
+export async function* exportDeadLetters(dir: string, options: InspectOptions = {}): AsyncGenerator<CachedDeadLetter> {
+  const cache = openReadOnly(dir, options);
   try {
     for (const { value } of cache.dead.getRange({ snapshot: true })) {
-      const { seq, topic, payload, priority, ts, reason } = value;
+      const stored = value as CachedDeadLetter & { sealed?: Uint8Array };
+      const [topic, payload] = stored.sealed ? (openValue(stored.sealed, cache.cipher) as [string, Uint8Array]) : [stored.topic, stored.payload];
+      const { seq, priority, ts, reason } = stored;
       yield { seq, topic, payload: Buffer.from(payload), priority, ts, reason };
     }
   } finally {

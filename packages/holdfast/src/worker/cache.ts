@@ -1,12 +1,10 @@
 import type { Database, RootDatabase } from 'lmdb';
 import { ErrorCodes, HoldfastError } from '../errors.js';
 import type { DeadLetter } from '../protocol.js';
-import type { CacheCipher } from './cipher.js';
+import { keyCheckMatches, sealKeyCheck, type CacheCipher } from './cipher.js';
 import type { OutgoingEntry } from './outgoing-store.js';
 import { decodeRecord, encodeRecord, openValue, recordSize, sealValue, type Rec } from './record.js';
 
-/** Sealed into meta when a cacheKey is set, to tell a wrong key apart from a damaged cache. */
-const KEY_CHECK = 'holdfast cache key check v1';
 
 /** A dead letter as stored: with a cacheKey, topic and payload are sealed together. */
 type StoredDeadLetter = Omit<DeadLetter, 'topic' | 'payload'> & { flags: number; topic?: string; payload?: Uint8Array; sealed?: Uint8Array };
@@ -81,16 +79,10 @@ export class Cache {
   #checkKey(): void {
     const check = this.#meta.get('keyCheck') as Uint8Array | undefined;
     if (check === undefined) {
-      if (this.#cipher) this.#meta.putSync('keyCheck', this.#cipher.seal(Buffer.from(KEY_CHECK)));
+      if (this.#cipher) this.#meta.putSync('keyCheck', sealKeyCheck(this.#cipher));
       return;
     }
-    let matches = false;
-    try {
-      matches = this.#cipher !== undefined && this.#cipher.open(check).toString() === KEY_CHECK;
-    } catch {
-      matches = false;
-    }
-    if (!matches) {
+    if (!keyCheckMatches(check, this.#cipher)) {
       throw new HoldfastError(
         ErrorCodes.CACHE_KEY_MISMATCH,
         this.#cipher ? 'the cache was encrypted with a different cacheKey' : 'the cache is encrypted: open it with its cacheKey (or cacheKeyFile)',

@@ -39,3 +39,19 @@ export class CacheCipher {
 export function isSealed(bytes: Uint8Array): boolean {
   return bytes.length > 1 + IV_BYTES + TAG_BYTES && bytes[0] === SEALED_MARKER;
 }
+
+/** Sealed into the cache's meta when a key is set, to tell a wrong key apart from a damaged cache. */
+const KEY_CHECK = 'holdfast cache key check v1';
+
+export function sealKeyCheck(cipher: CacheCipher): Buffer {
+  return cipher.seal(Buffer.from(KEY_CHECK));
+}
+
+/** Whether `cipher` is the key the cache was written with (false without a cipher). */
+export function keyCheckMatches(check: Uint8Array, cipher: CacheCipher | undefined): boolean {
+  try {
+    return cipher !== undefined && cipher.open(check).toString() === KEY_CHECK;
+  } catch {
+    return false;
+  }
+}

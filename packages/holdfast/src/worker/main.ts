@@ -3,9 +3,8 @@
  * messages. Everything that touches the network or the disk runs here, never on the app thread.
  */
 import { workerData } from 'node:worker_threads';
-import { readFileSync } from 'node:fs';
-import { ErrorCodes, HoldfastError, serializeError } from '../errors.js';
-import { parseCacheKey } from '../options.js';
+import { ErrorCodes, serializeError } from '../errors.js';
+import { readCacheKeyFile } from '../cache-key.js';
 import { CacheCipher } from './cipher.js';
 import { Stat, type FromWorker, type ToWorker, type WorkerInit } from '../protocol.js';
 import type { Cache } from './cache.js';
@@ -32,22 +31,7 @@ const post = (msg: FromWorker, transfer?: ArrayBuffer[]): void => {
 /** The cacheKey, or the key file read here (the worker, so the app thread does no disk I/O). */
 function loadCacheKey(): Buffer | undefined {
   if (options.cacheKey) return Buffer.from(options.cacheKey);
-  if (!options.cacheKeyFile) return undefined;
-  let raw: Buffer;
-  try {
-    raw = readFileSync(options.cacheKeyFile);
-  } catch (err) {
-    throw new HoldfastError(ErrorCodes.INVALID_OPTION, `options.cacheKeyFile cannot be read: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, {
-      details: { field: 'cacheKeyFile' },
-    });
-  }
-  const key = parseCacheKey(raw);
-  if (!key) {
-    throw new HoldfastError(ErrorCodes.INVALID_OPTION, 'options.cacheKeyFile must hold a 32-byte key: 64 hex characters, base64 or 32 raw bytes', {
-      details: { field: 'cacheKeyFile' },
-    });
-  }
-  return key;
+  return options.cacheKeyFile ? readCacheKeyFile(options.cacheKeyFile, 'cacheKeyFile', 'options.cacheKeyFile') : undefined;
 }
 
 function run(): void {
