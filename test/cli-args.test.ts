@@ -51,6 +51,7 @@ describe('bad arguments name the flag and what is allowed (exit code 2)', () => 
     ['protocol', ['publish', '--broker', 'mqtt://127.0.0.1:1', '--protocol', '3'], /--protocol must be one of 4, 5/],
     ['cert without key', ['publish', '--broker', 'mqtt://127.0.0.1:1', '--cert', 'c.pem'], /--cert must be given together with --key/],
     ['missing password file', ['publish', '--broker', 'mqtt://127.0.0.1:1', '--password-file', '/nonexistent/pw'], /--password-file must be a readable file.*ENOENT/],
+    ['missing cache key file', ['publish', '--broker', 'mqtt://127.0.0.1:1', '--cache-key-file', '/nonexistent/key'], /--cache-key-file must be a readable file holding the cache key.*ENOENT/],
     ['missing config file', ['publish', '--broker', 'mqtt://127.0.0.1:1', '--config', '/nonexistent/c.json'], /--config must be a readable JSON file/],
     ['stdin with a fleet', ['publish', '--broker', 'mqtt://127.0.0.1:1', '--stdin', '--devices', '2'], /--devices must be 1 with --stdin/],
     ['audit without broker', ['audit', '--topic', 'a/#'], /--broker must be given/],

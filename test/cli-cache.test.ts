@@ -119,6 +119,27 @@ describe('an encrypted cache, and journal mode\'s intake log', () => {
     assert.match(wrong.stderr, /encrypted with a different key/);
   });
 
+  it('holdfast publish --cache-key-file writes a cache only that key opens', async () => {
+    const published = join(dir.path, 'sealed-by-cli');
+    const deadBroker = `mqtt://127.0.0.1:${await freePort()}`;
+    const cli = startCli(['publish', '--broker', deadBroker, '--client-id', 'cab-cli-key', '--cache-dir', published, '--cache-key-file', keyFile, '--count', '3', '--interval', '10ms', '--timeout', '100ms']);
+    try {
+      let messages = 0;
+      for (let i = 0; i < 100 && messages < 3; i++) {
+        await sleep(200);
+        const r = await runCli(['cache', 'inspect', '--cache-dir', published, '--cache-key-file', keyFile, '--json']);
+        if (r.code === 0) messages = (JSON.parse(r.stdout) as { messages: number }).messages;
+      }
+      assert.equal(messages, 3);
+      const noKey = await runCli(['cache', 'inspect', '--cache-dir', published]);
+      assert.equal(noKey.code, 1, 'no key: refused');
+      assert.match(noKey.stderr, /the cache is encrypted/);
+    } finally {
+      cli.kill('SIGTERM');
+      await cli.done;
+    }
+  });
+
   it('inspect and export read it with --cache-key-file, and the intake log is listed', async () => {
     const report = JSON.parse((await runCli(['cache', 'inspect', '--cache-dir', cacheDir, '--cache-key-file', keyFile, '--json'])).stdout) as {
       messages: number;

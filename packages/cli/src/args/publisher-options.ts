@@ -55,6 +55,8 @@ export function publisherOverrides(args: PublisherArgs, clientId: string, cacheD
   if (cacheDir !== undefined) overrides.cacheDir = cacheDir;
   const durability = parseChoice('--durability', args.durability, ['spill', 'journal']);
   if (durability !== undefined) overrides.durability = durability;
+  const cacheKeyFile = readableFile('--cache-key-file', args['cache-key-file'], 'the cache key');
+  if (cacheKeyFile !== undefined) overrides.cacheKeyFile = cacheKeyFile;
   const qos = parseChoice('--qos', args.qos, ['1', '2']);
   if (qos !== undefined) overrides.qos = qos === '1' ? 1 : 2;
   if (args.timeout !== undefined) overrides.timeoutMs = parseDuration('--timeout', args.timeout, { minMs: 10, maxMs: 3_600_000 });
@@ -79,6 +81,7 @@ const FIELD_FLAGS: Record<string, string> = {
   clientId: '--client-id',
   cacheDir: '--cache-dir',
   durability: '--durability',
+  cacheKeyFile: '--cache-key-file',
   qos: '--qos',
   timeoutMs: '--timeout',
   protocolVersion: '--protocol',
