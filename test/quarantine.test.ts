@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { open, type HoldfastOptions, type QuarantineInfo } from 'holdfast';
+import { open as openLmdb } from 'lmdb';
+import { open, ErrorCodes, HoldfastError, type HoldfastOptions, type QuarantineInfo } from 'holdfast';
 import { startAuditor, startBroker, type Auditor, type Broker } from '@holdfast/testkit';
 import { extractReadingNumber, tempDir } from './helpers.js';
 
@@ -91,6 +92,32 @@ describe('corrupt cache', () => {
       await second.drained();
       await second.close();
       await auditor.waitFor({ 'dev-healthy': [1] }, 10_000);
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('a cache in another holdfast format is refused, untouched and not quarantined', async () => {
+    const dir = tempDir('format');
+    try {
+      const first = await open(options('dev-format', dir.path, 'mqtt://127.0.0.1:1'));
+      first.publish('sensors/dev-format', JSON.stringify({ device: 'dev-format', n: 1 }));
+      await first.flush();
+      await first.close();
+      // As a newer holdfast would leave it.
+      const db = openLmdb({ path: join(dir.path, 'cache.mdb'), maxDbs: 8, noSubdir: true });
+      await db.openDB({ name: 'meta', encoding: 'msgpack' }).put('format', 99);
+      await db.close();
+      const before = readFileSync(join(dir.path, 'cache.mdb'));
+
+      await assert.rejects(open(options('dev-format', dir.path)), (err: unknown) => {
+        assert.ok(err instanceof HoldfastError);
+        assert.equal(err.code, ErrorCodes.CACHE_FORMAT_UNSUPPORTED);
+        assert.match(err.message, /the cache is in format 99, and this holdfast reads format 1/);
+        return true;
+      });
+      assert.deepEqual(readdirSync(dir.path).filter((f) => f.includes('corrupt')), [], 'nothing quarantined');
+      assert.ok(readFileSync(join(dir.path, 'cache.mdb')).equals(before), 'the file is untouched');
     } finally {
       dir.remove();
     }

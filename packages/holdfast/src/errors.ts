@@ -23,6 +23,8 @@ export const ErrorCodes = {
   CACHE_QUARANTINED: 'HOLDFAST_CACHE_QUARANTINED',
   /** The cache is encrypted and the cacheKey given (or none) does not open it. Nothing is quarantined. */
   CACHE_KEY_MISMATCH: 'HOLDFAST_CACHE_KEY_MISMATCH',
+  /** The cache was written by a holdfast with another on-disk format. Nothing is quarantined or changed. */
+  CACHE_FORMAT_UNSUPPORTED: 'HOLDFAST_CACHE_FORMAT_UNSUPPORTED',
   /** A cache write failed (disk full, map full). The client keeps running, unhealthy. */
   CACHE_WRITE_FAILED: 'HOLDFAST_CACHE_WRITE_FAILED',
   /** A subscription handler threw; the other handlers still ran. */

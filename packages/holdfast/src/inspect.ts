@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
 import { ErrorCodes, HoldfastError } from './errors.js';
 import { CACHE_FILE } from './worker/cache-open.js';
+import { checkFormat } from './worker/cache.js';
 import { decodeRecord, openValue } from './worker/record.js';
 import { CacheCipher, keyCheckMatches } from './worker/cipher.js';
 import { readCacheKeyFile } from './cache-key.js';
@@ -140,6 +141,7 @@ function openReadOnly(dir: string, options: InspectOptions): ReadOnlyCache {
     throw unavailable(`cannot read the cache ${path}: ${(err as Error).message}`, path, err);
   }
   try {
+    checkFormat(cache.meta.get('format'));
     checkKey(cache);
   } catch (err) {
     void root.close();

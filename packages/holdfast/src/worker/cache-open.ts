@@ -40,8 +40,8 @@ export function openCache(dir: string, limits: CacheLimits, cipher?: CacheCipher
     root = openRoot(path);
     return { cache: new Cache(root, limits, cipher), quarantined };
   } catch (err) {
-    // A wrong key is not damage: report it and leave the cache exactly as it is.
-    if (err instanceof HoldfastError && err.code === ErrorCodes.CACHE_KEY_MISMATCH) {
+    // A wrong key or another holdfast's format is not damage: report it and leave the cache as it is.
+    if (err instanceof HoldfastError && (err.code === ErrorCodes.CACHE_KEY_MISMATCH || err.code === ErrorCodes.CACHE_FORMAT_UNSUPPORTED)) {
       void root?.close();
       throw err;
     }

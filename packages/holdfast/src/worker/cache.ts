@@ -29,6 +29,12 @@ export interface Eviction {
   byPriority: number[];
 }
 
+/**
+ * The on-disk layout this code reads and writes, stored in meta. Another holdfast's cache is refused
+ * (not quarantined: it is not damaged, and a downgrade must not destroy it).
+ */
+export const CACHE_FORMAT = 1;
+
 const emptyCounters = (): Counters => ({ messages: 0, bytes: 0, byPriority: new Array<number>(10).fill(0) });
 
 /**
@@ -65,7 +71,10 @@ export class Cache {
     this.#meta = root.openDB<unknown, string>({ name: 'meta', encoding: 'msgpack' });
     this.#outgoing = root.openDB<StoredOutgoing, number>({ name: 'outgoing', encoding: 'msgpack' });
     this.#dead = root.openDB<StoredDeadLetter, number>({ name: 'dead', encoding: 'msgpack' });
+    const format = this.#meta.get('format');
+    checkFormat(format);
     this.#checkKey();
+    if (format === undefined) this.#meta.putSync('format', CACHE_FORMAT);
     this.#appendedThrough = (this.#meta.get('appendedThrough') as number | undefined) ?? 0;
     const stored = this.#meta.get('counters') as Counters | undefined;
     const count = this.#records.getCount();
@@ -327,6 +336,17 @@ export class Cache {
   async close(): Promise<void> {
     await this.settled();
     await this.#root.close();
+  }
+}
+
+/** Refuses a cache written in another format (undefined: a new cache, stamped by the caller). */
+export function checkFormat(format: unknown): void {
+  if (format !== undefined && format !== CACHE_FORMAT) {
+    throw new HoldfastError(
+      ErrorCodes.CACHE_FORMAT_UNSUPPORTED,
+      `the cache is in format ${String(format)}, and this holdfast reads format ${CACHE_FORMAT}: use the holdfast version that wrote it, or move the cache aside`,
+      { details: { format, supported: CACHE_FORMAT } },
+    );
   }
 }
 
