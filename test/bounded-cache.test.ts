@@ -5,12 +5,10 @@
  * when the tests run as root (CI does), with a tiny maxCache everywhere.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { open, ErrorCodes, HoldfastError, type HoldfastClient, type HoldfastOptions } from 'holdfast';
-import { auditedBrokerWithProxy, tempDir } from './helpers.js';
+import { auditedBrokerWithProxy, tempDir, tinyTmpfs, waitUntil } from './helpers.js';
 
 const rig = auditedBrokerWithProxy();
 
@@ -55,10 +53,8 @@ describe('bounded cache', () => {
 
   it('a full disk (real tmpfs) degrades the client; it keeps what it has, evicts by priority and recovers', async (t) => {
     if (process.getuid?.() !== 0) return t.skip('needs root to mount a tmpfs; the maxCache test above covers eviction');
-    const base = tempDir('diskfull');
-    const mount = join(base.path, 'fs');
-    mkdirSync(mount);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mount]);
+    const disk = tinyTmpfs('diskfull');
+    const mount = disk.path;
     await rig.proxy.refuse(true);
     let client: HoldfastClient | undefined;
     try {
@@ -98,16 +94,7 @@ describe('bounded cache', () => {
     } finally {
       await client?.close();
       await rig.proxy.refuse(false);
-      execFileSync('umount', ['-l', mount]);
-      base.remove();
+      disk.remove();
     }
   });
 });
-
-async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

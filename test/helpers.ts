@@ -1,5 +1,6 @@
 /** Shared plumbing for the test files: the device fixture, reading numbers and temp dirs. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +12,21 @@ export const deviceScript = fileURLToPath(new URL('./fixtures/device.ts', import
 export function tempDir(prefix: string): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), `holdfast-${prefix}-`));
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** A real 1 MiB tmpfs (root only; CI runs as root), for disk-full tests. `remove()` unmounts it. */
+export function tinyTmpfs(prefix: string): { path: string; remove(): void } {
+  const base = tempDir(prefix);
+  const path = join(base.path, 'fs');
+  mkdirSync(path);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', path]);
+  return {
+    path,
+    remove: () => {
+      execFileSync('umount', ['-l', path]);
+      base.remove();
+    },
+  };
 }
 
 export interface DeviceEnv {

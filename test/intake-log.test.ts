@@ -5,12 +5,11 @@
  * the end renames the segment aside (kept, reported). Segments are deleted once committed.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { open, ErrorCodes, type HoldfastClient, type HoldfastError, type QuarantineInfo } from 'holdfast';
-import { acceptedNumbers, auditedBrokerWithProxy, startDevice, tempDir, waitUntil } from './helpers.js';
+import { acceptedNumbers, auditedBrokerWithProxy, startDevice, tempDir, tinyTmpfs, waitUntil } from './helpers.js';
 
 const rig = auditedBrokerWithProxy();
 const segments = (dir: string): string[] => readdirSync(dir).filter((f) => /^intake-.*\.log$/.test(f));
@@ -84,10 +83,8 @@ describe('intake log (journal mode)', () => {
 
   it('a full disk: publish() still accepts, the failure is reported once, and nothing is lost or reordered', async (t) => {
     if (process.getuid?.() !== 0) return t.skip('needs root to mount a tmpfs');
-    const base = tempDir('intake-full');
-    const mount = join(base.path, 'fs');
-    mkdirSync(mount);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mount]);
+    const disk = tinyTmpfs('intake-full');
+    const mount = disk.path;
     await rig.proxy.refuse(true);
     let client: HoldfastClient | undefined;
     try {
@@ -100,27 +97,41 @@ describe('intake log (journal mode)', () => {
         for (let i = 0; i < 100; i++) client.publish('sensors/dev-intake-full', JSON.stringify({ device: 'dev-intake-full', n: ++accepted, pad }));
         await new Promise((r) => setTimeout(r, 50));
       }
-      await waitUntil(() => errors.some((e) => e.message.includes('intake log')), 10_000, 'the intake log failure');
+      // Whichever fills the disk first reports it: the cache, or the intake log (then paused for the cache).
+      await waitUntil(() => errors.length > 0, 10_000, 'the disk-full report');
       assert.ok(errors.every((e) => e.code === ErrorCodes.CACHE_WRITE_FAILED));
-      assert.equal(errors.filter((e) => e.message.includes('intake log')).length, 1, 'reported once, not per reading');
+      assert.ok(errors.filter((e) => e.message.includes('intake log')).length <= 1, 'the intake log reports once, not per reading');
 
       await rig.proxy.refuse(false);
-      await client.drained();
+      const c = client;
+      await withTimeout(c.drained(), 60_000, () => `drained() after the disk-full episode; stats ${JSON.stringify(c.stats())}, files ${readdirSync(join(mount, 'cache')).join(' ')}`);
       const s = client.stats();
-      assert.equal(s.delivered + s.evicted, accepted, 'every accepted reading was delivered or counted as evicted');
       await client.close();
       client = undefined;
       const arrivals = rig.auditor.arrivals('dev-intake-full');
       assert.ok(arrivals.every((n, i) => i === 0 || n > arrivals[i - 1]!), 'no reordering, no duplicates');
+      assert.equal(s.delivered, arrivals.length, 'delivered counts what arrived');
+      assert.equal(s.delivered + s.evicted, accepted, 'every accepted reading was delivered or counted as evicted');
       assert.deepEqual(segments(join(mount, 'cache')), [], 'no segment left behind');
     } finally {
       await client?.close();
       await rig.proxy.refuse(false);
-      execFileSync('umount', ['-l', mount]);
-      base.remove();
+      disk.remove();
     }
   });
 });
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what()}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 function openJournal(clientId: string, cacheDir: string): Promise<HoldfastClient> {
   return open({ broker: rig.proxy.url, clientId, cacheDir, durability: 'journal', protocolVersion: rig.protocol, timeoutMs: 1000, reconnect: { minMs: 200, maxMs: 1000 } });

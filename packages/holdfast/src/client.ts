@@ -81,7 +81,8 @@ export class HoldfastClient extends EventEmitter {
     const { quarantined } = ready;
     if (options.durability === 'journal') {
       const cipher = ready.cacheKey ? new CacheCipher(Buffer.from(ready.cacheKey)) : undefined;
-      this.#intake = new IntakeLog(options.cacheDir, ready.epoch, cipher, (err) => {
+      const cacheWritable = (): boolean => this.#stats[Stat.cacheWritable] !== 0;
+      this.#intake = new IntakeLog(options.cacheDir, ready.epoch, cipher, cacheWritable, (err) => {
         const code = (err as NodeJS.ErrnoException).code ?? err.message;
         this.#emitError(new HoldfastError(ErrorCodes.CACHE_WRITE_FAILED, `intake log write failed (${code}): readings are durable only once the worker commits them`, { cause: err }));
       });

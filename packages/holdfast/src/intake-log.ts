@@ -21,6 +21,7 @@ export class IntakeLog {
   readonly #epoch: number;
   readonly #cipher: CacheCipher | undefined;
   readonly #onFailure: (err: Error) => void;
+  readonly #cacheWritable: () => boolean;
   #fd: number | undefined;
   #name = '';
   #index = 0;
@@ -30,8 +31,9 @@ export class IntakeLog {
   #retired: RetiredSegment[] = [];
   #frame = Buffer.allocUnsafe(64 * 1024);
 
-  constructor(dir: string, epoch: number, cipher: CacheCipher | undefined, onFailure: (err: Error) => void) {
+  constructor(dir: string, epoch: number, cipher: CacheCipher | undefined, cacheWritable: () => boolean, onFailure: (err: Error) => void) {
     this.#dir = dir;
+    this.#cacheWritable = cacheWritable;
     this.#epoch = epoch;
     this.#cipher = cipher;
     this.#onFailure = onFailure;
@@ -40,9 +42,11 @@ export class IntakeLog {
   /**
    * Appends one reading. A failed write (disk full) does not fail publish(): the reading still goes to
    * the worker, which commits it to LMDB as in any journal mode; the failure is reported once and
-   * a new segment is tried a second later.
+   * a new segment is tried a second later, once the cache is writable again.
    */
   append(seq: number, topic: string, payload: string | Uint8Array, priority: number, flags: number, ts: number): void {
+    // While the disk is full the cache needs every freed byte to evict and recover; the log waits.
+    if (!this.#cacheWritable()) return this.#endSegment();
     if (this.#fd === undefined && !this.#startSegment()) return;
     const body = encodeBody(seq, topic, payload, priority, flags, ts, this.#cipher);
     const size = FRAME_HEADER_BYTES + body.byteLength;

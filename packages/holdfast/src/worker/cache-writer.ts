@@ -4,6 +4,11 @@ import type { Rec } from './record.js';
 
 /** How long to wait before trying a full disk again. */
 const DISK_FULL_RETRY_MS = 1000;
+/**
+ * Records waiting for space go back to the cache in transactions of about this size: a backlog bigger
+ * than the free space must not be all-or-nothing, or it could never be written again.
+ */
+const OVERFLOW_CHUNK_BYTES = 64 * 1024;
 
 export interface CacheWriterHooks {
   /** Seqs that must never be evicted (the exchange in flight). */
@@ -41,8 +46,14 @@ export class CacheWriter {
   readonly #hooks: CacheWriterHooks;
   readonly #maxOverflow: number;
 
+  /**
+   * Delivered, with the removal still pending: an eviction transaction queued before the removal runs
+   * after the delivery, and must not count these as evicted.
+   */
+  readonly #removing = new Set<number>();
+
   /** In flight, or delivered and only waiting to be removed: never evicted (or counted as such). */
-  readonly #isProtected = (seq: number): boolean => this.#unremoved.has(seq) || this.#hooks.isProtected(seq);
+  readonly #isProtected = (seq: number): boolean => this.#unremoved.has(seq) || this.#removing.has(seq) || this.#hooks.isProtected(seq);
 
   readonly #ballast: Ballast;
 
@@ -66,12 +77,17 @@ export class CacheWriter {
       if (alsoInTxn) this.track(this.#cache.write(alsoInTxn));
       return;
     }
+    this.#appendNow(recs, alsoInTxn);
+  }
+
+  #appendNow(recs: Rec[], alsoInTxn?: () => void, then?: () => void): void {
     const span = { minSeq: recs[0]!.seq, maxSeq: recs[recs.length - 1]!.seq };
     this.#uncommitted.push(span);
     this.#cache.append(recs, alsoInTxn, this.#isProtected).then(
       (eviction) => {
         this.#uncommitted.splice(this.#uncommitted.indexOf(span), 1);
         if (eviction.messages > 0) this.#hooks.evicted(eviction);
+        then?.();
         this.#maybeRecovered();
         this.#hooks.committed();
       },
@@ -88,13 +104,19 @@ export class CacheWriter {
   /** Removes delivered records; if the disk refuses, they are remembered so they are never resent. */
   remove(recs: readonly Rec[], alsoInTxn?: () => void): void {
     this.#pendingWrites++;
+    for (const rec of recs) this.#removing.add(rec.seq);
+    const settled = (): void => {
+      for (const rec of recs) this.#removing.delete(rec.seq);
+    };
     this.#cache.remove(recs, alsoInTxn).then(
       () => {
+        settled();
         this.#pendingWrites--;
         this.#maybeRecovered();
         this.#hooks.committed();
       },
       (err: unknown) => {
+        settled();
         this.#pendingWrites--;
         for (const rec of recs) this.#unremoved.set(rec.seq, rec);
         this.#fail(err);
@@ -183,9 +205,19 @@ export class CacheWriter {
     this.#hooks.evicted(eviction);
   }
 
+  /** Writes the records waiting for space, oldest first, one chunk per transaction. */
+  #writeOverflow(): void {
+    if (this.#overflow.length === 0) return this.#maybeRecovered();
+    let bytes = 0;
+    let count = 0;
+    while (count < this.#overflow.length && (count === 0 || bytes + this.#overflow[count]!.size <= OVERFLOW_CHUNK_BYTES)) bytes += this.#overflow[count++]!.size;
+    // Newer appends keep joining the overflow behind these until it is empty, so order holds.
+    this.#appendNow(this.#overflow.splice(0, count), undefined, () => this.#writeOverflow());
+  }
+
   /** Writes succeed again and nothing waits for space: healthy, with the reserve put back. */
   #maybeRecovered(): void {
-    if (!this.#failing || this.#overflow.length > 0 || this.#unremoved.size > 0) return;
+    if (!this.#failing || this.#overflow.length > 0 || this.#unremoved.size > 0 || this.#uncommitted.length > 0) return;
     this.#failing = false;
     this.#ballast.restore();
     this.#hooks.recovered();
@@ -215,9 +247,7 @@ export class CacheWriter {
           this.#unremoved.clear();
           this.remove(unremoved);
         }
-        const recs = this.#overflow.splice(0);
-        if (recs.length > 0) this.append(recs);
-        else this.#maybeRecovered();
+        this.#writeOverflow();
       },
       (err: unknown) => {
         this.#pendingEvictions--;

@@ -13,6 +13,9 @@ export interface OutgoingEntry {
 
 type Callback = (err?: Error, packet?: Packet) => void;
 
+/** How long to wait before committing an in-flight packet again after a failed write (disk full). */
+const PERSIST_RETRY_MS = 1000;
+
 /**
  * MQTT.js's outgoing store (its `IStore` seam), kept in memory while the link is healthy and in LMDB
  * from the moment of a spill (or always, in journal mode). Persisted, the in-flight PUBLISH or PUBREL
@@ -27,6 +30,7 @@ export class OutgoingStore implements IStore {
   readonly #cache: Cache;
   readonly #onCompleted: (entry: OutgoingEntry) => void;
   #persistent = false;
+  #closed = false;
   #nextSeqs: number[] | undefined;
 
   constructor(cache: Cache, onCompleted: (entry: OutgoingEntry) => void) {
@@ -98,12 +102,24 @@ export class OutgoingStore implements IStore {
       cb();
       return this;
     }
-    // The packet goes on the wire only after this commit: a power cut can never leave a sent packet unrecorded.
+    this.#persist(entry, cb);
+    return this;
+  }
+
+  /**
+   * The packet goes on the wire only after this commit: a power cut can never leave a sent packet
+   * unrecorded. A failed commit (disk full) is retried until it succeeds rather than reported: MQTT.js
+   * drops a store error for a publish without a word, and would then neither send the packet nor free
+   * its id, so the exchange would wait for a reconnect that a healthy link never makes.
+   */
+  #persist(entry: OutgoingEntry, cb: (err?: Error) => void): void {
     this.#cache.write(() => this.#cache.putOutgoingInTxn(entry)).then(
       () => cb(),
-      (err: Error) => cb(err),
+      () => {
+        if (this.#closed || this.#entries.get(entry.messageId) !== entry) return;
+        setTimeout(() => this.#persist(entry, cb), PERSIST_RETRY_MS).unref();
+      },
     );
-    return this;
   }
 
   del(packet: Pick<Packet, 'messageId'>, cb: Callback): this {
@@ -139,6 +155,7 @@ export class OutgoingStore implements IStore {
   }
 
   close(cb: (err?: Error) => void): void {
+    this.#closed = true;
     cb();
   }
 }

@@ -68,7 +68,7 @@ export class Sender {
     const ballast = new Ballast(this.#o.cacheDir);
     ballast.restore();
     this.#writer = new CacheWriter(this.#cache, ballast, this.#o.highWater.messages, {
-      isProtected: (seq) => this.#recoveredSeqs.has(seq) || (this.#inflight?.recs.some((r) => r.seq === seq) ?? false),
+      isProtected: (seq) => this.#recoveredSeqs.has(seq) || (this.#inflight?.recs.some((r) => r.seq === seq) ?? false) || this.#queuedToSend(seq),
       committed: () => {
         this.#updateCacheStats();
         this.#settleWaiters();
@@ -109,6 +109,16 @@ export class Sender {
 
   get state(): ClientState {
     return this.#state;
+  }
+
+  /**
+   * Journal mode in DIRECT: the record is in the cache and also queued in memory, about to be sent, so
+   * evicting it would count it as evicted and then deliver it anyway. The memory queue holds every seq
+   * from its head on (it is only ever filled in DIRECT, and emptied on leaving it).
+   */
+  #queuedToSend(seq: number): boolean {
+    const head = this.#mem.peek();
+    return this.#journal && head !== undefined && seq >= head.seq;
   }
 
   /** The lowest seq a crash could still lose (Infinity when none). */
