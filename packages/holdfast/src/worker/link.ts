@@ -1,6 +1,7 @@
 import mqtt, { Store, type IClientOptions, type MqttClient } from 'mqtt';
 import type { ResolvedOptions } from '../options.js';
 import { Backoff } from './backoff.js';
+import { coalesceWrites } from './coalesce.js';
 import { classifyConnectionError, type ConnectionErrorInfo } from './connection-errors.js';
 import type { OutgoingStore } from './outgoing-store.js';
 
@@ -47,7 +48,11 @@ export class Link {
     this.client.on('packetreceive', (packet) => {
       if (packet.cmd === 'connack') {
         const rc = (packet as { reasonCode?: number; returnCode?: number }).reasonCode ?? (packet as { returnCode?: number }).returnCode ?? 0;
-        if (rc === 0) this.#onUp();
+        if (rc === 0) {
+          // Each connection has a new socket; patch it before anything is published on it.
+          coalesceWrites(this.client.stream);
+          this.#onUp();
+        }
       } else if (packet.cmd === 'disconnect') {
         const rc = (packet as { reasonCode?: number }).reasonCode ?? 0;
         this.#serverDisconnect = `server DISCONNECT (reason code 0x${rc.toString(16)})`;
@@ -127,6 +132,8 @@ export class Link {
   }
 }
 
+function noop(): void {}
+
 function clientOptions(o: ResolvedOptions, stores: { incomingStore: Store; outgoingStore: OutgoingStore }): IClientOptions {
   const opts: IClientOptions = {
     clientId: o.clientId,
@@ -137,6 +144,11 @@ function clientOptions(o: ResolvedOptions, stores: { incomingStore: Store; outgo
     reconnectPeriod: 0,
     resubscribe: true,
     queueQoSZero: false,
+    // A PINGREQ goes out every keepalive period even while messages flow (2 bytes), instead of MQTT.js
+    // clearing and setting its ping timer again on every PUBREC and PUBCOMP received.
+    reschedulePings: false,
+    // MQTT.js calls its debug logger a dozen times per message; unless DEBUG asks for it, skip the calls.
+    ...(process.env.DEBUG ? {} : { log: noop }),
     ...stores,
   };
   if (o.protocolVersion === 5) {

@@ -16,7 +16,6 @@ interface Inflight {
   recs: Rec[];
   /** The records are in the cache and must be removed from it once delivered. */
   cached: boolean;
-  timer: NodeJS.Timeout | undefined;
   refusal: string | undefined;
 }
 
@@ -40,6 +39,12 @@ export class Sender {
   #client: MqttClient | undefined;
   #maxPacketSize: () => number | undefined = () => undefined;
   #inflight: Inflight | undefined;
+  /**
+   * The in-flight timeout: one timer re-armed with refresh() at each send, never cleared on completion
+   * (a stale expiry finds nothing in flight, or a newer send that re-armed it), so no timer is created
+   * and destroyed per message.
+   */
+  #deadline: NodeJS.Timeout | undefined;
   #closing = false;
   #readScheduled = false;
   /** Seqs left in flight by the previous run; MQTT.js resends them with their packet ids first. */
@@ -229,7 +234,7 @@ export class Sender {
       setImmediate(() => this.#pump());
       return;
     }
-    const inflight: Inflight = { recs, cached, timer: undefined, refusal: undefined };
+    const inflight: Inflight = { recs, cached, refusal: undefined };
     this.#inflight = inflight;
     this.#stats[Stat.inflight] = recs.length;
     this.#store.expect(recs.map((r) => r.seq));
@@ -238,14 +243,14 @@ export class Sender {
       const code = (err as { code?: unknown }).code;
       if (typeof code === 'number' && code >= 0x80) inflight.refusal = err.message;
     });
-    inflight.timer = setTimeout(() => this.#onTimeout(inflight), this.#o.timeoutMs);
+    if (this.#deadline) this.#deadline.refresh();
+    else this.#deadline = setTimeout(() => this.#onTimeout(), this.#o.timeoutMs).unref();
   }
 
   /** Called (deferred) by the outgoing store when MQTT.js completes an exchange. */
   onCompleted(entry: OutgoingEntry): void {
     const inflight = this.#inflight;
     if (inflight && inflight.recs[0]!.seq === entry.seqs[0]) {
-      clearTimeout(inflight.timer);
       this.#inflight = undefined;
       this.#stats[Stat.inflight] = 0;
       this.#completed(inflight.recs, inflight.cached, entry.messageId, inflight.refusal);
@@ -319,8 +324,8 @@ export class Sender {
     }
   }
 
-  #onTimeout(inflight: Inflight): void {
-    if (this.#inflight !== inflight) return;
+  #onTimeout(): void {
+    if (!this.#inflight) return;
     if (this.#state === 'direct') this.#spill('timeout');
     else if (this.#state === 'draining') this.#setState('caching');
   }
@@ -410,7 +415,7 @@ export class Sender {
   async settleInflight(timeoutMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs;
     while (this.#inflight && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    clearTimeout(this.#inflight?.timer);
+    clearTimeout(this.#deadline);
     await this.#cache.settled();
   }
 }
