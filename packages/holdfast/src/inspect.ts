@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
 import { ErrorCodes, HoldfastError } from './errors.js';
 import { CACHE_FILE } from './worker/cache-open.js';
+import { keyPriority, keySeq, recordsBySeq, RECORDS_DB, type RecordsDb } from './worker/cache-layout.js';
 import { decodeRecord } from './worker/record.js';
 
 /** What `holdfast cache inspect` shows. Records are read from one snapshot, so safe while a publisher writes. */
@@ -39,7 +40,7 @@ const P_META = 0x08;
 
 interface ReadOnlyCache {
   root: RootDatabase;
-  records: Database<Buffer, number>;
+  records: RecordsDb;
   meta: Database<unknown, string>;
   dead: Database<CachedDeadLetter, number>;
 }
@@ -110,7 +111,7 @@ function openReadOnly(dir: string): ReadOnlyCache {
     root = openLmdb({ path, maxDbs: 8, noSubdir: true, readOnly: true });
     return {
       root,
-      records: root.openDB<Buffer, number>({ name: 'records', encoding: 'binary' }),
+      records: root.openDB<Buffer, Buffer>({ name: RECORDS_DB, encoding: 'binary', keyEncoding: 'binary' }),
       meta: root.openDB<unknown, string>({ name: 'meta', encoding: 'msgpack' }),
       dead: root.openDB<CachedDeadLetter, number>({ name: 'dead', encoding: 'msgpack' }),
     };
@@ -146,11 +147,16 @@ export async function inspectCache(dir: string): Promise<CacheInspection> {
     let oldestTs = 0;
     // Counted from the records themselves, so the report is right even if the totals were not.
     for (const { key, value } of cache.records.getRange({ snapshot: true })) {
-      const rec = decodeRecord(key, value);
-      if (messages === 0) oldestTs = rec.ts;
+      const rec = decodeRecord(keySeq(key), value);
       messages++;
       bytes += rec.size;
-      if (rec.priority >= 1 && rec.priority <= 10) byPriority[rec.priority]! += 1;
+      const priority = keyPriority(key);
+      if (priority >= 1 && priority <= 10) byPriority[priority]! += 1;
+    }
+    // Key order is by priority first: the oldest record is the first in publish order.
+    for (const { key, value } of recordsBySeq(cache.records, { snapshot: true })) {
+      oldestTs = decodeRecord(keySeq(key), value).ts;
+      break;
     }
     const epoch = cache.meta.get('epoch');
     return {
@@ -175,7 +181,7 @@ export async function inspectCache(dir: string): Promise<CacheInspection> {
 export async function* exportCache(dir: string): AsyncGenerator<CachedMessage> {
   const cache = openReadOnly(dir);
   try {
-    for (const { key, value } of cache.records.getRange({ snapshot: true })) yield toMessage(key, value);
+    for (const { key, value } of recordsBySeq(cache.records, { snapshot: true })) yield toMessage(keySeq(key), value);
   } finally {
     await cache.root.close();
   }

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 
-/** First byte of a sealed value. Plain records start with 0x95 (a msgpack array of 5). */
+/** First byte of a sealed value (a mark of the layout below). */
 export const SEALED_MARKER = 0xe5;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
@@ -34,8 +34,4 @@ export class CacheCipher {
     decipher.setAuthTag(tag);
     return Buffer.concat([decipher.update(buf.subarray(1 + IV_BYTES + TAG_BYTES)), decipher.final()]);
   }
-}
-
-export function isSealed(bytes: Uint8Array): boolean {
-  return bytes.length > 1 + IV_BYTES + TAG_BYTES && bytes[0] === SEALED_MARKER;
 }
