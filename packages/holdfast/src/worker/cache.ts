@@ -1,4 +1,4 @@
-import type { Database, RootDatabase } from 'lmdb';
+import type { Database, PutOptions, RootDatabase } from 'lmdb';
 import { ErrorCodes, HoldfastError } from '../errors.js';
 import type { DeadLetter } from '../protocol.js';
 import type { CacheCipher } from './cipher.js';
@@ -31,6 +31,9 @@ export interface Eviction {
   bytes: number;
   byPriority: number[];
 }
+
+const APPEND: PutOptions = { append: true };
+const OVERWRITE: PutOptions = {};
 
 const emptyCounters = (): Counters => ({ messages: 0, bytes: 0, byPriority: new Array<number>(10).fill(0) });
 
@@ -128,14 +131,25 @@ export class Cache {
     let eviction = noEviction();
     return this.#write(() => {
       const key = this.#key;
+      // MDB_APPEND skips the tree search; it is only valid past the last key, which is the usual
+      // case (newer records of the highest priority cached).
+      let [lastPriority, lastSeq] = this.#lastKeyInTxn();
       for (const rec of recs) {
-        this.#records.putSync(recordKey(rec.priority, rec.seq, key), encodeRecord(rec, this.#cipher));
+        const append = rec.priority > lastPriority || (rec.priority === lastPriority && rec.seq > lastSeq);
+        this.#records.putSync(recordKey(rec.priority, rec.seq, key), encodeRecord(rec, this.#cipher), append ? APPEND : OVERWRITE);
+        if (append) [lastPriority, lastSeq] = [rec.priority, rec.seq];
         count(this.counters, rec.priority, rec.size, 1);
       }
       alsoInTxn?.();
       eviction = this.#evictInTxn(this.counters.messages - this.#limits.messages, this.counters.bytes - this.#limits.bytes, isProtected);
       this.#meta.putSync('counters', this.counters);
     }).then(() => eviction);
+  }
+
+  /** The largest record key as [priority, seq] ([0, 0] when empty), read inside the transaction. */
+  #lastKeyInTxn(): [number, number] {
+    for (const key of this.#records.getKeys({ reverse: true, limit: 1 })) return [keyPriority(key), keySeq(key)];
+    return [0, 0];
   }
 
   /** Frees space when the disk is full: evicts at least `messages` records by priority. */
