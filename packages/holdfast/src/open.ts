@@ -6,6 +6,13 @@ import { STAT_SLOTS, type FromWorker, type QuarantineInfo, type WorkerInit } fro
 import { SeqAllocator } from './seq.js';
 import { startHealthServer } from './health.js';
 
+/**
+ * The worker's young generation. V8's default lets it grow to 32 MB of semi-spaces, resident for the
+ * life of the process, while what the worker allocates either dies young (encoding, packets) or
+ * outlives any young generation (records waiting for their commit).
+ */
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 6 };
+
 /** Opening LMDB takes milliseconds; this only guards against a wedged worker. */
 const OPEN_TIMEOUT_MS = 30_000;
 
@@ -18,7 +25,7 @@ export async function open(options: HoldfastOptions): Promise<HoldfastClient> {
   const { port1, port2 } = new MessageChannel();
   const stats = new SharedArrayBuffer(STAT_SLOTS * Float64Array.BYTES_PER_ELEMENT);
   const init: WorkerInit = { options: resolved, port: port2, stats };
-  const worker = new Worker(new URL('./worker/main.js', import.meta.url), { workerData: init, transferList: [port2] });
+  const worker = new Worker(new URL('./worker/main.js', import.meta.url), { workerData: init, transferList: [port2], resourceLimits: WORKER_LIMITS });
 
   let onMessage: ((msg: FromWorker) => void) | undefined;
   let onError: ((err: Error) => void) | undefined;

@@ -137,6 +137,9 @@ function clientOptions(o: ResolvedOptions, stores: { incomingStore: Store; outgo
     reconnectPeriod: 0,
     resubscribe: true,
     queueQoSZero: false,
+    // Otherwise mqtt-packet pre-builds a Buffer for each of the 65,536 packet ids (~6.5 MB of heap)
+    // to save an allocation per packet; one message is in flight at a time, so it buys nothing.
+    writeCache: false,
     ...stores,
   };
   if (o.protocolVersion === 5) {
