@@ -1,10 +1,9 @@
 import type { DeadLetter } from './protocol.js';
 import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
+import type { Database, RootDatabase } from 'lmdb';
 import { ErrorCodes, HoldfastError } from './errors.js';
-import { CACHE_FILE } from './worker/cache-open.js';
-import { keyPriority, keySeq, recordsBySeq, RECORDS_DB, type RecordsDb } from './worker/cache-layout.js';
+import { CACHE_FILE, keyPriority, keySeq, recordsBySeq, RECORDS_DB, type RecordsDb } from './worker/cache-layout.js';
 import { decodeRecord } from './worker/record.js';
 
 /** What `holdfast cache inspect` shows. Records are read from one snapshot, so safe while a publisher writes. */
@@ -96,7 +95,7 @@ function checkHeader(path: string): void {
  * Opens the cache read-only. LMDB readers never block the publisher's writer and see one consistent
  * snapshot per read transaction, so this is safe while a publisher holds the cache.
  */
-function openReadOnly(dir: string): ReadOnlyCache {
+async function openReadOnly(dir: string): Promise<ReadOnlyCache> {
   const path = join(dir, CACHE_FILE);
   if (!existsSync(path)) {
     throw unavailable(`no holdfast cache at ${path} (is the cache directory right? a publisher creates it on first start)`, path);
@@ -106,6 +105,8 @@ function openReadOnly(dir: string): ReadOnlyCache {
   } catch (err) {
     throw unavailable(`the cache ${path} is corrupt: ${(err as Error).message}. A publisher will quarantine it on its next start`, path, err);
   }
+  // lmdb is loaded on first use: importing holdfast on the app thread does not load it.
+  const { open: openLmdb } = await import('lmdb');
   let root: RootDatabase | undefined;
   try {
     root = openLmdb({ path, maxDbs: 8, noSubdir: true, readOnly: true });
@@ -138,7 +139,7 @@ function toMessage(seq: number, bytes: Uint8Array): CachedMessage {
 /** Summarizes the cache in `dir` without modifying it. Missing or corrupt → HoldfastError(CACHE_UNAVAILABLE). */
 export async function inspectCache(dir: string): Promise<CacheInspection> {
   const quarantined = quarantinedFiles(dir);
-  const cache = openReadOnly(dir);
+  const cache = await openReadOnly(dir);
   try {
     const byPriority: Record<number, number> = {};
     for (let p = 1; p <= 10; p++) byPriority[p] = 0;
@@ -179,7 +180,7 @@ export async function inspectCache(dir: string): Promise<CacheInspection> {
 
 /** Every cached message, oldest first, from one read snapshot. The cache is closed when iteration ends. */
 export async function* exportCache(dir: string): AsyncGenerator<CachedMessage> {
-  const cache = openReadOnly(dir);
+  const cache = await openReadOnly(dir);
   try {
     for (const { key, value } of recordsBySeq(cache.records, { snapshot: true })) yield toMessage(keySeq(key), value);
   } finally {
@@ -189,7 +190,7 @@ export async function* exportCache(dir: string): AsyncGenerator<CachedMessage> {
 
 /** Every dead letter (messages the broker refused), in seq order, with the broker's reason. */
 export async function* exportDeadLetters(dir: string): AsyncGenerator<CachedDeadLetter> {
-  const cache = openReadOnly(dir);
+  const cache = await openReadOnly(dir);
   try {
     for (const { value } of cache.dead.getRange({ snapshot: true })) {
       const { seq, topic, payload, priority, ts, reason } = value;

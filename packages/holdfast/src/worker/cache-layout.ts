@@ -10,6 +10,7 @@
  */
 import type { Database, RangeOptions } from 'lmdb';
 
+export const CACHE_FILE = 'cache.mdb';
 export const RECORDS_DB = 'records';
 export const MIN_PRIORITY = 1;
 export const MAX_PRIORITY = 10;

@@ -6,9 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { open as openLmdb, type RootDatabase } from 'lmdb';
 import { ErrorCodes, HoldfastError } from '../errors.js';
 import { Cache, type CacheLimits } from './cache.js';
+import { CACHE_FILE } from './cache-layout.js';
 import type { CacheCipher } from './cipher.js';
 
-export const CACHE_FILE = 'cache.mdb';
 const LOCK_SUFFIX = '-lock';
 const PROBE = fileURLToPath(new URL('./cache-probe.js', import.meta.url));
 const PROBE_TIMEOUT_MS = 60_000;
