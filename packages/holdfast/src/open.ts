@@ -1,4 +1,4 @@
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { HoldfastClient } from './client.js';
 import { deserializeError, ErrorCodes, HoldfastError } from './errors.js';
 import { resolveOptions, type HoldfastOptions } from './options.js';
@@ -38,7 +38,13 @@ export async function open(options: HoldfastOptions): Promise<HoldfastClient> {
         else if (msg.type === 'error') reject(deserializeError(msg.error));
       };
       onError = (err) => reject(new HoldfastError(ErrorCodes.WORKER_CRASHED, `holdfast worker failed to start: ${err.message}`, { cause: err }));
-      onExit = (code) => reject(new HoldfastError(ErrorCodes.WORKER_CRASHED, `holdfast worker exited during open() (code ${code})`));
+      onExit = (code) => {
+        // 'exit' can overtake the worker's last message (why it gave up, e.g. a wrong cacheKey): read
+        // that first, so the app gets the reason rather than a crash.
+        const last = receiveMessageOnPort(port1)?.message as FromWorker | undefined;
+        if (last) onMessage?.(last);
+        reject(new HoldfastError(ErrorCodes.WORKER_CRASHED, `holdfast worker exited during open() (code ${code})`));
+      };
       timer = setTimeout(() => reject(new HoldfastError(ErrorCodes.TIMEOUT, `open() took longer than ${OPEN_TIMEOUT_MS} ms`)), OPEN_TIMEOUT_MS);
       port1.on('message', onMessage);
       worker.once('error', onError);
