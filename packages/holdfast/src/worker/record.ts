@@ -34,7 +34,13 @@ const PAYLOAD_BYTES = 1;
 /** Values up to this size are encoded in one reused buffer; bigger ones get their own. */
 const SCRATCH_MAX = 1 << 20;
 
-let scratch = Buffer.allocUnsafe(64 * 1024);
+/** Node's UTF-8 writer without Buffer#write's argument juggling (msgpackr uses it too). */
+type Utf8Writer = Buffer & { utf8Write(text: string, offset: number): number };
+
+let scratch = Buffer.allocUnsafe(64 * 1024) as Utf8Writer;
+/** The topic whose bytes `scratch` holds (consecutive records nearly always share one). */
+let scratchTopic: string | undefined;
+let scratchTopicBytes = 0;
 
 /**
  * Encodes a record. The result may be a view of a reused buffer, valid until the next call: pass it
@@ -44,22 +50,29 @@ export function encodeRecord(rec: Rec, cipher?: CacheCipher): Buffer {
   const payloadMax = typeof rec.payload === 'string' ? rec.payload.length * 3 : rec.payload.byteLength;
   const need = HEADER + BODY_FIXED + rec.topic.length * 3 + payloadMax;
   if (need > scratch.length) {
-    if (need > SCRATCH_MAX) return encodeInto(Buffer.allocUnsafe(need), rec, cipher);
-    scratch = Buffer.allocUnsafe(Math.min(SCRATCH_MAX, Math.max(need, scratch.length * 2)));
+    if (need > SCRATCH_MAX) return encodeInto(Buffer.allocUnsafe(need) as Utf8Writer, rec, cipher);
+    scratch = Buffer.allocUnsafe(Math.min(SCRATCH_MAX, Math.max(need, scratch.length * 2))) as Utf8Writer;
+    scratchTopic = undefined;
   }
   return encodeInto(scratch, rec, cipher);
 }
 
-function encodeInto(b: Buffer, rec: Rec, cipher: CacheCipher | undefined): Buffer {
+function encodeInto(b: Utf8Writer, rec: Rec, cipher: CacheCipher | undefined): Buffer {
   let o = HEADER;
   b[o++] = rec.priority;
   b[o++] = rec.flags;
   o = b.writeDoubleBE(rec.ts, o);
-  const topicBytes = b.write(rec.topic, o + 4);
+  // The topic always sits at the same offset, and nothing else writes there: reuse its bytes.
+  let topicBytes: number;
+  if (b === scratch && rec.topic === scratchTopic) topicBytes = scratchTopicBytes;
+  else {
+    topicBytes = b.utf8Write(rec.topic, o + 4);
+    if (b === scratch) [scratchTopic, scratchTopicBytes] = [rec.topic, topicBytes];
+  }
   o = b.writeUInt32BE(topicBytes, o) + topicBytes;
   if (typeof rec.payload === 'string') {
     b[o++] = PAYLOAD_STRING;
-    o += b.write(rec.payload, o);
+    o += b.utf8Write(rec.payload, o);
   } else {
     b[o++] = PAYLOAD_BYTES;
     b.set(rec.payload, o);
