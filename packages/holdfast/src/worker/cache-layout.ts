@@ -22,9 +22,17 @@ const HIGH = 2 ** 32;
 
 /** Writes a record's key into `into` (a reused buffer on hot paths: LMDB copies keys on each call). */
 export function recordKey(priority: number, seq: number, into: Buffer = Buffer.allocUnsafe(KEY_BYTES)): Buffer {
+  // Plain byte stores: Buffer's write methods validate their arguments, and this runs per record.
+  const high = Math.floor(seq / HIGH);
+  const low = seq >>> 0;
   into[0] = priority;
-  into.writeUIntBE(Math.floor(seq / HIGH), 1, 3);
-  into.writeUInt32BE(seq >>> 0, 4);
+  into[1] = high >>> 16;
+  into[2] = high >>> 8;
+  into[3] = high;
+  into[4] = low >>> 24;
+  into[5] = low >>> 16;
+  into[6] = low >>> 8;
+  into[7] = low;
   return into;
 }
 

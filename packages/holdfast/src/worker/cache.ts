@@ -137,7 +137,10 @@ export class Cache {
       for (const rec of recs) {
         const append = rec.priority > lastPriority || (rec.priority === lastPriority && rec.seq > lastSeq);
         this.#records.putSync(recordKey(rec.priority, rec.seq, key), encodeRecord(rec, this.#cipher), append ? APPEND : OVERWRITE);
-        if (append) [lastPriority, lastSeq] = [rec.priority, rec.seq];
+        if (append) {
+          lastPriority = rec.priority;
+          lastSeq = rec.seq;
+        }
         count(this.counters, rec.priority, rec.size, 1);
       }
       alsoInTxn?.();
