@@ -113,7 +113,7 @@ describe('corrupt cache', () => {
       await assert.rejects(open(options('dev-format', dir.path)), (err: unknown) => {
         assert.ok(err instanceof HoldfastError);
         assert.equal(err.code, ErrorCodes.CACHE_FORMAT_UNSUPPORTED);
-        assert.match(err.message, /the cache is in format 99, and this holdfast reads format 1/);
+        assert.match(err.message, /the cache is in format 99, and this holdfast reads format 2/);
         return true;
       });
       assert.deepEqual(readdirSync(dir.path).filter((f) => f.includes('corrupt')), [], 'nothing quarantined');

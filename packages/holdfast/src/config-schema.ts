@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ErrorCodes, HoldfastError } from './errors.js';
 import { validateBrokerUrl } from './options.js';
+import { getPath, SECRET_PAIRS } from './config-paths.js';
 
 function int(min: number, max: number) {
   const allowed = `an integer from ${min} to ${max}`;
@@ -52,15 +53,6 @@ const bulkSchema = z.union(
   { error: 'false, true or { maxMessages, maxBytes, topic }' },
 );
 
-/** A value and the file it may come from instead; a layer may give one or the other, not both. */
-export const SECRET_PAIRS = [
-  ['password', 'passwordFile'],
-  ['tls.ca', 'tls.caFile'],
-  ['tls.cert', 'tls.certFile'],
-  ['tls.key', 'tls.keyFile'],
-  ['tls.passphrase', 'tls.passphraseFile'],
-  ['cacheKey', 'cacheKeyFile'],
-] as const;
 
 const healthSchema = z.union(
   [z.literal(false), z.strictObject({ port: int(0, 65_535).optional(), host: nonEmpty().optional() }, OBJECT)],
@@ -118,14 +110,6 @@ export interface LayerSource {
   fieldName(path: string): string;
 }
 
-export function getPath(obj: unknown, path: string): unknown {
-  let cur = obj;
-  for (const part of path.split('.')) {
-    if (typeof cur !== 'object' || cur === null) return undefined;
-    cur = (cur as Record<string, unknown>)[part];
-  }
-  return cur;
-}
 
 /** Values never shown in an error: they are secrets, or may carry one (a URL with credentials). */
 function isSecretField(path: string, value: unknown): boolean {

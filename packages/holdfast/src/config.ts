@@ -6,7 +6,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { CONFIG_FILE_VAR, ENV_VARS, envLayer, envSource } from './config-env.js';
-import { getPath, parseLayer, SECRET_PAIRS, type ConfigInput, type ConfigLayer, type LayerSource } from './config-schema.js';
+import { getPath, SECRET_PAIRS } from './config-paths.js';
+import type { ConfigInput, ConfigLayer, LayerSource } from './config-schema.js';
 import { ErrorCodes, HoldfastError } from './errors.js';
 import { resolveOptions, type HoldfastOptions } from './options.js';
 
@@ -29,6 +30,8 @@ export interface LoadConfigOptions {
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<HoldfastOptions> {
   const env = options.env ?? process.env;
   const file = options.file ?? (env[CONFIG_FILE_VAR] || undefined);
+  // zod is loaded on first use: an app that never calls loadConfig() does not carry it.
+  const { parseLayer } = await import('./config-schema.js');
   const layers: ConfigLayer[] = [];
   if (file !== undefined) layers.push(parseLayer(await readJson(file), fileSource(file)));
   layers.push(parseLayer(envLayer(env), envSource));

@@ -5,15 +5,9 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { HoldfastClient } from './client.js';
-import { STATES } from './protocol.js';
+import { LATENCY_EVENT, STATES, type DeliveryLatencyEvent } from './protocol.js';
 import type { HoldfastStats } from './stats.js';
 
-/** The client event that carries publish-to-PUBCOMP latencies, batched by the worker. */
-export const LATENCY_EVENT = 'delivery-latency';
-export interface DeliveryLatencyEvent {
-  /** One entry per delivered message: ms from publish() to PUBCOMP (PUBACK at QoS 1). */
-  latenciesMs: number[];
-}
 
 /** Up to 10 minutes: a message that waited out an outage in the cache is still one observation. */
 const LATENCY_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600];

@@ -8,11 +8,10 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { HoldfastClient } from './client.js';
 import { ErrorCodes, HoldfastError } from './errors.js';
-import { createClientMetrics } from './health-metrics.js';
 import { evaluateHealth, readDisk, type HealthLimits } from './health-status.js';
 import { DEFAULTS } from './options.js';
 
-export { LATENCY_EVENT, type DeliveryLatencyEvent } from './health-metrics.js';
+export { LATENCY_EVENT, type DeliveryLatencyEvent } from './protocol.js';
 export type { HealthReport, HealthStatus } from './health-status.js';
 
 export interface HealthServerOptions {
@@ -51,6 +50,8 @@ export async function startHealthServer(client: HoldfastClient, options: HealthS
     diskMinFreeBytes: options.diskMinFreeBytes ?? HEALTH_DEFAULTS.diskMinFreeBytes,
   };
   const cacheDir = options.cacheDir ?? DEFAULTS.cacheDir;
+  // prom-client is loaded on first use: an app without the endpoint does not carry it.
+  const { createClientMetrics } = await import('./health-metrics.js');
   const metrics = createClientMetrics(client);
 
   async function respond(req: IncomingMessage, res: ServerResponse): Promise<void> {

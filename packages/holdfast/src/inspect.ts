@@ -1,9 +1,9 @@
 import type { DeadLetter } from './protocol.js';
 import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
+import type { Database, RootDatabase } from 'lmdb';
 import { ErrorCodes, HoldfastError } from './errors.js';
-import { CACHE_FILE } from './worker/cache-open.js';
+import { CACHE_FILE, keyPriority, keySeq, recordsBySeq, RECORDS_DB, type RecordsDb } from './worker/cache-layout.js';
 import { checkFormat } from './worker/cache.js';
 import { decodeRecord, openValue } from './worker/record.js';
 import { CacheCipher, keyCheckMatches } from './worker/cipher.js';
@@ -58,7 +58,7 @@ const P_META = 0x08;
 interface ReadOnlyCache {
   cipher: CacheCipher | undefined;
   root: RootDatabase;
-  records: Database<Buffer, number>;
+  records: RecordsDb;
   meta: Database<unknown, string>;
   dead: Database<CachedDeadLetter, number>;
 }
@@ -114,7 +114,7 @@ function checkHeader(path: string): void {
  * Opens the cache read-only. LMDB readers never block the publisher's writer and see one consistent
  * snapshot per read transaction, so this is safe while a publisher holds the cache.
  */
-function openReadOnly(dir: string, options: InspectOptions): ReadOnlyCache {
+async function openReadOnly(dir: string, options: InspectOptions): Promise<ReadOnlyCache> {
   const path = join(dir, CACHE_FILE);
   if (!existsSync(path)) {
     throw unavailable(`no holdfast cache at ${path} (is the cache directory right? a publisher creates it on first start)`, path);
@@ -125,6 +125,8 @@ function openReadOnly(dir: string, options: InspectOptions): ReadOnlyCache {
     throw unavailable(`the cache ${path} is corrupt: ${(err as Error).message}. A publisher will quarantine it on its next start`, path, err);
   }
   const cipher = loadCipher(options);
+  // lmdb is loaded on first use: importing holdfast on the app thread does not load it.
+  const { open: openLmdb } = await import('lmdb');
   let root: RootDatabase | undefined;
   let cache: ReadOnlyCache;
   try {
@@ -132,7 +134,7 @@ function openReadOnly(dir: string, options: InspectOptions): ReadOnlyCache {
     cache = {
       cipher,
       root,
-      records: root.openDB<Buffer, number>({ name: 'records', encoding: 'binary' }),
+      records: root.openDB<Buffer, Buffer>({ name: RECORDS_DB, encoding: 'binary', keyEncoding: 'binary' }),
       meta: root.openDB<unknown, string>({ name: 'meta', encoding: 'msgpack' }),
       dead: root.openDB<CachedDeadLetter, number>({ name: 'dead', encoding: 'msgpack' }),
     };
@@ -201,7 +203,7 @@ function toMessage(seq: number, bytes: Uint8Array, cipher: CacheCipher | undefin
 /** Summarizes the cache in `dir` without modifying it. Missing or corrupt → HoldfastError(CACHE_UNAVAILABLE). */
 export async function inspectCache(dir: string, options: InspectOptions = {}): Promise<CacheInspection> {
   const quarantined = quarantinedFiles(dir);
-  const cache = openReadOnly(dir, options);
+  const cache = await openReadOnly(dir, options);
   try {
     const byPriority: Record<number, number> = {};
     for (let p = 1; p <= 10; p++) byPriority[p] = 0;
@@ -210,11 +212,16 @@ export async function inspectCache(dir: string, options: InspectOptions = {}): P
     let oldestTs = 0;
     // Counted from the records themselves, so the report is right even if the totals were not.
     for (const { key, value } of cache.records.getRange({ snapshot: true })) {
-      const rec = decodeRecord(key, value, cache.cipher);
-      if (messages === 0) oldestTs = rec.ts;
+      const rec = decodeRecord(keySeq(key), value, cache.cipher);
       messages++;
       bytes += rec.size;
-      if (rec.priority >= 1 && rec.priority <= 10) byPriority[rec.priority]! += 1;
+      const priority = keyPriority(key);
+      if (priority >= 1 && priority <= 10) byPriority[priority]! += 1;
+    }
+    // Key order is by priority first: the oldest record is the first in publish order.
+    for (const { key, value } of recordsBySeq(cache.records, { snapshot: true })) {
+      oldestTs = decodeRecord(keySeq(key), value, cache.cipher).ts;
+      break;
     }
     const epoch = cache.meta.get('epoch');
     return {
@@ -238,9 +245,9 @@ export async function inspectCache(dir: string, options: InspectOptions = {}): P
 
 /** Every cached message, oldest first, from one read snapshot. The cache is closed when iteration ends. */
 export async function* exportCache(dir: string, options: InspectOptions = {}): AsyncGenerator<CachedMessage> {
-  const cache = openReadOnly(dir, options);
+  const cache = await openReadOnly(dir, options);
   try {
-    for (const { key, value } of cache.records.getRange({ snapshot: true })) yield toMessage(key, value, cache.cipher);
+    for (const { key, value } of recordsBySeq(cache.records, { snapshot: true })) yield toMessage(keySeq(key), value, cache.cipher);
   } finally {
     await cache.root.close();
   }
@@ -248,7 +255,7 @@ export async function* exportCache(dir: string, options: InspectOptions = {}): A
 
 /** Every dead letter (messages the broker refused), in seq order, with the broker's reason. */
 export async function* exportDeadLetters(dir: string, options: InspectOptions = {}): AsyncGenerator<CachedDeadLetter> {
-  const cache = openReadOnly(dir, options);
+  const cache = await openReadOnly(dir, options);
   try {
     for (const { value } of cache.dead.getRange({ snapshot: true })) {
       const stored = value as CachedDeadLetter & { sealed?: Uint8Array };

@@ -58,6 +58,13 @@ export interface DeadLetter {
   reason: string;
 }
 
+/** The client event that carries publish-to-PUBCOMP latencies, batched by the worker. */
+export const LATENCY_EVENT = 'delivery-latency';
+export interface DeliveryLatencyEvent {
+  /** One entry per delivered message: ms from publish() to PUBCOMP (PUBACK at QoS 1). */
+  latenciesMs: number[];
+}
+
 export type HoldfastEventName = 'connect' | 'disconnect' | 'reconnecting' | 'spill' | 'drain-start' | 'drain-end' | 'dead-letter' | 'evict' | 'cache-recovered' | 'intake-replayed' | 'quarantine' | 'connection-error' | 'delivery-latency';
 
 export type FromWorker =

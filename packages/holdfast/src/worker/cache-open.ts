@@ -1,13 +1,14 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
+import { arch } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { open as openLmdb, type RootDatabase } from 'lmdb';
 import { ErrorCodes, HoldfastError } from '../errors.js';
 import { Cache, type CacheLimits } from './cache.js';
+import { CACHE_FILE } from './cache-layout.js';
 import type { CacheCipher } from './cipher.js';
 
-export const CACHE_FILE = 'cache.mdb';
 const LOCK_SUFFIX = '-lock';
 const PROBE = fileURLToPath(new URL('./cache-probe.js', import.meta.url));
 const PROBE_TIMEOUT_MS = 60_000;
@@ -70,11 +71,20 @@ function quarantine(path: string, reason: string): QuarantineReport {
   return { movedTo, reason };
 }
 
+/**
+ * The address space reserved for the map on 64-bit systems. lmdb-js otherwise starts with a small map
+ * and, as the file grows, maps it again and again without unmapping the old maps, whose resident
+ * pages then stay in RSS for as long as the cache is open. Reserving address space costs nothing; the
+ * file still grows only as data is written (LMDB writes with pwrite, not through the map).
+ */
+const MAP_SIZE_64 = 2 ** 40;
+
 function openRoot(path: string): RootDatabase {
   // Every write is an explicit transaction. lmdb-js's event-turn batching also starts an internal
   // commit promise that nobody observes: on a failed commit (disk full) it is an unhandled rejection
   // that would end the worker.
-  const root = openLmdb({ path, maxDbs: 8, noSubdir: true, eventTurnBatching: false });
+  const mapSize = arch().endsWith('64') ? { mapSize: MAP_SIZE_64 } : {};
+  const root = openLmdb({ path, maxDbs: 8, noSubdir: true, eventTurnBatching: false, ...mapSize });
   for (const file of [path, path + LOCK_SUFFIX]) if (existsSync(file)) chmodSync(file, 0o600);
   return root;
 }

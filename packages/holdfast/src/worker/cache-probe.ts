@@ -4,8 +4,8 @@
  * (SIGBUS) or report nonsense; here that only ends this probe, and the worker quarantines the file.
  */
 import { open } from 'lmdb';
-import { isSealed } from './cipher.js';
-import { decodeRecord } from './record.js';
+import { isRecordKey, keySeq, RECORDS_DB } from './cache-layout.js';
+import { decodeRecord, isSealedRecord, storedSize } from './record.js';
 
 const path = process.argv[2];
 if (!path) {
@@ -14,19 +14,18 @@ if (!path) {
 }
 try {
   const root = open({ path, readOnly: true, noSubdir: true, maxDbs: 8 });
-  const records = root.openDB<Buffer, number>({ name: 'records', encoding: 'binary' });
+  const records = root.openDB<Buffer, Buffer>({ name: RECORDS_DB, encoding: 'binary', keyEncoding: 'binary' });
   for (const { key, value } of records.getRange()) {
-    if (typeof key !== 'number') throw new Error(`record key ${String(key)} is not a seq`);
+    if (!isRecordKey(key)) throw new Error(`record key ${String(key)} is not a priority and seq`);
     // A sealed record cannot be decoded here (the probe never sees the key); reading its bytes is
     // what would fault on a truncated file, and GCM authenticates it when the worker opens it.
-    if (!isSealed(value)) decodeRecord(key, value);
+    if (isSealedRecord(value)) storedSize(value);
+    else decodeRecord(keySeq(key), value);
   }
   for (const name of ['meta', 'outgoing', 'dead']) {
     const db = root.openDB({ name, encoding: 'msgpack' });
     for (const entry of db.getRange()) void entry.value;
   }
-  const prio = root.openDB({ name: 'prio', encoding: 'binary' });
-  for (const entry of prio.getRange()) void entry.key;
   await root.close();
   process.exit(0);
 } catch (err) {

@@ -1,9 +1,10 @@
-import type { Database, RootDatabase } from 'lmdb';
+import type { Database, PutOptions, RootDatabase } from 'lmdb';
 import { ErrorCodes, HoldfastError } from '../errors.js';
 import type { DeadLetter } from '../protocol.js';
 import { keyCheckMatches, sealKeyCheck, type CacheCipher } from './cipher.js';
 import type { OutgoingEntry } from './outgoing-store.js';
-import { decodeRecord, encodeRecord, openValue, recordSize, sealValue, type Rec } from './record.js';
+import { decodeRecord, encodeRecord, openValue, recordSize, sealValue, storedSize, type Rec } from './record.js';
+import { KEY_BYTES, keyPriority, keySeq, MAX_PRIORITY, MIN_PRIORITY, recordKey, recordsBySeq, RECORDS_DB, type RecordsDb } from './cache-layout.js';
 
 
 /** A dead letter as stored: with a cacheKey, topic and payload are sealed together. */
@@ -33,14 +34,17 @@ export interface Eviction {
  * The on-disk layout this code reads and writes, stored in meta. Another holdfast's cache is refused
  * (not quarantined: it is not damaged, and a downgrade must not destroy it).
  */
-export const CACHE_FORMAT = 1;
+export const CACHE_FORMAT = 2;
+
+const APPEND: PutOptions = { append: true };
+const OVERWRITE: PutOptions = {};
 
 const emptyCounters = (): Counters => ({ messages: 0, bytes: 0, byPriority: new Array<number>(10).fill(0) });
 
 /**
- * The LMDB cache. Tables: `records` (seq → record; ordered number keys keep publish order), `prio`
- * ([priority, seq] → size: the eviction order, lowest priority and oldest first), `meta` (seq epoch,
- * totals), `outgoing` (MQTT.js's persisted in-flight packets) and `dead` (refused messages).
+ * The LMDB cache. Tables: `records` (keyed priority·seq, see cache-layout.ts: key order is the
+ * eviction order, and publish order is a merge of the priorities by seq), `meta` (seq epoch, totals),
+ * `outgoing` (MQTT.js's persisted in-flight packets) and `dead` (refused messages).
  *
  * Totals change only inside the write transactions that change the records, which lmdb-js runs in
  * issue order, and are stored in the same transaction: they are exact and survive any crash. Inside
@@ -49,8 +53,7 @@ const emptyCounters = (): Counters => ({ messages: 0, bytes: 0, byPriority: new 
  */
 export class Cache {
   readonly #root: RootDatabase;
-  readonly #records: Database<Buffer, number>;
-  readonly #prio: Database<Buffer, [number, number]>;
+  readonly #records: RecordsDb;
   readonly #meta: Database<unknown, string>;
   readonly #outgoing: Database<StoredOutgoing, number>;
   readonly #dead: Database<StoredDeadLetter, number>;
@@ -59,15 +62,16 @@ export class Cache {
   readonly counters: Counters;
   #lastWrite: Promise<unknown> = Promise.resolve();
   #appendedThrough: number;
-  /** A commit failed after its callback changed the totals: recount before the next write. */
+  /** A commit failed after its callback changed the totals: reload them before the next write. */
   #recountNeeded = false;
+  /** Reused for keys on the write path (LMDB copies the key on every call). */
+  readonly #key = Buffer.allocUnsafe(KEY_BYTES);
 
   constructor(root: RootDatabase, limits: CacheLimits, cipher?: CacheCipher) {
     this.#root = root;
     this.#limits = limits;
     this.#cipher = cipher;
-    this.#records = root.openDB<Buffer, number>({ name: 'records', encoding: 'binary' });
-    this.#prio = root.openDB<Buffer, [number, number]>({ name: 'prio', encoding: 'binary' });
+    this.#records = root.openDB<Buffer, Buffer>({ name: RECORDS_DB, encoding: 'binary', keyEncoding: 'binary' });
     this.#meta = root.openDB<unknown, string>({ name: 'meta', encoding: 'msgpack' });
     this.#outgoing = root.openDB<StoredOutgoing, number>({ name: 'outgoing', encoding: 'msgpack' });
     this.#dead = root.openDB<StoredDeadLetter, number>({ name: 'dead', encoding: 'msgpack' });
@@ -77,8 +81,7 @@ export class Cache {
     if (format === undefined) this.#meta.putSync('format', CACHE_FORMAT);
     this.#appendedThrough = (this.#meta.get('appendedThrough') as number | undefined) ?? 0;
     const stored = this.#meta.get('counters') as Counters | undefined;
-    const count = this.#records.getCount();
-    this.counters = stored && stored.messages === count && this.#prio.getCount() === count ? stored : this.#rebuildIndex();
+    this.counters = stored && stored.messages === this.#records.getCount() ? stored : this.#recount();
   }
 
   /**
@@ -99,16 +102,11 @@ export class Cache {
     }
   }
 
-  /** Recomputes totals and the eviction index from the records (a cache from an interrupted upgrade). */
-  #rebuildIndex(): Counters {
+  /** Recomputes the totals from the records (stored totals missing or not matching them). */
+  #recount(): Counters {
     const counters = emptyCounters();
     this.#root.transactionSync(() => {
-      this.#prio.clearSync();
-      for (const { key, value } of this.#records.getRange()) {
-        const rec = decodeRecord(key, value, this.#cipher);
-        this.#prio.putSync([rec.priority, rec.seq], sizeBytes(rec.size));
-        count(counters, rec.priority, rec.size, 1);
-      }
+      for (const { key, value } of this.#records.getRange()) count(counters, keyPriority(key), storedSize(value), 1);
       this.#meta.putSync('counters', counters);
     });
     return counters;
@@ -143,9 +141,17 @@ export class Cache {
   append(recs: readonly Rec[], alsoInTxn?: () => void, isProtected?: (seq: number) => boolean): Promise<Eviction> {
     let eviction = noEviction();
     return this.#write(() => {
+      const key = this.#key;
+      // MDB_APPEND skips the tree search; it is only valid past the last key, which is the usual
+      // case (newer records of the highest priority cached).
+      let [lastPriority, lastSeq] = this.#lastKeyInTxn();
       for (const rec of recs) {
-        this.#records.putSync(rec.seq, encodeRecord(rec, this.#cipher));
-        this.#prio.putSync([rec.priority, rec.seq], sizeBytes(rec.size));
+        const append = rec.priority > lastPriority || (rec.priority === lastPriority && rec.seq > lastSeq);
+        this.#records.putSync(recordKey(rec.priority, rec.seq, key), encodeRecord(rec, this.#cipher), append ? APPEND : OVERWRITE);
+        if (append) {
+          lastPriority = rec.priority;
+          lastSeq = rec.seq;
+        }
         count(this.counters, rec.priority, rec.size, 1);
         if (rec.seq > this.#appendedThrough) this.#appendedThrough = rec.seq;
       }
@@ -155,6 +161,12 @@ export class Cache {
       eviction = this.#evictInTxn(this.counters.messages - this.#limits.messages, this.counters.bytes - this.#limits.bytes, isProtected);
       this.#meta.putSync('counters', this.counters);
     }).then(() => eviction);
+  }
+
+  /** The largest record key as [priority, seq] ([0, 0] when empty), read inside the transaction. */
+  #lastKeyInTxn(): [number, number] {
+    for (const key of this.#records.getKeys({ reverse: true, limit: 1 })) return [keyPriority(key), keySeq(key)];
+    return [0, 0];
   }
 
   /** Frees space when the disk is full: evicts at least `messages` records by priority. */
@@ -169,12 +181,13 @@ export class Cache {
   #evictInTxn(excessMessages: number, excessBytes: number, isProtected?: (seq: number) => boolean): Eviction {
     const eviction = noEviction();
     if (excessMessages <= 0 && excessBytes <= 0) return eviction;
-    for (const { key, value } of this.#prio.getRange()) {
-      const [priority, seq] = key;
-      if (isProtected?.(seq) || !this.#records.doesExist(seq)) continue;
-      const size = value.readUInt32BE(0);
-      this.#records.removeSync(seq);
-      this.#prio.removeSync(key);
+    // Key order is eviction order; the size is in the value's header, so nothing is decoded.
+    for (const { key, value } of this.#records.getRange()) {
+      const seq = keySeq(key);
+      if (isProtected?.(seq)) continue;
+      const priority = keyPriority(key);
+      const size = storedSize(value);
+      this.#records.removeSync(key);
       count(this.counters, priority, size, -1);
       count(eviction, priority, size, 1);
       if (eviction.messages >= excessMessages && eviction.bytes >= excessBytes) break;
@@ -185,11 +198,11 @@ export class Cache {
   /** Removes delivered (or dead-lettered) records, and whatever `alsoInTxn` does, in one transaction. */
   remove(recs: readonly Rec[], alsoInTxn?: () => void): Promise<void> {
     return this.#write(() => {
+      const key = this.#key;
       for (const rec of recs) {
         // An evicted record is already gone; count only what is really removed.
-        if (!this.#records.doesExist(rec.seq)) continue;
-        this.#records.removeSync(rec.seq);
-        this.#prio.removeSync([rec.priority, rec.seq]);
+        if (!this.#records.doesExist(recordKey(rec.priority, rec.seq, key))) continue;
+        this.#records.removeSync(key);
         count(this.counters, rec.priority, rec.size, -1);
       }
       this.#meta.putSync('counters', this.counters);
@@ -222,11 +235,13 @@ export class Cache {
     return done;
   }
 
-  /** Totals from the committed index (the failed transaction's changes were rolled back). */
+  /**
+   * The failed transaction was rolled back, and every committed one stored its totals with its
+   * changes: the stored totals are the committed truth.
+   */
   #recountInTxn(): void {
-    const c = emptyCounters();
-    for (const { key, value } of this.#prio.getRange()) count(c, key[0], value.readUInt32BE(0), 1);
-    Object.assign(this.counters, c);
+    const stored = this.#meta.get('counters') as Counters | undefined;
+    Object.assign(this.counters, stored ?? emptyCounters());
     this.#recountNeeded = false;
   }
 
@@ -242,10 +257,11 @@ export class Cache {
   readOldest(maxMessages: number, maxBytes: number, skip?: ReadonlySet<number>): Rec[] {
     const out: Rec[] = [];
     let bytes = 0;
-    for (const { key, value } of this.#records.getRange({ limit: maxMessages + (skip?.size ?? 0) })) {
-      if (skip?.has(key)) continue;
+    for (const { key, value } of recordsBySeq(this.#records)) {
+      const seq = keySeq(key);
+      if (skip?.has(seq)) continue;
       if (out.length >= maxMessages) break;
-      const rec = decodeRecord(key, value, this.#cipher);
+      const rec = decodeRecord(seq, value, this.#cipher);
       if (out.length > 0 && bytes + rec.size > maxBytes) break;
       out.push(rec);
       bytes += rec.size;
@@ -256,9 +272,15 @@ export class Cache {
   /** The cached records among `seqs` (a recovered in-flight packet's readings). */
   readSeqs(seqs: readonly number[]): Rec[] {
     const out: Rec[] = [];
+    // The priority is not known here: look in each (only after a restart, for one packet).
     for (const seq of seqs) {
-      const bytes = this.#records.get(seq);
-      if (bytes) out.push(decodeRecord(seq, bytes, this.#cipher));
+      for (let p = MIN_PRIORITY; p <= MAX_PRIORITY; p++) {
+        const bytes = this.#records.get(recordKey(p, seq));
+        if (bytes) {
+          out.push(decodeRecord(seq, bytes, this.#cipher));
+          break;
+        }
+      }
     }
     return out;
   }
@@ -358,10 +380,4 @@ function count(c: Counters, priority: number, size: number, sign: 1 | -1): void 
 
 function noEviction(): Eviction {
   return emptyCounters();
-}
-
-function sizeBytes(size: number): Buffer {
-  const b = Buffer.allocUnsafe(4);
-  b.writeUInt32BE(Math.min(size, 0xffffffff));
-  return b;
 }

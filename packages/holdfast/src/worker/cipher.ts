@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 
-/** First byte of a sealed value. Plain records start with 0x95 (a msgpack array of 5). */
+/** First byte of a sealed value (a mark of the layout below). */
 export const SEALED_MARKER = 0xe5;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;

@@ -149,6 +149,9 @@ function clientOptions(o: ResolvedOptions, stores: { incomingStore: Store; outgo
     reschedulePings: false,
     // MQTT.js calls its debug logger a dozen times per message; unless DEBUG asks for it, skip the calls.
     ...(process.env.DEBUG ? {} : { log: noop }),
+    // Otherwise mqtt-packet pre-builds a Buffer for each of the 65,536 packet ids (~6.5 MB of heap)
+    // to save an allocation per packet; one message is in flight at a time, so it buys nothing.
+    writeCache: false,
     ...stores,
   };
   if (o.protocolVersion === 5) {
