@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { open, ErrorCodes, type HoldfastClient, type HoldfastError, type QuarantineInfo } from 'holdfast';
+import { open, ErrorCodes, type HoldfastClient, type HoldfastError, type HoldfastOptions, type QuarantineInfo } from 'holdfast';
 import { acceptedNumbers, auditedBrokerWithProxy, startDevice, tempDir, tinyTmpfs, waitUntil } from './helpers.js';
 
 const rig = auditedBrokerWithProxy();
@@ -88,7 +88,7 @@ describe('intake log (journal mode)', () => {
     await rig.proxy.refuse(true);
     let client: HoldfastClient | undefined;
     try {
-      client = await openJournal('dev-intake-full', join(mount, 'cache'));
+      client = await openJournal('dev-intake-full', join(mount, 'cache'), { highWater: { messages: 200 } });
       const errors: HoldfastError[] = [];
       client.on('error', (err: HoldfastError) => errors.push(err));
       const pad = 'x'.repeat(1024);
@@ -133,6 +133,6 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, what: () => strin
   }
 }
 
-function openJournal(clientId: string, cacheDir: string): Promise<HoldfastClient> {
-  return open({ broker: rig.proxy.url, clientId, cacheDir, durability: 'journal', protocolVersion: rig.protocol, timeoutMs: 1000, reconnect: { minMs: 200, maxMs: 1000 } });
+function openJournal(clientId: string, cacheDir: string, extra: Partial<HoldfastOptions> = {}): Promise<HoldfastClient> {
+  return open({ broker: rig.proxy.url, clientId, cacheDir, durability: 'journal', protocolVersion: rig.protocol, timeoutMs: 1000, reconnect: { minMs: 200, maxMs: 1000 }, ...extra });
 }

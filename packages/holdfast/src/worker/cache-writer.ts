@@ -236,7 +236,10 @@ export class CacheWriter {
   #retry(): void {
     this.#retryTimer = undefined;
     const waiting = this.#overflow.length;
-    const room = Math.max(16, waiting, Math.ceil(this.#cache.messages / 100));
+    // Room for what waits, plus headroom (a tenth of the cache) for the writes that must follow it:
+    // the in-flight packet's commit and removals. Evicting only what waits would let the re-append
+    // take all the freed space every time and nothing else ever commit.
+    const room = waiting + Math.max(16, Math.ceil(this.#cache.messages / 10));
     this.#pendingEvictions++;
     this.#cache.evict(room, this.#isProtected).then(
       (eviction) => {
