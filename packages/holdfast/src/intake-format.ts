@@ -3,13 +3,12 @@
  * returns, so a crash of the process cannot lose a reading publish() accepted; the worker later commits
  * the same readings to LMDB and deletes the segment.
  *
- * Frame: u32 body length, u32 FNV-1a checksum of the body, body. The body is a msgpack array
- * [seq, topic, payload, priority, flags, ts], sealed with AES-256-GCM when a cacheKey is set.
+ * Frame: u32 body length, u32 FNV-1a checksum of the body, body. The body is the seq (f64) and the
+ * record exactly as the cache stores it (record.ts: sealed with the cacheKey when one is set).
  * A segment is never written after a failed write, so a damaged frame can only be its last one.
  */
-import { Packr } from 'msgpackr';
+import { decodeRecord, type Rec } from './worker/record.js';
 import type { CacheCipher } from './worker/cipher.js';
-import { isSealed } from './worker/cipher.js';
 
 export const INTAKE_SEGMENT = /^intake-(\d{10})-(\d{8})\.log$/;
 export const FRAME_HEADER_BYTES = 8;
@@ -20,22 +19,8 @@ export function segmentName(epoch: number, index: number): string {
   return `intake-${String(epoch).padStart(10, '0')}-${String(index).padStart(8, '0')}.log`;
 }
 
-export interface IntakeRecord {
-  seq: number;
-  topic: string;
-  payload: string | Uint8Array;
-  priority: number;
-  flags: number;
-  ts: number;
-}
-
-const packr = new Packr({ useRecords: false, moreTypes: false });
-
-/** The body of one frame. The returned buffer is only valid until the next call (msgpackr reuses it). */
-export function encodeBody(seq: number, topic: string, payload: string | Uint8Array, priority: number, flags: number, ts: number, cipher?: CacheCipher): Uint8Array {
-  const plain = packr.pack([seq, topic, payload, priority, flags, ts]);
-  return cipher ? cipher.seal(plain) : plain;
-}
+/** The seq (f64 LE) at the start of a frame's body, before the record. */
+export const SEQ_BYTES = 8;
 
 /** 32-bit FNV-1a: cheap in JS, and enough to tell a torn or zero-filled tail from a whole frame. */
 export function checksum(bytes: Uint8Array, start: number, end: number): number {
@@ -45,7 +30,7 @@ export function checksum(bytes: Uint8Array, start: number, end: number): number 
 }
 
 export interface DecodedSegment {
-  records: IntakeRecord[];
+  records: Rec[];
   /** Why decoding stopped before the end of the file, or undefined when every byte was read. */
   damage: string | undefined;
   /** The damage is a torn last frame (a write cut short by the power): expected, not corruption. */
@@ -54,7 +39,7 @@ export interface DecodedSegment {
 
 /** Reads every whole frame of a segment, in order; stops at the first damaged one. */
 export function decodeSegment(bytes: Buffer, cipher?: CacheCipher): DecodedSegment {
-  const records: IntakeRecord[] = [];
+  const records: Rec[] = [];
   let offset = 0;
   while (offset < bytes.length) {
     const remaining = bytes.length - offset;
@@ -76,18 +61,9 @@ export function decodeSegment(bytes: Buffer, cipher?: CacheCipher): DecodedSegme
   return { records, damage: undefined, tornTail: false };
 }
 
-function decodeFrameBody(body: Uint8Array, cipher?: CacheCipher): IntakeRecord {
-  if (isSealed(body)) {
-    if (!cipher) throw new Error('the frame is encrypted and no cacheKey was given');
-    body = cipher.open(body);
-  }
-  const value: unknown = packr.unpack(body);
-  if (!Array.isArray(value) || value.length !== 6) throw new Error('not an intake record');
-  const [seq, topic, payload, priority, flags, ts] = value as unknown[];
-  if (typeof seq !== 'number' || typeof topic !== 'string' || (typeof payload !== 'string' && !(payload instanceof Uint8Array))) {
-    throw new Error('not an intake record');
-  }
-  return { seq, topic, payload, priority: Number(priority), flags: Number(flags), ts: Number(ts) };
+function decodeFrameBody(body: Buffer, cipher?: CacheCipher): Rec {
+  if (body.length <= SEQ_BYTES) throw new Error('not an intake record');
+  return decodeRecord(body.readDoubleLE(0), body.subarray(SEQ_BYTES), cipher);
 }
 
 function onlyZeros(bytes: Buffer, from: number): boolean {

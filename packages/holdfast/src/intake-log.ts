@@ -1,8 +1,9 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { checksum, encodeBody, FRAME_HEADER_BYTES, segmentName } from './intake-format.js';
+import { checksum, FRAME_HEADER_BYTES, SEQ_BYTES, segmentName } from './intake-format.js';
 import type { RetiredSegment } from './protocol.js';
 import type { CacheCipher } from './worker/cipher.js';
+import { encodeRecord, recordSize, type Rec } from './worker/record.js';
 
 /** A segment this big is closed and a new one started, so the worker can delete what it committed. */
 const SEGMENT_BYTES = 4 * 1024 * 1024;
@@ -30,6 +31,8 @@ export class IntakeLog {
   #failedAt = -Infinity;
   #retired: RetiredSegment[] = [];
   #frame = Buffer.allocUnsafe(64 * 1024);
+  /** Reused for every append, so publish() allocates nothing for the log. */
+  readonly #rec: Rec = { seq: 0, topic: '', payload: '', priority: 0, flags: 0, ts: 0, size: 0 };
 
   constructor(dir: string, epoch: number, cipher: CacheCipher | undefined, cacheWritable: () => boolean, onFailure: (err: Error) => void) {
     this.#dir = dir;
@@ -48,13 +51,23 @@ export class IntakeLog {
     // While the disk is full the cache needs every freed byte to evict and recover; the log waits.
     if (!this.#cacheWritable()) return this.#endSegment();
     if (this.#fd === undefined && !this.#startSegment()) return;
-    const body = encodeBody(seq, topic, payload, priority, flags, ts, this.#cipher);
-    const size = FRAME_HEADER_BYTES + body.byteLength;
+    const rec = this.#rec;
+    rec.seq = seq;
+    rec.topic = topic;
+    rec.payload = payload;
+    rec.priority = priority;
+    rec.flags = flags;
+    rec.ts = ts;
+    rec.size = recordSize(topic, payload);
+    const record = encodeRecord(rec, this.#cipher);
+    const bodyBytes = SEQ_BYTES + record.byteLength;
+    const size = FRAME_HEADER_BYTES + bodyBytes;
     if (this.#frame.length < size) this.#frame = Buffer.allocUnsafe(Math.max(size, this.#frame.length * 2));
     const frame = this.#frame;
-    frame.writeUInt32LE(body.byteLength, 0);
-    frame.writeUInt32LE(checksum(body, 0, body.byteLength), 4);
-    frame.set(body, FRAME_HEADER_BYTES);
+    frame.writeDoubleLE(seq, FRAME_HEADER_BYTES);
+    frame.set(record, FRAME_HEADER_BYTES + SEQ_BYTES);
+    frame.writeUInt32LE(bodyBytes, 0);
+    frame.writeUInt32LE(checksum(frame, FRAME_HEADER_BYTES, size), 4);
     try {
       const written = writeSync(this.#fd!, frame, 0, size);
       if (written !== size) throw new Error(`short write (${written} of ${size} bytes)`);

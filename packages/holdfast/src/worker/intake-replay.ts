@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeSegment, INTAKE_SEGMENT, type IntakeRecord } from '../intake-format.js';
+import { decodeSegment, INTAKE_SEGMENT } from '../intake-format.js';
+import type { Rec } from './record.js';
 import type { PublishBatch, QuarantineInfo, RetiredSegment } from '../protocol.js';
 import type { CacheCipher } from './cipher.js';
 
@@ -24,7 +25,7 @@ export function readIntakeLog(dir: string, appendedThrough: number, cipher: Cach
   const names = readdirSync(dir)
     .filter((name) => INTAKE_SEGMENT.test(name))
     .sort();
-  const pending: IntakeRecord[] = [];
+  const pending: Rec[] = [];
   for (const name of names) {
     const path = join(dir, name);
     const segment = decodeSegment(readFileSync(path), cipher);
@@ -47,7 +48,7 @@ export function readIntakeLog(dir: string, appendedThrough: number, cipher: Cach
   return replay;
 }
 
-function toBatches(recs: readonly IntakeRecord[]): PublishBatch[] {
+function toBatches(recs: readonly Rec[]): PublishBatch[] {
   const batches: PublishBatch[] = [];
   let batch: PublishBatch | undefined;
   for (const rec of recs) {
