@@ -120,7 +120,8 @@ function run(): void {
         sender.whenDrained(msg.id);
         break;
       case 'deadLetters':
-        void sender.deadLetters(msg.id);
+        // Reads see the last commit: wait for every write issued so far.
+        void cache.settled().then(() => post({ type: 'reply', id: msg.id, value: cache.listDeadLetters() }));
         break;
       case 'requeue':
         void sender.requeue(msg.id, msg.seqs);

@@ -1,9 +1,10 @@
 import type { MqttClient } from 'mqtt';
-import { serializeError, ErrorCodes, HoldfastError } from '../errors.js';
+import { serializeError, ErrorCodes } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
 import { Stat, STATES, type ClientState, type FromWorker, type PublishBatch } from '../protocol.js';
 import type { Cache } from './cache.js';
 import { Ballast } from './ballast.js';
+import { cacheHealthHooks } from './cache-health.js';
 import { CacheWriter } from './cache-writer.js';
 import { LatencySampler } from './latency.js';
 import { MemoryQueue } from './memory-queue.js';
@@ -79,24 +80,7 @@ export class Sender {
         this.#settleWaiters();
         this.#pump();
       },
-      evicted: (eviction) => {
-        this.#stats[Stat.evicted]! += eviction.messages;
-        const byPriority: Record<number, number> = {};
-        eviction.byPriority.forEach((n, i) => n > 0 && (byPriority[i + 1] = n));
-        this.#post({ type: 'event', name: 'evict', data: { messages: eviction.messages, bytes: eviction.bytes, byPriority } });
-      },
-      failed: (err, first) => {
-        this.#stats[Stat.cacheWritable] = 0;
-        this.#updateMemStats();
-        if (!first) return;
-        const error = new HoldfastError(ErrorCodes.CACHE_WRITE_FAILED, `cache write failed, evicting by priority to make room: ${(err as Error).message}`, { cause: err });
-        this.#post({ type: 'error', error: serializeError(error) });
-      },
-      recovered: () => {
-        this.#stats[Stat.cacheWritable] = 1;
-        this.#updateMemStats();
-        this.#post({ type: 'event', name: 'cache-recovered', data: {} });
-      },
+      ...cacheHealthHooks(this.#stats, this.#post, () => this.#updateMemStats()),
     });
   }
 
@@ -279,11 +263,6 @@ export class Sender {
     client._removeOutgoingAndStoreMessage(messageId, () => undefined);
     // The packet parser is left mid-stream by the bad packet; a fresh connection starts it clean.
     client.stream.destroy();
-  }
-
-  async deadLetters(id: number): Promise<void> {
-    await this.#cache.settled();
-    this.#post({ type: 'reply', id, value: this.#cache.listDeadLetters() });
   }
 
   async requeue(id: number, seqs: number[] | undefined): Promise<void> {
