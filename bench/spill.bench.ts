@@ -1,8 +1,10 @@
 /**
  * spill: the time to spill 100,000 pending messages to LMDB (one transaction), and the process's RSS
- * (app thread + worker + LMDB's mapped pages) while the cache holds 1,000,000 messages.
+ * (app thread + worker + LMDB's mapped pages) while its cache holds 1,000,000 messages: a device
+ * process that opened that cache publishes 10 readings/s for --hold seconds, spilling each second.
+ * The peak RSS of the process that filled the cache at full speed is reported next to it.
  *
- *   pnpm bench spill [--json] [--quick] [--pending 100000] [--cached 1000000]
+ *   pnpm bench spill [--json] [--quick] [--pending 100000] [--cached 1000000] [--hold 20]
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -10,9 +12,10 @@ import { open, type HoldfastClient } from 'holdfast';
 import { startBroker, startLinkProxy } from '@holdfast/testkit';
 import { describeMachine, fmt, note, parseBenchArgs, report, round, tempDir, until } from './lib/common.js';
 
-const args = parseBenchArgs(['pending', 'cached']);
+const args = parseBenchArgs(['pending', 'cached', 'hold']);
 const pending = args.numbers.pending ?? (args.quick ? 20_000 : 100_000);
 const cachedTarget = args.numbers.cached ?? (args.quick ? 100_000 : 1_000_000);
+const holdSeconds = args.numbers.hold ?? (args.quick ? 3 : 20);
 
 const rssChild = fileURLToPath(new URL('./lib/rss-child.mjs', import.meta.url));
 interface Memory {
@@ -20,11 +23,22 @@ interface Memory {
   anonMb: number;
   fileMb: number;
 }
-interface RssResult {
+interface FillResult {
   baseline: Memory;
-  cached: Memory;
+  filled: Memory;
   peakMb: number;
-  cachedBytes: number;
+}
+interface HoldResult {
+  baseline: Memory;
+  held: Memory;
+  cached: { messages: number; bytes: number };
+}
+
+/** Runs bench/lib/rss-child.mjs in a plain node process and returns its JSON line. */
+function rssChildRun<T>(mode: 'fill' | 'hold', url: string, dir: string, n: number): T {
+  const child = spawnSync(process.execPath, [rssChild, mode, url, dir, String(n)], { encoding: 'utf8', timeout: 540_000 });
+  if (child.status !== 0) throw new Error(`RSS child (${mode}) failed (${child.status ?? child.signal}): ${child.stderr}`);
+  return JSON.parse(child.stdout.trim().split('\n').at(-1)!) as T;
 }
 const mb = (bytes: number): number => bytes / (1024 * 1024);
 
@@ -70,11 +84,11 @@ try {
   note(`spill: ${fmt(spilledMessages)} messages in ${(spillSeconds * 1000).toFixed(0)} ms; counted after ${(performance.now() - t0).toFixed(0)} ms`);
   await spiller.close();
 
-  // 2. RSS while the cache holds `cachedTarget` messages: measured in a plain-node child process.
-  const child = spawnSync(process.execPath, [rssChild, link.url, rssDir.path, String(cachedTarget)], { encoding: 'utf8', timeout: 540_000 });
-  if (child.status !== 0) throw new Error(`RSS child failed (${child.status ?? child.signal}): ${child.stderr}`);
-  const rss = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as RssResult;
-  const rssMb = rss.cached.rssMb;
+  // 2. RSS: one process fills the cache at full speed; then a device process holding that cache
+  // publishes 10/s (spilling each second) and is measured. Both are plain-node child processes.
+  const fill = rssChildRun<FillResult>('fill', link.url, rssDir.path, cachedTarget);
+  const hold = rssChildRun<HoldResult>('hold', link.url, rssDir.path, holdSeconds);
+  const rssMb = hold.held.rssMb;
 
   report(
     args,
@@ -84,19 +98,22 @@ try {
       spillSeconds: round(spillSeconds, 3),
       cached: cachedTarget,
       rssMb: round(rssMb, 1),
-      anonMb: round(rss.cached.anonMb, 1),
-      lmdbMappedMb: round(rss.cached.fileMb, 1),
-      peakRssMb: round(rss.peakMb, 1),
-      baselineRssMb: round(rss.baseline.rssMb, 1),
+      anonMb: round(hold.held.anonMb, 1),
+      fileBackedMb: round(hold.held.fileMb, 1),
+      holdSeconds,
+      fillPeakRssMb: round(fill.peakMb, 1),
+      filledRssMb: round(fill.filled.rssMb, 1),
+      baselineRssMb: round(hold.baseline.rssMb, 1),
     },
     [
       [`spill ${fmt(pending)} pending (one txn)`, `${(spillSeconds * 1000).toFixed(0)} ms${pending === 100_000 ? ' (target ≤ 500 ms)' : ''}`],
-      [`RSS with ${fmt(cachedTarget)} cached`, `${rssMb.toFixed(1)} MB${cachedTarget === 1_000_000 ? ' (target ≤ 100 MB)' : ''}`],
-      ['  of which anonymous (heaps, native)', `${rss.cached.anonMb.toFixed(1)} MB`],
-      ['  of which file-backed (LMDB map, page cache)', `${rss.cached.fileMb.toFixed(1)} MB`],
-      ['RSS peak while caching', `${rss.peakMb.toFixed(1)} MB`],
-      ['RSS before the client opened', `${rss.baseline.rssMb.toFixed(1)} MB`],
-      ['cached payload + topic bytes', `${mb(rss.cachedBytes).toFixed(1)} MB`],
+      [`RSS of a device holding ${fmt(hold.cached.messages)} cached`, `${rssMb.toFixed(1)} MB${cachedTarget === 1_000_000 ? ' (target ≤ 100 MB)' : ''}, publishing 10/s for ${holdSeconds} s`],
+      ['  of which anonymous (heaps, native)', `${hold.held.anonMb.toFixed(1)} MB`],
+      ['  of which file-backed (node binary, libraries, LMDB chunks)', `${hold.held.fileMb.toFixed(1)} MB`],
+      ['  RSS of that process before open()', `${hold.baseline.rssMb.toFixed(1)} MB`],
+      [`RSS peak while filling ${fmt(cachedTarget)} at full speed`, `${fill.peakMb.toFixed(1)} MB`],
+      ['  RSS just after filling', `${fill.filled.rssMb.toFixed(1)} MB`],
+      ['cached payload + topic bytes', `${mb(hold.cached.bytes).toFixed(1)} MB`],
     ],
     describeMachine(broker.kind),
   );

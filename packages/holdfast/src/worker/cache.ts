@@ -81,7 +81,8 @@ export class Cache {
     if (format === undefined) this.#meta.putSync('format', CACHE_FORMAT);
     this.#appendedThrough = (this.#meta.get('appendedThrough') as number | undefined) ?? 0;
     const stored = this.#meta.get('counters') as Counters | undefined;
-    this.counters = stored && stored.messages === this.#records.getCount() ? stored : this.#recount();
+    // The tree's own entry count (O(1)); getCount() would walk every leaf page and so map the whole file.
+    this.counters = stored && stored.messages === (this.#records.getStats() as { entryCount: number }).entryCount ? stored : this.#recount();
   }
 
   /**
