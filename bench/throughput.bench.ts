@@ -43,11 +43,11 @@ try {
     for (let i = 0; i < n; i++) await bare.publishAsync(topic, payload, { qos: 2 });
     return (n * 1000) / (performance.now() - t0);
   }
-  /** Bare MQTT.js carrying the user properties holdfast stamps on every message, to show their share. */
+  /** Bare MQTT.js carrying the user property holdfast stamps on every message, to show its share. */
   async function runMqttjsWithProperties(n: number): Promise<number> {
     const t0 = performance.now();
     for (let i = 0; i < n; i++) {
-      const userProperties = { 'holdfast-client': 'bench-throughput-holdfast', 'holdfast-seq': String(2 ** 32 + i) };
+      const userProperties = { 'holdfast-id': `bench-throughput-holdfast/${2 ** 32 + i}` };
       await bare.publishAsync(topic, payload, { qos: 2, properties: { userProperties } });
     }
     return (n * 1000) / (performance.now() - t0);

@@ -11,7 +11,7 @@
  */
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
-import { unpackBulk, HoldfastError } from 'holdfast';
+import { HoldfastError, MESSAGE_ID_PROPERTY, parseMessageId, unpackBulk } from 'holdfast';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -30,11 +30,9 @@ const print = (line: Record<string, unknown>): void => {
   process.stdout.write(`${JSON.stringify(line)}\n`);
 };
 
-/** holdfast stamps single messages with their seq as an MQTT 5 user property. */
+/** holdfast stamps single messages with `<clientId>/<seq>` as an MQTT 5 user property. */
 function seqOf(properties: mqtt.IPublishPacket['properties']): number | undefined {
-  const value = properties?.userProperties?.['holdfast-seq'];
-  const text = Array.isArray(value) ? value[0] : value;
-  return text === undefined ? undefined : Number(text);
+  return parseMessageId(properties?.userProperties?.[MESSAGE_ID_PROPERTY])?.seq;
 }
 
 const client = await mqtt.connectAsync(brokerUrl, { protocolVersion: 5, clean: true, clientId: `bulk-receiver-${process.pid}` });

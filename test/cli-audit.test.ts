@@ -37,10 +37,10 @@ async function summaryOf(audit: RunningCli): Promise<{ code: number | null; even
   return { code: r.code, events: lines.filter((l) => l.event !== 'summary'), summary };
 }
 
-/** Publishes as a holdfast device would on MQTT 5: holdfast-client and holdfast-seq user properties. */
+/** Publishes as a holdfast device would on MQTT 5: the holdfast-id user property. */
 async function sendSeqs(client: MqttClient, device: string, topic: string, seqs: number[]): Promise<void> {
   for (const seq of seqs) {
-    await client.publishAsync(topic, `{"v":${seq}}`, { qos: 2, properties: { userProperties: { 'holdfast-client': device, 'holdfast-seq': String(seq) } } });
+    await client.publishAsync(topic, `{"v":${seq}}`, { qos: 2, properties: { userProperties: { 'holdfast-id': `${device}/${seq}` } } });
   }
 }
 
@@ -95,7 +95,7 @@ describe('holdfast audit', () => {
     try {
       await client.publishAsync('holdfast/bulk/packer', packr.pack(readings), {
         qos: 2,
-        properties: { userProperties: { 'holdfast-client': 'packer', 'holdfast-seq': String(EPOCH + 1), 'holdfast-bulk': '3' } },
+        properties: { userProperties: { 'holdfast-id': `packer/${EPOCH + 1}`, 'holdfast-bulk': '3' } },
       });
     } finally {
       await client.endAsync();

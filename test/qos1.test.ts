@@ -1,7 +1,7 @@
 /**
  * QoS 1 mode, for brokers without QoS 2 (AWS IoT Core, Azure IoT Hub): one message in flight, the
  * same spill and drain, at least once. Through a link reset nothing is lost and nothing is reordered;
- * a duplicate is possible (the PUBACK can be lost), and MQTT 5 receivers can drop it by holdfast-seq.
+ * a duplicate is possible (the PUBACK can be lost), and MQTT 5 receivers can drop it by holdfast-id.
  */
 import assert from 'node:assert/strict';
 import { it } from 'node:test';

@@ -34,7 +34,7 @@ describe('auditor', () => {
         for (const seq of [1, 3, EPOCH + 1, EPOCH + 2]) {
           await pub.publishAsync('audit/b', Buffer.from([0xff, 0x00]), {
             qos: 2,
-            properties: { userProperties: { 'holdfast-client': 'b', 'holdfast-seq': String(seq) } },
+            properties: { userProperties: { 'holdfast-id': `b/${seq}` } },
           });
         }
       } else {
@@ -160,7 +160,7 @@ describe('auditor', () => {
 });
 
 it('defaultExtract reads user properties first, then JSON', () => {
-  const props = { userProperties: { 'holdfast-client': 'p', 'holdfast-seq': '42' } };
+  const props = { userProperties: { 'holdfast-id': 'p/42' } };
   assert.deepEqual(defaultExtract({ topic: 't', payload: Buffer.from('{"device":"j","seq":1}'), properties: props }), [{ device: 'p', seq: 42 }]);
   assert.deepEqual(defaultExtract({ topic: 't', payload: Buffer.from(' {"device":"j","seq":1}') }), [{ device: 'j', seq: 1 }]);
   assert.deepEqual(defaultExtract({ topic: 't', payload: Buffer.from('{"device":"j","seq":1.5}') }), []);

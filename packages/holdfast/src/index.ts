@@ -6,6 +6,7 @@ export { type PublishOptions } from './validate.js';
 export { type HoldfastStats, type CachedStats } from './stats.js';
 export { type ClientState, type DeadLetter, type QuarantineInfo } from './protocol.js';
 export { unpackBulk, type BulkReading } from './bulk.js';
+export { parseMessageId, MESSAGE_ID_PROPERTY, type MessageId } from './message-id.js';
 export { topicMatches, type IncomingMessage, type MessageHandler } from './subscriptions.js';
 export { inspectCache, exportCache, exportDeadLetters, quarantinedFiles, type CacheInspection, type CachedMessage, type CachedDeadLetter, type InspectOptions } from './inspect.js';
 export { loadConfig, ENV_VARS, type LoadConfigOptions, type ConfigInput } from './config.js';

@@ -17,9 +17,11 @@ export interface AuditMessage {
 
 export type Extract = (msg: AuditMessage) => Reading[];
 
-/** MQTT 5 user property names that holdfast stamps on every message. */
-export const DEVICE_PROPERTY = 'holdfast-client';
-export const SEQ_PROPERTY = 'holdfast-seq';
+/**
+ * The MQTT 5 user property holdfast stamps on every message: `<clientId>/<seq>`. Parsed here, not with
+ * holdfast's own parser, so the auditor stays an independent check of what went over the wire.
+ */
+export const ID_PROPERTY = 'holdfast-id';
 
 /** A user property may repeat; MQTT.js then gives an array. The first value wins. */
 function firstString(value: unknown): string | undefined {
@@ -32,11 +34,11 @@ function fromUserProperties(properties: Record<string, unknown> | undefined): Re
   const user = properties?.['userProperties'];
   if (typeof user !== 'object' || user === null) return undefined;
   const props = user as Record<string, unknown>;
-  const device = firstString(props[DEVICE_PROPERTY]);
-  const seqText = firstString(props[SEQ_PROPERTY]);
-  if (device === undefined || seqText === undefined || !/^\d+$/.test(seqText)) return undefined;
-  const seq = Number(seqText);
-  return Number.isSafeInteger(seq) ? { device, seq } : undefined;
+  const id = firstString(props[ID_PROPERTY]);
+  const slash = id?.lastIndexOf('/') ?? -1;
+  if (id === undefined || slash < 1 || !/^\d+$/.test(id.slice(slash + 1))) return undefined;
+  const seq = Number(id.slice(slash + 1));
+  return Number.isSafeInteger(seq) ? { device: id.slice(0, slash), seq } : undefined;
 }
 
 function fromJson(payload: Buffer): Reading | undefined {
@@ -57,7 +59,7 @@ function fromJson(payload: Buffer): Reading | undefined {
 }
 
 /**
- * (a) MQTT 5 user properties `holdfast-client` and `holdfast-seq` (decimal string);
+ * (a) the MQTT 5 user property `holdfast-id` (`<clientId>/<seq>`, the seq in decimal);
  * (b) else a JSON object payload with `device` (string) and `seq` (integer);
  * (c) else no readings.
  */

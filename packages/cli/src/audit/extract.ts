@@ -1,4 +1,4 @@
-import { unpackBulk } from 'holdfast';
+import { MESSAGE_ID_PROPERTY, parseMessageId, unpackBulk } from 'holdfast';
 
 /** One reading as the audit counts it. */
 export interface Reading {
@@ -7,11 +7,6 @@ export interface Reading {
 }
 
 const BULK_PREFIX = 'holdfast/bulk/';
-
-function firstString(value: unknown): string | undefined {
-  if (typeof value === 'string') return value;
-  return Array.isArray(value) && typeof value[0] === 'string' ? value[0] : undefined;
-}
 
 function jsonReading(payload: Buffer): Reading | undefined {
   if (payload[0] !== 0x7b /* { */) return undefined;
@@ -32,20 +27,19 @@ function jsonReading(payload: Buffer): Reading | undefined {
  * The readings one message carries:
  * - a holdfast bulk message (MQTT 5 property holdfast-bulk, or a topic under holdfast/bulk/): each
  *   packed reading with its own seq;
- * - MQTT 5 user properties holdfast-client and holdfast-seq;
+ * - the MQTT 5 user property holdfast-id (`<clientId>/<seq>`);
  * - else a JSON payload with `device` and a reading number `seq` or `n` (MQTT 3.1.1 publishers);
  * - else nothing (the message is counted as unidentified).
  */
 export function readingsOf(topic: string, payload: Buffer, properties: Record<string, unknown> | undefined): Reading[] {
   const user = properties?.userProperties;
   const props = typeof user === 'object' && user !== null ? (user as Record<string, unknown>) : {};
-  const client = firstString(props['holdfast-client']);
+  const id = parseMessageId(props[MESSAGE_ID_PROPERTY]);
   if (props['holdfast-bulk'] !== undefined || topic.startsWith(BULK_PREFIX)) {
-    const device = client ?? topic.slice(BULK_PREFIX.length);
+    const device = id?.clientId ?? topic.slice(BULK_PREFIX.length);
     return unpackBulk(payload).map((r) => ({ device, seq: r.seq }));
   }
-  const seqText = firstString(props['holdfast-seq']);
-  if (client !== undefined && seqText !== undefined && /^\d+$/.test(seqText)) return [{ device: client, seq: Number(seqText) }];
+  if (id !== undefined) return [{ device: id.clientId, seq: id.seq }];
   const reading = jsonReading(payload);
   return reading === undefined ? [] : [reading];
 }

@@ -21,7 +21,7 @@ export function registerAudit(y: Argv, ctx: RunContext): Argv {
         .example("$0 audit --broker mqtt://broker:1883 --topic 'sensors/#' --duration 10m --json > audit.jsonl", 'Ten minutes, machine-readable; exit code 1 if anything is missing')
         .example("$0 audit --broker mqtts://broker:8883 --ca ca.pem --username ops --password-file /run/secrets/mqtt --topic 'sensors/#'", 'Over TLS with a password file')
         .epilog(
-          'Readings are identified by the MQTT 5 user properties holdfast-client and holdfast-seq, by bulk contents, or by a JSON payload with device and seq (or n). ' +
+          'Readings are identified by the MQTT 5 user property holdfast-id (<clientId>/<seq>), by bulk contents, or by a JSON payload with device and seq (or n). ' +
             'Gaps are counted within each seq epoch (one epoch per publisher start); the first epoch seen starts where the audit joined. Exit code: 0 when nothing is missing, 1 when gaps remain, 2 for bad arguments.',
         ),
     async (argv) => {

@@ -1,6 +1,7 @@
 import type { IClientPublishOptions } from 'mqtt';
 import { packBulk } from '../bulk.js';
 import type { ResolvedOptions } from '../options.js';
+import { formatMessageId, MESSAGE_ID_PROPERTY } from '../message-id.js';
 import { FLAG_QOS2, FLAG_RETAIN } from '../protocol.js';
 import type { Rec } from './record.js';
 
@@ -15,7 +16,7 @@ export interface OutgoingPublish {
 
 /**
  * Builds the PUBLISH for one record, or for a bulk (a msgpack array of readings on the bulk topic).
- * With MQTT 5 it carries `holdfast-client` and `holdfast-seq` (the first seq) so receivers can
+ * With MQTT 5 it carries `holdfast-id` (`<clientId>/<seq>` of the first reading) so receivers can
  * de-duplicate, and `holdfast-bulk` (the count) for a bulk.
  */
 export function buildPublish(recs: readonly Rec[], asBulk: boolean, o: ResolvedOptions): OutgoingPublish {
@@ -25,7 +26,7 @@ export function buildPublish(recs: readonly Rec[], asBulk: boolean, o: ResolvedO
   const qos = o.qos === 1 || (!asBulk && (first.flags & FLAG_QOS2) === 0) ? 1 : 2;
   const options: IClientPublishOptions = { qos, retain: !asBulk && (first.flags & FLAG_RETAIN) !== 0 };
   if (o.protocolVersion === 5) {
-    const userProperties: Record<string, string> = { 'holdfast-client': o.clientId, 'holdfast-seq': String(first.seq) };
+    const userProperties: Record<string, string> = { [MESSAGE_ID_PROPERTY]: formatMessageId(o.clientId, first.seq) };
     if (asBulk) userProperties['holdfast-bulk'] = String(recs.length);
     options.properties = { userProperties };
   }

@@ -1,0 +1,66 @@
+/**
+ * The `holdfast-id` user property (`<clientId>/<seq>`): parseMessageId() reads exactly what the worker
+ * writes, for any clientId, and rejects anything else; on the wire, a real Mosquitto subscriber sees
+ * one such property per message, naming the seq publish() returned.
+ */
+import assert from 'node:assert/strict';
+import { after, before, it } from 'node:test';
+import fc from 'fast-check';
+import mqtt from 'mqtt';
+import { MESSAGE_ID_PROPERTY, open, parseMessageId } from 'holdfast';
+import { startBroker, type Broker } from '@holdfast/testkit';
+// formatMessageId is the worker's half and not public API: the built module is imported by path.
+import { formatMessageId } from '../packages/holdfast/dist/message-id.js';
+import { tempDir, waitUntil } from './helpers.js';
+
+it('parseMessageId reads back whatever formatMessageId writes, for any clientId (even with slashes)', () => {
+  fc.assert(
+    fc.property(fc.string({ minLength: 1 }), fc.maxSafeNat(), (clientId, seq) => {
+      assert.deepEqual(parseMessageId(formatMessageId(clientId, seq)), { clientId, seq });
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+it('parseMessageId: the first of a repeated property wins; anything that is not an id is undefined', () => {
+  assert.deepEqual(parseMessageId(['dev/7', 'other/8']), { clientId: 'dev', seq: 7 });
+  for (const bad of [undefined, null, 42, {}, [], '', 'dev', '/7', 'dev/', 'dev/-1', 'dev/1.5', 'dev/0x10', 'dev/ 7', 'dev/99999999999999999']) {
+    assert.equal(parseMessageId(bad), undefined, `${JSON.stringify(bad)} is not an id`);
+  }
+  fc.assert(fc.property(fc.anything(), (value) => {
+    const id = parseMessageId(value);
+    if (id !== undefined) assert.ok(Number.isSafeInteger(id.seq) && id.clientId.length > 0);
+  }));
+});
+
+let broker: Broker;
+before(async () => {
+  broker = await startBroker();
+});
+after(async () => {
+  await broker.close();
+});
+
+it('every message carries one holdfast-id naming the seq publish() returned', async () => {
+  const dir = tempDir('message-id');
+  const subscriber = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clean: true, clientId: 'message-id-sub' });
+  const seen: { payload: string; properties: Record<string, unknown> }[] = [];
+  subscriber.on('message', (_topic, payload, packet) => seen.push({ payload: payload.toString(), properties: { ...packet.properties?.userProperties } }));
+  await subscriber.subscribeAsync('ids/#', { qos: 2 });
+  const client = await open({ broker: broker.url, clientId: 'plant/7/pump', cacheDir: dir.path, session: { clean: true } });
+  try {
+    // Not JSON, so nothing but the property can name the reading.
+    const seqs = ['a', 'b', 'c'].map((payload) => client.publish('ids/x', payload));
+    await client.drained();
+    await waitUntil(() => seen.length === 3, 10_000, 'the subscriber to get all three');
+    assert.deepEqual(
+      seen.map((m) => m.properties),
+      seqs.map((seq) => ({ [MESSAGE_ID_PROPERTY]: `plant/7/pump/${seq}` })),
+    );
+    assert.deepEqual(seen.map((m) => parseMessageId(m.properties[MESSAGE_ID_PROPERTY])?.seq), seqs);
+  } finally {
+    await client.close();
+    await subscriber.endAsync();
+    dir.remove();
+  }
+});
