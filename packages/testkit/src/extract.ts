@@ -21,7 +21,7 @@ export type Extract = (msg: AuditMessage) => Reading[];
  * The MQTT 5 user property holdfast stamps on every message: `<clientId>/<seq>`. Parsed here, not with
  * holdfast's own parser, so the auditor stays an independent check of what went over the wire.
  */
-export const ID_PROPERTY = 'holdfast-id';
+const ID_PROPERTY = 'holdfast-id';
 
 /** A user property may repeat; MQTT.js then gives an array. The first value wins. */
 function firstString(value: unknown): string | undefined {
