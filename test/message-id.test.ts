@@ -1,14 +1,15 @@
 /**
  * The `holdfast-id` user property (`<clientId>/<seq>`): parseMessageId() reads exactly what the worker
  * writes, for any clientId, and rejects anything else; on the wire, a real Mosquitto subscriber sees
- * one such property per message, naming the seq publish() returned.
+ * one such property per message, naming the seq publish() returned, also on a PUBLISH that MQTT.js
+ * resends from the outgoing store after the link drops (publish() itself never gets the property).
  */
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import fc from 'fast-check';
 import mqtt from 'mqtt';
 import { MESSAGE_ID_PROPERTY, open, parseMessageId } from 'holdfast';
-import { startBroker, type Broker } from '@holdfast/testkit';
+import { startBroker, startLinkProxy, type Broker } from '@holdfast/testkit';
 // formatMessageId is the worker's half and not public API: the built module is imported by path.
 import { formatMessageId } from '../packages/holdfast/dist/message-id.js';
 import { tempDir, waitUntil } from './helpers.js';
@@ -61,6 +62,35 @@ it('every message carries one holdfast-id naming the seq publish() returned', as
   } finally {
     await client.close();
     await subscriber.endAsync();
+    dir.remove();
+  }
+});
+
+it('a PUBLISH resent from the outgoing store after a lost PUBREC carries the same holdfast-id', async () => {
+  const dir = tempDir('message-id-resend');
+  const proxy = await startLinkProxy({ targetPort: broker.port });
+  const subscriber = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clean: true, clientId: 'message-id-resend-sub' });
+  const seen: { payload: string; properties: Record<string, unknown> }[] = [];
+  subscriber.on('message', (_topic, payload, packet) => seen.push({ payload: payload.toString(), properties: { ...packet.properties?.userProperties } }));
+  await subscriber.subscribeAsync('resend/#', { qos: 2 });
+  const client = await open({ broker: proxy.url, clientId: 'dev-resend', cacheDir: dir.path, session: { clean: true }, reconnect: { minMs: 50, maxMs: 100 } });
+  try {
+    await waitUntil(() => client.stats().connected, 10_000, 'the client to connect');
+    // Mosquitto releases a QoS 2 message on PUBREL, which never comes: the broker's PUBREC is lost.
+    proxy.holdDownstreamAt('pubrec');
+    const seq = client.publish('resend/x', 'r1');
+    await waitUntil(() => proxy.holdingDownstream, 10_000, 'the PUBREC to be held');
+    proxy.reset();
+    proxy.holdDownstreamAt(undefined);
+    // With a clean session the broker forgot the first attempt, so what the subscriber gets is the resend.
+    await client.drained();
+    await waitUntil(() => seen.length === 1, 10_000, 'the subscriber to get the resent message');
+    assert.ok(proxy.attempts.length >= 2, 'the message went out again on a new connection');
+    assert.deepEqual(seen, [{ payload: 'r1', properties: { [MESSAGE_ID_PROPERTY]: `dev-resend/${seq}` } }]);
+  } finally {
+    await client.close();
+    await subscriber.endAsync();
+    await proxy.close();
     dir.remove();
   }
 });

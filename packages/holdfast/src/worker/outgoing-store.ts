@@ -1,8 +1,9 @@
 import { Readable } from 'node:stream';
-import type { IStore } from 'mqtt';
+import type { IPublishPacket, IStore } from 'mqtt';
 import type { Cache } from './cache.js';
 
 type Packet = Parameters<IStore['put']>[0];
+type PublishProperties = IPublishPacket['properties'];
 
 /** A packet MQTT.js has in flight, with the seqs it carries (one, or a bulk's readings). */
 export interface OutgoingEntry {
@@ -32,6 +33,7 @@ export class OutgoingStore implements IStore {
   #persistent = false;
   #closed = false;
   #nextSeqs: number[] | undefined;
+  #nextProperties: PublishProperties;
 
   constructor(cache: Cache, onCompleted: (entry: OutgoingEntry) => void) {
     this.#cache = cache;
@@ -59,9 +61,24 @@ export class OutgoingStore implements IStore {
     return undefined;
   }
 
-  /** Tells the store which seqs the next PUBLISH carries (one message is in flight at a time). */
-  expect(seqs: number[]): void {
+  /**
+   * Tells the store which seqs the next PUBLISH carries (one message is in flight at a time), and its
+   * MQTT 5 properties, which publish() is not given (see OutgoingPublish.properties).
+   */
+  expect(seqs: number[], properties: PublishProperties): void {
     this.#nextSeqs = seqs;
+    this.#nextProperties = properties;
+  }
+
+  /**
+   * Gives a PUBLISH about to be encoded the properties of its stored copy. MQTT.js stores a clone of
+   * each packet before writing the original, so only the copy got them in put(). Packets resent from
+   * the store (after a reconnect or a restart) are the stored copies and carry them already.
+   */
+  stamp(packet: Packet): void {
+    if (packet.cmd !== 'publish' || packet.properties !== undefined) return;
+    const stored = this.#entries.get(packet.messageId ?? -1)?.packet as IPublishPacket | undefined;
+    if (stored?.properties !== undefined) packet.properties = stored.properties;
   }
 
   /** Switches to LMDB; call inside a cache transaction so the switch commits with the spill. */
@@ -95,7 +112,12 @@ export class OutgoingStore implements IStore {
     }
     const previous = this.#entries.get(messageId);
     const seqs = previous?.seqs ?? this.#nextSeqs ?? [];
-    if (!previous) this.#nextSeqs = undefined;
+    if (!previous) {
+      // The first put of a PUBLISH is the one publish() just made: it is the packet expect() described.
+      if (packet.cmd === 'publish' && this.#nextProperties !== undefined) packet.properties = this.#nextProperties;
+      this.#nextSeqs = undefined;
+      this.#nextProperties = undefined;
+    }
     const entry: OutgoingEntry = { messageId, seqs, packet };
     this.#entries.set(messageId, entry);
     if (!this.#persistent) {

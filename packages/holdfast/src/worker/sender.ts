@@ -221,7 +221,7 @@ export class Sender {
     const inflight: Inflight = { recs, cached, refusal: undefined };
     this.#inflight = inflight;
     this.#stats[Stat.inflight] = recs.length;
-    this.#store.expect(recs.map((r) => r.seq));
+    this.#store.expect(recs.map((r) => r.seq), packet.properties);
     this.#client!.publish(packet.topic, packet.payload, packet.options, (err) => {
       if (!err || this.#inflight !== inflight) return;
       const code = (err as { code?: unknown }).code;
