@@ -13,7 +13,7 @@ interface PatchableSocket {
 
 /**
  * mqtt-packet writes a packet as many small chunks between cork() and an uncork() on the next tick:
- * a PUBLISH with holdfast's two user properties is 16 of them, four of them strings. The socket turns
+ * a PUBLISH carrying holdfast's user property is 12 of them, four of them strings. The socket turns
  * that into one writev() with as many iovecs, each string encoded on its own, which costs the worker
  * more CPU per message than building the packet did. Copying the chunks into one buffer first keeps
  * the bytes and their order exactly as MQTT.js wrote them, in one write. Plain TCP and TLS sockets
