@@ -2,7 +2,8 @@
  * The `holdfast-id` user property (`<clientId>/<seq>`): parseMessageId() reads exactly what the worker
  * writes, for any clientId, and rejects anything else; on the wire, a real Mosquitto subscriber sees
  * one such property per message, naming the seq publish() returned, also on a PUBLISH that MQTT.js
- * resends from the outgoing store after the link drops (publish() itself never gets the property).
+ * resends from the outgoing store after the link drops or the client restarts (publish() itself never
+ * gets the property).
  */
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
@@ -89,6 +90,36 @@ it('a PUBLISH resent from the outgoing store after a lost PUBREC carries the sam
     assert.deepEqual(seen, [{ payload: 'r1', properties: { [MESSAGE_ID_PROPERTY]: `dev-resend/${seq}` } }]);
   } finally {
     await client.close();
+    await subscriber.endAsync();
+    await proxy.close();
+    dir.remove();
+  }
+});
+
+it('a PUBLISH left in flight at close() is resent after a restart with the same holdfast-id', async () => {
+  const dir = tempDir('message-id-restart');
+  const proxy = await startLinkProxy({ targetPort: broker.port });
+  const subscriber = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clean: true, clientId: 'message-id-restart-sub' });
+  const seen: { payload: string; properties: Record<string, unknown> }[] = [];
+  subscriber.on('message', (_topic, payload, packet) => seen.push({ payload: payload.toString(), properties: { ...packet.properties?.userProperties } }));
+  await subscriber.subscribeAsync('restart/#', { qos: 2 });
+  const first = await open({ broker: proxy.url, clientId: 'dev-restart', cacheDir: dir.path, session: { clean: true }, closeTimeoutMs: 1000 });
+  let second: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    await waitUntil(() => first.stats().connected, 10_000, 'the client to connect');
+    proxy.holdDownstreamAt('pubrec');
+    const seq = first.publish('restart/x', 'r1');
+    await waitUntil(() => proxy.holdingDownstream, 10_000, 'the PUBREC to be held');
+    // close() persists the exchange still in flight; the next run resends it from LMDB.
+    await first.close();
+    proxy.holdDownstreamAt(undefined);
+    second = await open({ broker: broker.url, clientId: 'dev-restart', cacheDir: dir.path, session: { clean: true } });
+    await second.drained();
+    await waitUntil(() => seen.length === 1, 10_000, 'the subscriber to get the resent message');
+    assert.deepEqual(seen, [{ payload: 'r1', properties: { [MESSAGE_ID_PROPERTY]: `dev-restart/${seq}` } }]);
+  } finally {
+    await first.close().catch(() => undefined);
+    await second?.close();
     await subscriber.endAsync();
     await proxy.close();
     dir.remove();

@@ -58,7 +58,7 @@ export class Link {
         this.#serverDisconnect = `server DISCONNECT (reason code 0x${rc.toString(16)})`;
       }
     });
-    // Emitted synchronously just before MQTT.js encodes a packet: the one place to add what publish() was not given.
+    // Emitted synchronously just before MQTT.js encodes a packet: a first-sent PUBLISH gets its stored copy's properties.
     this.client.on('packetsend', (packet) => store.stamp(packet));
     this.client.on('close', () => this.#onClose());
     this.client.on('error', (err: Error & { code?: string | number }) => {

@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream';
 import type { IPublishPacket, IStore } from 'mqtt';
 import type { Cache } from './cache.js';
+import type { PublishProperties } from './packet.js';
 
 type Packet = Parameters<IStore['put']>[0];
-type PublishProperties = IPublishPacket['properties'];
 
 /** A packet MQTT.js has in flight, with the seqs it carries (one, or a bulk's readings). */
 export interface OutgoingEntry {
@@ -21,7 +21,8 @@ const PERSIST_RETRY_MS = 1000;
  * MQTT.js's outgoing store (its `IStore` seam), kept in memory while the link is healthy and in LMDB
  * from the moment of a spill (or always, in journal mode). Persisted, the in-flight PUBLISH or PUBREL
  * survives a power cut with its packet id, and MQTT.js resends it after a restart, so a broker with a
- * persistent session de-duplicates it.
+ * persistent session de-duplicates it. It also holds each PUBLISH's MQTT 5 properties, which
+ * publish() is not given (see expect() and stamp()).
  *
  * `del` is MQTT.js saying the exchange completed (PUBCOMP, or PUBACK at QoS 1): that is the one source
  * of truth for delivery, whether the packet was sent in this run or recovered from the last.
@@ -63,7 +64,8 @@ export class OutgoingStore implements IStore {
 
   /**
    * Tells the store which seqs the next PUBLISH carries (one message is in flight at a time), and its
-   * MQTT 5 properties, which publish() is not given (see OutgoingPublish.properties).
+   * MQTT 5 properties, which publish() is not given (see OutgoingPublish.properties). Holdfast
+   * publishes at QoS 1 or 2 only: a QoS 0 PUBLISH never reaches put().
    */
   expect(seqs: number[], properties: PublishProperties): void {
     this.#nextSeqs = seqs;
@@ -72,7 +74,7 @@ export class OutgoingStore implements IStore {
 
   /**
    * Gives a PUBLISH about to be encoded the properties of its stored copy. MQTT.js stores a clone of
-   * each packet before writing the original, so only the copy got them in put(). Packets resent from
+   * each PUBLISH before writing the original, so only the copy got them in put(). Packets resent from
    * the store (after a reconnect or a restart) are the stored copies and carry them already.
    */
   stamp(packet: Packet): void {

@@ -1,9 +1,12 @@
-import type { IClientPublishOptions } from 'mqtt';
+import type { IClientPublishOptions, IPublishPacket } from 'mqtt';
 import { packBulk } from '../bulk.js';
 import type { ResolvedOptions } from '../options.js';
 import { formatMessageId, MESSAGE_ID_PROPERTY } from '../message-id.js';
 import { FLAG_QOS2, FLAG_RETAIN } from '../protocol.js';
 import type { Rec } from './record.js';
+
+/** The MQTT 5 properties of a PUBLISH, as mqtt-packet encodes them. */
+export type PublishProperties = IPublishPacket['properties'];
 
 /** What goes into MQTT.js's publish() for one record or one bulk of records. */
 export interface OutgoingPublish {
@@ -17,7 +20,7 @@ export interface OutgoingPublish {
    * a new hidden class on every call, costing more CPU than the rest of publish(). The outgoing store
    * gives them to the packet instead (OutgoingStore.expect and stamp).
    */
-  properties: IClientPublishOptions['properties'];
+  properties: PublishProperties;
   /** An upper estimate of the packet size, for the broker's Maximum Packet Size. */
   estimatedSize: number;
 }
@@ -33,7 +36,7 @@ export function buildPublish(recs: readonly Rec[], asBulk: boolean, o: ResolvedO
   const payload = asBulk ? packBulk(recs) : toBuffer(first.payload);
   const qos = o.qos === 1 || (!asBulk && (first.flags & FLAG_QOS2) === 0) ? 1 : 2;
   const options: IClientPublishOptions = { qos, retain: !asBulk && (first.flags & FLAG_RETAIN) !== 0 };
-  let properties: IClientPublishOptions['properties'];
+  let properties: PublishProperties;
   if (o.protocolVersion === 5) {
     const userProperties: Record<string, string> = { [MESSAGE_ID_PROPERTY]: formatMessageId(o.clientId, first.seq) };
     if (asBulk) userProperties['holdfast-bulk'] = String(recs.length);
