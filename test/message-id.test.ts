@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import fc from 'fast-check';
 import mqtt from 'mqtt';
-import { MESSAGE_ID_PROPERTY, open, parseMessageId } from 'holdfast';
-import { startBroker, startLinkProxy, type Broker } from '@holdfast/testkit';
+import { MESSAGE_ID_PROPERTY, open, parseMessageId, type HoldfastClient } from 'holdfast';
+import { startBroker, startLinkProxy, type Broker, type LinkProxy } from '@holdfast/testkit';
 // formatMessageId is the worker's half and not public API: the built module is imported by path.
 import { formatMessageId } from '../packages/holdfast/dist/message-id.js';
 import { tempDir, waitUntil } from './helpers.js';
@@ -43,12 +43,30 @@ after(async () => {
   await broker.close();
 });
 
+/** A Mosquitto subscriber on `root/#` that records each message's payload and user properties. */
+async function recordingSubscriber(root: string) {
+  const subscriber = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clean: true, clientId: `message-id-${root}-sub` });
+  const seen: { payload: string; properties: Record<string, unknown> }[] = [];
+  subscriber.on('message', (_topic, payload, packet) => seen.push({ payload: payload.toString(), properties: { ...packet.properties?.userProperties } }));
+  await subscriber.subscribeAsync(`${root}/#`, { qos: 2 });
+  return { seen, end: () => subscriber.endAsync() };
+}
+
+/**
+ * Publishes one message whose PUBREC the link loses: Mosquitto releases a QoS 2 message on PUBREL,
+ * which never comes, so the broker has not delivered it. Returns its seq once the PUBREC is held.
+ */
+async function publishWithPubrecLost(client: HoldfastClient, proxy: LinkProxy, topic: string, payload: string): Promise<number> {
+  await waitUntil(() => client.stats().connected, 10_000, 'the client to connect');
+  proxy.holdDownstreamAt('pubrec');
+  const seq = client.publish(topic, payload);
+  await waitUntil(() => proxy.holdingDownstream, 10_000, 'the PUBREC to be held');
+  return seq;
+}
+
 it('every message carries one holdfast-id naming the seq publish() returned', async () => {
   const dir = tempDir('message-id');
-  const subscriber = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clean: true, clientId: 'message-id-sub' });
-  const seen: { properties: Record<string, unknown> }[] = [];
-  subscriber.on('message', (_topic, _payload, packet) => seen.push({ properties: { ...packet.properties?.userProperties } }));
-  await subscriber.subscribeAsync('ids/#', { qos: 2 });
+  const { seen, end } = await recordingSubscriber('ids');
   const client = await open({ broker: broker.url, clientId: 'plant/7/pump', cacheDir: dir.path, session: { clean: true } });
   try {
     // Not JSON, so nothing but the property can name the reading.
@@ -62,7 +80,7 @@ it('every message carries one holdfast-id naming the seq publish() returned', as
     assert.deepEqual(seen.map((m) => parseMessageId(m.properties[MESSAGE_ID_PROPERTY])?.seq), seqs);
   } finally {
     await client.close();
-    await subscriber.endAsync();
+    await end();
     dir.remove();
   }
 });
@@ -70,17 +88,10 @@ it('every message carries one holdfast-id naming the seq publish() returned', as
 it('a PUBLISH resent from the outgoing store after a lost PUBREC carries the same holdfast-id', async () => {
   const dir = tempDir('message-id-resend');
   const proxy = await startLinkProxy({ targetPort: broker.port });
-  const subscriber = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clean: true, clientId: 'message-id-resend-sub' });
-  const seen: { payload: string; properties: Record<string, unknown> }[] = [];
-  subscriber.on('message', (_topic, payload, packet) => seen.push({ payload: payload.toString(), properties: { ...packet.properties?.userProperties } }));
-  await subscriber.subscribeAsync('resend/#', { qos: 2 });
+  const { seen, end } = await recordingSubscriber('resend');
   const client = await open({ broker: proxy.url, clientId: 'dev-resend', cacheDir: dir.path, session: { clean: true }, reconnect: { minMs: 50, maxMs: 100 } });
   try {
-    await waitUntil(() => client.stats().connected, 10_000, 'the client to connect');
-    // Mosquitto releases a QoS 2 message on PUBREL, which never comes: the broker's PUBREC is lost.
-    proxy.holdDownstreamAt('pubrec');
-    const seq = client.publish('resend/x', 'r1');
-    await waitUntil(() => proxy.holdingDownstream, 10_000, 'the PUBREC to be held');
+    const seq = await publishWithPubrecLost(client, proxy, 'resend/x', 'r1');
     proxy.reset();
     proxy.holdDownstreamAt(undefined);
     // With a clean session the broker forgot the first attempt, so what the subscriber gets is the resend.
@@ -90,7 +101,7 @@ it('a PUBLISH resent from the outgoing store after a lost PUBREC carries the sam
     assert.deepEqual(seen, [{ payload: 'r1', properties: { [MESSAGE_ID_PROPERTY]: `dev-resend/${seq}` } }]);
   } finally {
     await client.close();
-    await subscriber.endAsync();
+    await end();
     await proxy.close();
     dir.remove();
   }
@@ -99,17 +110,11 @@ it('a PUBLISH resent from the outgoing store after a lost PUBREC carries the sam
 it('a PUBLISH left in flight at close() is resent after a restart with the same holdfast-id', async () => {
   const dir = tempDir('message-id-restart');
   const proxy = await startLinkProxy({ targetPort: broker.port });
-  const subscriber = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clean: true, clientId: 'message-id-restart-sub' });
-  const seen: { payload: string; properties: Record<string, unknown> }[] = [];
-  subscriber.on('message', (_topic, payload, packet) => seen.push({ payload: payload.toString(), properties: { ...packet.properties?.userProperties } }));
-  await subscriber.subscribeAsync('restart/#', { qos: 2 });
+  const { seen, end } = await recordingSubscriber('restart');
   const first = await open({ broker: proxy.url, clientId: 'dev-restart', cacheDir: dir.path, session: { clean: true }, closeTimeoutMs: 1000 });
-  let second: Awaited<ReturnType<typeof open>> | undefined;
+  let second: HoldfastClient | undefined;
   try {
-    await waitUntil(() => first.stats().connected, 10_000, 'the client to connect');
-    proxy.holdDownstreamAt('pubrec');
-    const seq = first.publish('restart/x', 'r1');
-    await waitUntil(() => proxy.holdingDownstream, 10_000, 'the PUBREC to be held');
+    const seq = await publishWithPubrecLost(first, proxy, 'restart/x', 'r1');
     // close() persists the exchange still in flight; the next run resends it from LMDB.
     await first.close();
     proxy.holdDownstreamAt(undefined);
@@ -120,7 +125,7 @@ it('a PUBLISH left in flight at close() is resent after a restart with the same 
   } finally {
     await first.close().catch(() => undefined);
     await second?.close();
-    await subscriber.endAsync();
+    await end();
     await proxy.close();
     dir.remove();
   }
