@@ -1,13 +1,12 @@
 import { EventEmitter } from 'node:events';
-import type { MessagePort, Worker } from 'node:worker_threads';
 import { deserializeError, ErrorCodes, HoldfastError } from './errors.js';
 import type { HealthServer } from './health.js';
 import type { ResolvedOptions } from './options.js';
-import { FLAG_QOS2, FLAG_RETAIN, Stat, STATES, type ClientState, type DeadLetter, type FromWorker, type PublishBatch, type QuarantineInfo, type ToWorker, type WorkerReady } from './protocol.js';
-import { IntakeLog } from './intake-log.js';
-import { CacheCipher } from './worker/cipher.js';
+import { FLAG_QOS2, FLAG_RETAIN, Stat, STATES, type ClientState, type DeadLetter, type FromWorker, type PublishBatch, type QuarantineInfo, type ToWorker } from './protocol.js';
+import type { IntakeLog } from './intake-log.js';
 import type { SeqAllocator } from './seq.js';
 import { snapshotStats, type HoldfastStats } from './stats.js';
+import type { SupervisionEventName, Supervisor, SupervisorHost } from './supervisor.js';
 import { Subscriptions, validateFilter, type IncomingMessage, type MessageHandler } from './subscriptions.js';
 import { DEFAULT_PRIORITY, validatePayload, validatePublishOptions, validateTopic, type PublishOptions } from './validate.js';
 
@@ -20,26 +19,17 @@ const MAX_BATCH_MESSAGES = 8192;
  */
 const FIRST_ARENA_BYTES = 1024;
 const MAX_ARENA_BYTES = 1 << 20;
-/** Time the worker gets beyond closeTimeoutMs before it is terminated. */
-const CLOSE_GRACE_MS = 2000;
-
-interface Pending {
-  resolve: (value: unknown) => void;
-  reject: (err: HoldfastError) => void;
-}
 
 /**
  * The app-thread facade: validates, stamps a seq and batches. It never does network I/O, and disk I/O
  * only in journal mode (one append to the intake log per publish(), so a crash cannot lose it);
- * everything else happens in the worker.
+ * everything else happens in the worker, which the supervisor keeps alive.
  */
 export class HoldfastClient extends EventEmitter {
-  readonly #worker: Worker;
-  readonly #port: MessagePort;
+  readonly #supervisor: Supervisor;
   readonly #stats: Float64Array;
   readonly #seqs: SeqAllocator;
   readonly #defaultQosFlag: number;
-  readonly #closeTimeoutMs: number;
   /** Journal mode: the write-ahead intake log publish() appends to before it returns. */
   readonly #intake: IntakeLog | undefined;
 
@@ -59,10 +49,7 @@ export class HoldfastClient extends EventEmitter {
   #lastSeq = 0;
   #closing: Promise<void> | undefined;
   #closed = false;
-  #exitExpected = false;
   #state: ClientState = 'direct';
-  #nextRequestId = 1;
-  readonly #pending = new Map<number, Pending>();
   #health: HealthServer | undefined;
   readonly #subscriptions = new Subscriptions((err, filter) => {
     const message = err instanceof Error ? err.message : String(err);
@@ -76,17 +63,10 @@ export class HoldfastClient extends EventEmitter {
   readonly quarantined: QuarantineInfo | undefined;
 
   /** @internal Use open(). */
-  constructor(worker: Worker, port: MessagePort, stats: SharedArrayBuffer, seqs: SeqAllocator, options: ResolvedOptions, ready: WorkerReady) {
+  constructor(supervisor: Supervisor, seqs: SeqAllocator, options: ResolvedOptions) {
     super();
-    const { quarantined } = ready;
-    if (options.durability === 'journal') {
-      const cipher = ready.cacheKey ? new CacheCipher(Buffer.from(ready.cacheKey)) : undefined;
-      const cacheWritable = (): boolean => this.#stats[Stat.cacheWritable] !== 0;
-      this.#intake = new IntakeLog(options.cacheDir, ready.epoch, cipher, cacheWritable, (err) => {
-        const code = (err as NodeJS.ErrnoException).code ?? err.message;
-        this.#emitError(new HoldfastError(ErrorCodes.CACHE_WRITE_FAILED, `intake log write failed (${code}): readings are durable only once the worker commits them`, { cause: err }));
-      });
-    }
+    const { quarantined } = supervisor.ready;
+    this.#intake = supervisor.intake;
     this.quarantined = quarantined;
     if (quarantined) {
       // Loud on purpose: the warning reaches stderr (the journal under systemd) even with no listener.
@@ -96,26 +76,30 @@ export class HoldfastClient extends EventEmitter {
       });
       setImmediate(() => this.emit('quarantine', quarantined));
     }
-    this.#worker = worker;
-    this.#port = port;
-    this.#stats = new Float64Array(stats);
+    this.#supervisor = supervisor;
+    this.#stats = supervisor.stats;
     this.#seqs = seqs;
     this.#defaultQosFlag = options.qos === 2 ? FLAG_QOS2 : 0;
-    this.#closeTimeoutMs = options.closeTimeoutMs;
     this.#state = STATES[this.#stats[Stat.state] ?? 0] ?? 'direct';
-    port.on('message', (msg: FromWorker) => this.#onMessage(msg));
-    worker.on('error', (err) => this.#onWorkerGone(new HoldfastError(ErrorCodes.WORKER_CRASHED, `holdfast worker crashed: ${err.message}`, { cause: err })));
-    worker.on('exit', (code) => {
-      if (!this.#exitExpected) this.#onWorkerGone(new HoldfastError(ErrorCodes.WORKER_CRASHED, `holdfast worker exited unexpectedly (code ${code})`));
-    });
+    const host: SupervisorHost = {
+      message: (msg) => this.#onMessage(msg),
+      state: (state) => this.#setState(state),
+      event: (name: SupervisionEventName, data) => this.emit(name, data),
+      error: (err) => this.#emitError(err),
+    };
+    supervisor.attach(host);
   }
 
   /**
-   * Accepts one message. Synchronous: validates, assigns the next seq and returns it. Throws a
-   * HoldfastError for bad input or after close(); nothing already accepted is affected.
+   * Accepts one message. Synchronous: validates, assigns the next seq and returns it. Keeps accepting
+   * while a dead worker is replaced. Throws a HoldfastError for bad input, after close()
+   * (HOLDFAST_CLOSED), or once the worker could not be restarted (HOLDFAST_WORKER_FAILED); nothing
+   * already accepted is affected.
    */
   publish(topic: string, payload: string | Uint8Array, options?: PublishOptions): number {
     if (this.#closing) throw new HoldfastError(ErrorCodes.CLOSED, 'publish() after close(): the client accepts nothing more');
+    const failure = this.#supervisor.failure;
+    if (failure) throw failure;
     validateTopic(topic);
     validatePayload(payload);
     let priority = DEFAULT_PRIORITY;
@@ -189,14 +173,14 @@ export class HoldfastClient extends EventEmitter {
       throw new HoldfastError(ErrorCodes.INVALID_QOS, `subscribe qos must be 0, 1 or 2; got ${String(qos)}`, { details: { field: 'qos' } });
     }
     const id = this.#subscriptions.add(filter, handler);
-    if (id !== undefined) this.#port.postMessage({ type: 'subscribe', filter, qos, id } satisfies ToWorker);
+    if (id !== undefined) this.#supervisor.post({ type: 'subscribe', filter, qos, id });
   }
 
   /** Removes every handler of `filter` and unsubscribes from it. */
   unsubscribe(filter: string): void {
     if (this.#closing) throw new HoldfastError(ErrorCodes.CLOSED, 'unsubscribe() after close()');
     validateFilter(filter);
-    if (this.#subscriptions.remove(filter)) this.#port.postMessage({ type: 'unsubscribe', filter } satisfies ToWorker);
+    if (this.#subscriptions.remove(filter)) this.#supervisor.post({ type: 'unsubscribe', filter });
   }
 
   /** @internal open() hands over the /health server it started, so close() stops it. */
@@ -206,10 +190,19 @@ export class HoldfastClient extends EventEmitter {
 
   /** Counters, current to the last worker update (they live in shared memory). */
   stats(): HoldfastStats {
-    return snapshotStats(this.#stats, this.#state, this.#accepted, this.#topics.length, this.#lastSeq);
+    const s = this.#supervisor;
+    return snapshotStats(this.#stats, {
+      state: this.#state,
+      accepted: this.#accepted,
+      batched: this.#topics.length + s.queuedReadings,
+      lastSeq: this.#lastSeq,
+      workerRestarts: s.restarts,
+      lostInWorkerCrashes: s.lostInWorkerCrashes,
+      workerFailure: s.failure?.message,
+    });
   }
 
-  /** The current state: 'direct' | 'caching' | 'draining' | 'closed'. */
+  /** The current state: 'direct' | 'caching' | 'draining' | 'closed' | 'restarting' | 'failed'. */
   get state(): ClientState {
     return this.#state;
   }
@@ -252,6 +245,10 @@ export class HoldfastClient extends EventEmitter {
   /**
    * Graceful, bounded shutdown: stops intake, spills what is pending to the cache, sends DISCONNECT if
    * connected and stops the worker. Settles within closeTimeoutMs (+2 s) even with the broker hung.
+   * Resolves only when every accepted reading is safe (delivered, or in the cache or intake log);
+   * otherwise rejects naming the count and seq ranges it could not save: HOLDFAST_TIMEOUT when the
+   * worker was stuck and had to be terminated, HOLDFAST_CACHE_WRITE_FAILED when the final spill
+   * failed (a full disk), HOLDFAST_WORKER_FAILED after a failed restart that lost readings.
    */
   close(): Promise<void> {
     this.#closing ??= this.#close();
@@ -259,35 +256,20 @@ export class HoldfastClient extends EventEmitter {
   }
 
   async #close(): Promise<void> {
-    if (this.#closed) return;
-    this.#exitExpected = true;
-    const exited = new Promise<void>((resolve) => this.#worker.once('exit', () => resolve()));
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), this.#closeTimeoutMs + CLOSE_GRACE_MS);
-    });
     // The worker deletes the last segment once everything in it is committed.
     this.#intake?.close();
+    this.#postBatch();
     try {
-      const closed = this.#request((id) => ({ type: 'close', id })).then(() => exited);
-      if ((await Promise.race([closed, deadline])) === 'timeout') await this.#worker.terminate();
-    } catch (err) {
-      if (!(err instanceof HoldfastError && err.code === ErrorCodes.WORKER_CRASHED)) throw err;
+      await this.#supervisor.close();
     } finally {
-      clearTimeout(timer);
-      this.#finish('closed');
+      this.#closed = true;
       await this.#health?.close();
     }
   }
 
-  #request<T = void>(build: (id: number) => ToWorker): Promise<T> {
-    if (this.#closed) return Promise.reject(new HoldfastError(ErrorCodes.CLOSED, 'the client is closed'));
-    this.#postBatch();
-    const id = this.#nextRequestId++;
-    return new Promise<T>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      this.#port.postMessage(build(id));
-    });
+  #request<T = void>(build: (id: number) => ToWorker & { id: number }): Promise<T> {
+    if (!this.#closed) this.#postBatch();
+    return this.#supervisor.request<T>(build);
   }
 
   readonly #postScheduledBatch = (): void => {
@@ -300,7 +282,7 @@ export class HoldfastClient extends EventEmitter {
     if (this.#topics.length > 0) this.#postRecords();
     // After the batch that holds their last records, so the worker has appended those first.
     const retired = this.#intake?.takeRetired();
-    if (retired) this.#port.postMessage({ type: 'intakeRetired', segments: retired } satisfies ToWorker);
+    if (retired) this.#supervisor.post({ type: 'intakeRetired', segments: retired });
   }
 
   #postRecords(): void {
@@ -313,8 +295,8 @@ export class HoldfastClient extends EventEmitter {
       flags: this.#flags,
       timestamps: this.#timestamps,
     };
-    // postMessage copies synchronously, so the arrays can be emptied and reused.
-    this.#port.postMessage(batch, this.#transfer);
+    // postMessage copies synchronously (the supervisor may keep the batch, so it gets its own arrays).
+    this.#supervisor.post(batch, this.#transfer);
     this.#topics.length = 0;
     this.#payloads.length = 0;
     this.#priorities.length = 0;
@@ -328,17 +310,8 @@ export class HoldfastClient extends EventEmitter {
   #onMessage(msg: FromWorker): void {
     switch (msg.type) {
       case 'state':
-        this.#state = msg.state;
-        this.emit('state', msg.state);
+        this.#setState(msg.state);
         break;
-      case 'reply': {
-        const pending = this.#pending.get(msg.id);
-        this.#pending.delete(msg.id);
-        if (!pending) break;
-        if (msg.error) pending.reject(deserializeError(msg.error));
-        else pending.resolve(msg.value);
-        break;
-      }
       case 'epoch':
         this.#seqs.offerEpoch(msg.epoch);
         break;
@@ -359,8 +332,11 @@ export class HoldfastClient extends EventEmitter {
       case 'error':
         this.#emitError(deserializeError(msg.error));
         break;
+      case 'reply':
       case 'ready':
+      case 'fatal':
       case 'closed':
+        // The supervisor's.
         break;
       default: {
         const never: never = msg;
@@ -375,23 +351,8 @@ export class HoldfastClient extends EventEmitter {
     else process.emitWarning(`${err.code}: ${err.message}`, 'HoldfastWarning');
   }
 
-  #onWorkerGone(err: HoldfastError): void {
-    if (this.#closed) return;
-    this.#closing ??= Promise.resolve();
-    this.#emitError(err);
-    this.#finish('closed', err);
-  }
-
-  #finish(state: ClientState, err?: HoldfastError): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    // After a worker crash the open segment stays on disk; the next open() replays it.
-    this.#intake?.close();
-    for (const pending of this.#pending.values()) {
-      pending.reject(err ?? new HoldfastError(ErrorCodes.CLOSED, 'the client closed before this request finished'));
-    }
-    this.#pending.clear();
-    this.#port.close();
+  #setState(state: ClientState): void {
+    if (this.#state === state) return;
     this.#state = state;
     this.emit('state', state);
   }

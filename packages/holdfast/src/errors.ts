@@ -29,9 +29,19 @@ export const ErrorCodes = {
   CACHE_WRITE_FAILED: 'HOLDFAST_CACHE_WRITE_FAILED',
   /** A subscription handler threw; the other handlers still ran. */
   HANDLER_FAILED: 'HOLDFAST_HANDLER_FAILED',
-  /** The worker thread died unexpectedly. */
+  /** The worker thread died unexpectedly; it is restarted on the same cache (details.lost: what it took). */
   WORKER_CRASHED: 'HOLDFAST_WORKER_CRASHED',
-  /** A bounded operation (open, close) did not finish in time. */
+  /**
+   * The worker died and could not be restarted (several tries in a row, with backoff). The client is
+   * in state 'failed': publish() and every request throw this; details.lost names what was lost.
+   */
+  WORKER_FAILED: 'HOLDFAST_WORKER_FAILED',
+  /** Another client (in this process or another; details.pid) has the cacheDir open. */
+  CACHE_LOCKED: 'HOLDFAST_CACHE_LOCKED',
+  /**
+   * A bounded operation (open, close) did not finish in time. From close(): the worker was stuck and
+   * was terminated; details.lost names the readings it could not save.
+   */
   TIMEOUT: 'HOLDFAST_TIMEOUT',
   /** unpackBulk() was given bytes that are not a holdfast bulk message. */
   INVALID_BULK: 'HOLDFAST_INVALID_BULK',

@@ -55,6 +55,8 @@ export function createClientMetrics(client: HoldfastClient): ClientMetrics {
   statCounter(registry, read, 'holdfast_messages_spilled_total', 'Messages written to the cache because of trouble.', (s) => s.spilled);
   statCounter(registry, read, 'holdfast_messages_evicted_total', 'Cached messages evicted because maxCache was reached.', (s) => s.evicted);
   statCounter(registry, read, 'holdfast_messages_dead_lettered_total', 'Messages the broker refused, moved to the dead-letter store.', (s) => s.deadLettered);
+  statCounter(registry, read, 'holdfast_worker_restarts_total', 'Times the worker thread died and was restarted on the same cache.', (s) => s.workerRestarts);
+  statCounter(registry, read, 'holdfast_messages_lost_in_worker_crashes_total', 'Readings lost with a dead worker (only in its memory).', (s) => s.lostInWorkerCrashes);
   statCounter(registry, read, 'holdfast_reconnects_total', 'Successful reconnections after the first connection.', (s) => s.reconnects);
   new Counter({
     name: 'holdfast_disconnects_total',

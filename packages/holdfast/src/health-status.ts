@@ -44,6 +44,8 @@ export async function readDisk(dir: string): Promise<DiskReading | string> {
 export function evaluateHealth(stats: HoldfastStats, disk: DiskReading | string, limits: HealthLimits): HealthReport {
   const unhealthy: string[] = [];
   if (stats.state === 'closed') unhealthy.push('client closed');
+  else if (stats.state === 'failed') unhealthy.push(`worker failed: ${stats.workerFailure ?? 'it could not be restarted'}`);
+  else if (stats.state === 'restarting') unhealthy.push('worker restarting after a crash');
   else if (!stats.connected) unhealthy.push('not connected to the broker');
   if (!stats.cacheWritable) unhealthy.push('cache not writable');
 

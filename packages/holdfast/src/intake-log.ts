@@ -2,6 +2,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { checksum, FRAME_HEADER_BYTES, SEQ_BYTES, segmentName } from './intake-format.js';
 import type { RetiredSegment } from './protocol.js';
+import { SeqRanges } from './seq-ranges.js';
 import type { CacheCipher } from './worker/cipher.js';
 import { encodeRecord, recordSize, type Rec } from './worker/record.js';
 
@@ -30,6 +31,8 @@ export class IntakeLog {
   #lastSeq = 0;
   #failedAt = -Infinity;
   #retired: RetiredSegment[] = [];
+  /** Seqs publish() accepted that are not in the log (a failed write, or paused for a full disk). */
+  readonly unlogged = new SeqRanges();
   #frame = Buffer.allocUnsafe(64 * 1024);
   /** Reused for every append, so publish() allocates nothing for the log. */
   readonly #rec: Rec = { seq: 0, topic: '', payload: '', priority: 0, flags: 0, ts: 0, size: 0 };
@@ -49,8 +52,11 @@ export class IntakeLog {
    */
   append(seq: number, topic: string, payload: string | Uint8Array, priority: number, flags: number, ts: number): void {
     // While the disk is full the cache needs every freed byte to evict and recover; the log waits.
-    if (!this.#cacheWritable()) return this.#endSegment();
-    if (this.#fd === undefined && !this.#startSegment()) return;
+    if (!this.#cacheWritable()) {
+      this.unlogged.add(seq);
+      return this.#endSegment();
+    }
+    if (this.#fd === undefined && !this.#startSegment()) return this.unlogged.add(seq);
     const rec = this.#rec;
     rec.seq = seq;
     rec.topic = topic;
@@ -72,6 +78,7 @@ export class IntakeLog {
       const written = writeSync(this.#fd!, frame, 0, size);
       if (written !== size) throw new Error(`short write (${written} of ${size} bytes)`);
     } catch (err) {
+      this.unlogged.add(seq);
       this.#fail(err as Error);
       return;
     }
@@ -91,6 +98,16 @@ export class IntakeLog {
   /** Closes the open segment (at close()); it is retired like any other. */
   close(): void {
     this.#endSegment();
+  }
+
+  /**
+   * Closes the open segment and returns the name the next one will have. A worker that replaces a
+   * dead one reads only the segments before it: the ones this log keeps writing are not its to
+   * replay, nor to delete.
+   */
+  rotate(): string {
+    this.#endSegment();
+    return segmentName(this.#epoch, this.#index);
   }
 
   #startSegment(): boolean {

@@ -6,8 +6,12 @@ import type { SerializedError } from './errors.js';
 import type { MessagePort } from 'node:worker_threads';
 import type { ResolvedOptions } from './options.js';
 
-export type ClientState = 'direct' | 'caching' | 'draining' | 'closed';
-export const STATES: readonly ClientState[] = ['direct', 'caching', 'draining', 'closed'];
+/**
+ * The worker's states, then the facade's own: 'restarting' while a dead worker is replaced, 'failed'
+ * once it could not be (see supervisor.ts). The worker writes its state's index here into Stat.state.
+ */
+export type ClientState = 'direct' | 'caching' | 'draining' | 'closed' | 'restarting' | 'failed';
+export const STATES: readonly ClientState[] = ['direct', 'caching', 'draining', 'closed', 'restarting', 'failed'];
 
 /** Bit flags per message in a publish batch. */
 export const FLAG_QOS2 = 1;
@@ -45,7 +49,15 @@ export type ToWorker =
   | { type: 'unsubscribe'; filter: string }
   /** Journal mode: intake log segments closed, sent after the batch holding their last records. */
   | { type: 'intakeRetired'; segments: RetiredSegment[] }
-  | { type: 'close'; id: number };
+  | { type: 'close'; id: number }
+  /** Test builds only (HOLDFAST_TEST_HOOKS=1 at open()): the worker dies as asked; ignored otherwise. */
+  | { type: 'testFault'; fault: TestFault };
+
+/**
+ * How a test asks the worker to die: an uncaught exception, process.exit(), running out of heap, a
+ * blocked event loop, or a crash just before it decodes or sends a given seq (kept across restarts).
+ */
+export type TestFault = { kind: 'throw' | 'exit' | 'oom' | 'hang' } | { kind: 'crash-at-seq'; seq: number };
 
 /** A message the broker refused, kept with its reason. */
 export interface DeadLetter {
@@ -78,6 +90,8 @@ export type FromWorker =
   | { type: 'event'; name: HoldfastEventName; data: Record<string, unknown> }
   /** A failure with no caller to reject: surfaced as the client's 'error' event. */
   | { type: 'error'; error: SerializedError }
+  /** The worker is dying (why, in words) and blocks until the facade terminates it (worker/fatal.ts). */
+  | { type: 'fatal'; cause: string }
   | { type: 'closed' };
 
 export interface WorkerReady {
@@ -106,6 +120,26 @@ export interface WorkerInit {
   options: ResolvedOptions;
   port: MessagePort;
   stats: SharedArrayBuffer;
+  /** The client's token in the cacheDir lock: a restarted worker of the same client may take it over. */
+  lockToken: string;
+  /** Accept testFault messages (HOLDFAST_TEST_HOOKS=1 at open()). */
+  testHooks: boolean;
+  /** Faults that outlive a worker (crash-at-seq), armed before the worker touches any record. */
+  stickyFaults: TestFault[];
+  /** Set when this worker replaces one that died (see supervisor.ts). */
+  restart: RestartInit | undefined;
+}
+
+export interface RestartInit {
+  /**
+   * Journal mode: replay intake log readings only up to this seq, the last one posted to the dead
+   * worker; the facade posts every later reading itself, so none is replayed twice.
+   */
+  replayThrough: number;
+  /** Read only intake segments named before this one: the facade writes to it and later ones. */
+  intakeBefore: string | undefined;
+  /** A record the dead workers kept crashing on: dead-letter it before anything else. */
+  poison: { seq: number; reason: string } | undefined;
 }
 
 /**
@@ -134,8 +168,19 @@ export const Stat = {
   networkDisconnects: 18,
   /** 10 slots: cached messages by priority 1..10. */
   byPriority: 19,
+  /**
+   * Every seq below this one that the worker received is delivered or committed (or counted as
+   * evicted or dead-lettered): the lowest seq a crash could lose. Only ever conservative when stale.
+   */
+  safeBelow: 29,
+  /** The last seq of the last publish batch the worker took from its port. */
+  receivedThrough: 30,
+  /** The seq the worker is decoding or handing to MQTT.js right now (0: none); read after a crash. */
+  workingSeq: 31,
+  /** Incremented every second by the worker: a value that stops changing means a blocked event loop. */
+  heartbeat: 32,
 } as const;
-export const STAT_SLOTS = Stat.byPriority + 10;
+export const STAT_SLOTS = 33;
 
 /** Seqs are epoch·2^32 + counter: each open() reserves a new epoch durably, so seqs never repeat. */
 export const EPOCH_SPAN = 2 ** 32;

@@ -33,15 +33,37 @@ export interface HoldfastStats {
   networkDisconnects: number;
   /** False after a cache write failed (disk full); the client is then unhealthy. */
   cacheWritable: boolean;
+  /** Times the worker died and was restarted on the same cache (each one a 'worker-restart' event). */
+  workerRestarts: number;
+  /** Readings lost with dead workers: only in their memory (spill), or not in the intake log either (journal). */
+  lostInWorkerCrashes: number;
+  /** Why the worker could not be restarted (state 'failed'); undefined otherwise. */
+  workerFailure: string | undefined;
 }
 
-export function snapshotStats(s: Float64Array, state: ClientState, accepted: number, batched: number, lastSeq: number): HoldfastStats {
+/** What the facade knows that the worker's shared counters do not. */
+export interface FacadeStats {
+  state: ClientState;
+  accepted: number;
+  /** Readings not yet posted to the worker: this tick's batch, and any waiting for a restart. */
+  batched: number;
+  lastSeq: number;
+  workerRestarts: number;
+  lostInWorkerCrashes: number;
+  workerFailure: string | undefined;
+}
+
+/** States only the facade knows; otherwise the state comes from the shared slot, current to the last write. */
+const FACADE_STATES = new Set<ClientState>(['closed', 'restarting', 'failed']);
+
+export function snapshotStats(s: Float64Array, facade: FacadeStats): HoldfastStats {
+  const { state, accepted, batched, lastSeq } = facade;
   const byPriority: Record<number, number> = {};
   for (let p = 1; p <= 10; p++) byPriority[p] = s[Stat.byPriority + p - 1] ?? 0;
   const oldestTs = s[Stat.oldestCachedTs] ?? 0;
   const cachedMessages = s[Stat.cachedMessages] ?? 0;
   return {
-    state: state === 'closed' ? 'closed' : (STATES[s[Stat.state] ?? 0] ?? state),
+    state: FACADE_STATES.has(state) ? state : (STATES[s[Stat.state] ?? 0] ?? state),
     connected: s[Stat.connected] === 1,
     accepted,
     lastSeq,
@@ -62,5 +84,8 @@ export function snapshotStats(s: Float64Array, state: ClientState, accepted: num
     cleanDisconnects: s[Stat.cleanDisconnects] ?? 0,
     networkDisconnects: s[Stat.networkDisconnects] ?? 0,
     cacheWritable: s[Stat.cacheWritable] !== 0,
+    workerRestarts: facade.workerRestarts,
+    lostInWorkerCrashes: facade.lostInWorkerCrashes,
+    workerFailure: facade.workerFailure,
   };
 }

@@ -22,15 +22,7 @@ export interface QuarantineReport {
  * opened or decoded is renamed aside for forensics (never deleted) and a fresh one is started.
  */
 export function openCache(dir: string, limits: CacheLimits, cipher?: CacheCipher): { cache: Cache; quarantined: QuarantineReport | undefined } {
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    chmodSync(dir, 0o700);
-  } catch (err) {
-    throw new HoldfastError(ErrorCodes.CACHE_UNAVAILABLE, `cannot create cache directory ${dir}: ${(err as Error).message}`, {
-      cause: err,
-      details: { cacheDir: dir },
-    });
-  }
+  ensureCacheDir(dir);
   const path = join(dir, CACHE_FILE);
   const problem = probe(path);
   let quarantined: QuarantineReport | undefined;
@@ -51,6 +43,19 @@ export function openCache(dir: string, limits: CacheLimits, cipher?: CacheCipher
     void root?.close();
     quarantined = quarantine(path, (err as Error).message);
     return { cache: new Cache(openRoot(path), limits, cipher), quarantined };
+  }
+}
+
+/** Creates the cache directory (0700) if needed. */
+export function ensureCacheDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  } catch (err) {
+    throw new HoldfastError(ErrorCodes.CACHE_UNAVAILABLE, `cannot create cache directory ${dir}: ${(err as Error).message}`, {
+      cause: err,
+      details: { cacheDir: dir },
+    });
   }
 }
 

@@ -4,6 +4,7 @@ import type { DeadLetter } from '../protocol.js';
 import { keyCheckMatches, sealKeyCheck, type CacheCipher } from './cipher.js';
 import type { OutgoingEntry } from './outgoing-store.js';
 import { decodeRecord, encodeRecord, openValue, recordSize, sealValue, storedSize, type Rec } from './record.js';
+import { markWorking } from './working-mark.js';
 import { KEY_BYTES, keyPriority, keySeq, MAX_PRIORITY, MIN_PRIORITY, recordKey, recordsBySeq, RECORDS_DB, type RecordsDb } from './cache-layout.js';
 
 
@@ -262,28 +263,37 @@ export class Cache {
       const seq = keySeq(key);
       if (skip?.has(seq)) continue;
       if (out.length >= maxMessages) break;
+      markWorking(seq);
       const rec = decodeRecord(seq, value, this.#cipher);
       if (out.length > 0 && bytes + rec.size > maxBytes) break;
       out.push(rec);
       bytes += rec.size;
     }
+    markWorking(0);
     return out;
   }
 
   /** The cached records among `seqs` (a recovered in-flight packet's readings). */
   readSeqs(seqs: readonly number[]): Rec[] {
     const out: Rec[] = [];
-    // The priority is not known here: look in each (only after a restart, for one packet).
     for (const seq of seqs) {
-      for (let p = MIN_PRIORITY; p <= MAX_PRIORITY; p++) {
-        const bytes = this.#records.get(recordKey(p, seq));
-        if (bytes) {
-          out.push(decodeRecord(seq, bytes, this.#cipher));
-          break;
-        }
-      }
+      const found = this.rawRecord(seq);
+      if (!found) continue;
+      markWorking(seq);
+      out.push(decodeRecord(seq, found.bytes, this.#cipher));
     }
+    markWorking(0);
     return out;
+  }
+
+  /** A record's priority and stored bytes, undecoded (undefined when it is not cached). */
+  rawRecord(seq: number): { priority: number; bytes: Buffer } | undefined {
+    // The priority is not known here: look in each (after a restart, for one packet or one record).
+    for (let p = MIN_PRIORITY; p <= MAX_PRIORITY; p++) {
+      const bytes = this.#records.get(recordKey(p, seq));
+      if (bytes) return { priority: p, bytes };
+    }
+    return undefined;
   }
 
   /** Inside a transaction: keeps refused records, with the broker's reason, in the dead-letter table. */

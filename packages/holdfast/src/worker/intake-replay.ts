@@ -19,11 +19,17 @@ export interface IntakeReplay {
  * Reads the intake log segments a previous run left behind (a crash, a SIGKILL, a power cut) and
  * returns the readings in them that never reached the cache: those with a seq above `appendedThrough`,
  * the highest seq the cache ever committed. They go through the sender like any fresh batch.
+ *
+ * A worker that replaces a dead one (same facade, still writing the log) reads only the segments named
+ * before `bounds.before`, which the facade closed, and replays only up to `bounds.replayThrough`, the
+ * last seq posted to the dead worker: the facade posts the later readings itself.
  */
-export function readIntakeLog(dir: string, appendedThrough: number, cipher: CacheCipher | undefined): IntakeReplay {
+export function readIntakeLog(dir: string, appendedThrough: number, cipher: CacheCipher | undefined, bounds?: { replayThrough: number; before: string | undefined }): IntakeReplay {
   const replay: IntakeReplay = { batches: [], messages: 0, segments: [], quarantined: [] };
+  const replayThrough = bounds?.replayThrough ?? Infinity;
+  const before = bounds?.before;
   const names = readdirSync(dir)
-    .filter((name) => INTAKE_SEGMENT.test(name))
+    .filter((name) => INTAKE_SEGMENT.test(name) && (before === undefined || name < before))
     .sort();
   const pending: Rec[] = [];
   for (const name of names) {
@@ -32,7 +38,7 @@ export function readIntakeLog(dir: string, appendedThrough: number, cipher: Cach
     let lastSeq = 0;
     for (const rec of segment.records) {
       lastSeq = Math.max(lastSeq, rec.seq);
-      if (rec.seq > appendedThrough) pending.push(rec);
+      if (rec.seq > appendedThrough && rec.seq <= replayThrough) pending.push(rec);
     }
     if (segment.damage !== undefined && !segment.tornTail) {
       const movedTo = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;

@@ -15,18 +15,27 @@ import { OutgoingStore } from './outgoing-store.js';
 import { createLogger, logEvent } from './log.js';
 import { Sender } from './sender.js';
 import { readIntakeLog, SegmentSweeper, type IntakeReplay } from './intake-replay.js';
+import { acquireCacheLock, releaseCacheLock } from './cache-lock.js';
+import { ensureCacheDir } from './cache-open.js';
+import { deadLetterPoison } from './poison.js';
+import { installFatalHandlers, reallyExit } from './fatal.js';
+import { crashIfArmed, dieBy } from './test-faults.js';
+import { initWorkingMark } from './working-mark.js';
 
 /** How often delivery latencies go to the facade (for the /metrics histogram). */
 const LATENCY_REPORT_MS = 1000;
 
-const { options, port, stats: statsBuffer } = workerData as WorkerInit;
+const { options, port, stats: statsBuffer, lockToken, testHooks, stickyFaults, restart } = workerData as WorkerInit;
 const stats = new Float64Array(statsBuffer);
+initWorkingMark(stats, testHooks ? crashIfArmed : undefined);
+if (testHooks) for (const fault of stickyFaults) dieBy(fault);
 const log = createLogger(options.logLevel, options.clientId);
 const post = (msg: FromWorker, transfer?: ArrayBuffer[]): void => {
   if (msg.type === 'event') logEvent(log, msg.name, msg.data);
   else if (msg.type === 'error') log.error({ code: msg.error.code }, msg.error.message);
   port.postMessage(msg, transfer);
 };
+installFatalHandlers(post);
 
 /** The cacheKey, or the key file read here (the worker, so the app thread does no disk I/O). */
 function loadCacheKey(): Buffer | undefined {
@@ -34,23 +43,31 @@ function loadCacheKey(): Buffer | undefined {
   return options.cacheKeyFile ? readCacheKeyFile(options.cacheKeyFile, 'cacheKeyFile', 'options.cacheKeyFile') : undefined;
 }
 
-function run(): void {
+async function run(): Promise<void> {
   let cache: Cache;
   let quarantined: QuarantineInfo | undefined;
   let epoch: number;
   let cacheKey: Buffer | undefined;
+  let cipher: CacheCipher | undefined;
   let intake: IntakeReplay;
   try {
     cacheKey = loadCacheKey();
-    const cipher = cacheKey ? new CacheCipher(cacheKey) : undefined;
+    cipher = cacheKey ? new CacheCipher(cacheKey) : undefined;
+    // Before the cache is touched: a second client must not quarantine or drain this one's cache.
+    ensureCacheDir(options.cacheDir);
+    acquireCacheLock(options.cacheDir, lockToken);
     ({ cache, quarantined } = openCache(options.cacheDir, options.maxCache, cipher));
-    intake = readIntakeLog(options.cacheDir, cache.appendedThrough, cipher);
+    const bounds = restart && { replayThrough: restart.replayThrough, before: restart.intakeBefore };
+    intake = readIntakeLog(options.cacheDir, cache.appendedThrough, cipher, bounds);
     epoch = cache.reserveEpoch();
   } catch (err) {
+    releaseCacheLock(options.cacheDir, lockToken);
     post({ type: 'error', error: serializeError(err, ErrorCodes.CACHE_UNAVAILABLE) });
     port.close();
     return;
   }
+
+  if (restart?.poison) await deadLetterPoisonedRecord(cache, cipher, restart.poison);
 
   let sender: Sender | undefined;
   const store = new OutgoingStore(cache, (entry) => sender?.onCompleted(entry));
@@ -104,6 +121,7 @@ function run(): void {
     const latenciesMs = sender?.takeLatencies() ?? [];
     if (latenciesMs.length > 0) post({ type: 'event', name: 'delivery-latency', data: { latenciesMs } });
     sweeper.sweep(sender!.lowestVolatileSeq);
+    stats[Stat.heartbeat]! += 1;
   }, LATENCY_REPORT_MS);
   latencyTimer.unref();
 
@@ -111,7 +129,9 @@ function run(): void {
   port.on('message', (msg: ToWorker) => {
     switch (msg.type) {
       case 'publish':
-        if (!closing) sender.onBatch(msg);
+        if (closing) break;
+        stats[Stat.receivedThrough] = msg.firstSeq + msg.topics.length - 1;
+        sender.onBatch(msg);
         break;
       case 'flush':
         sender.flush(msg.id, msg.upTo);
@@ -146,6 +166,9 @@ function run(): void {
         closing = true;
         void shutdown(msg.id);
         break;
+      case 'testFault':
+        if (testHooks) dieBy(msg.fault);
+        break;
       default: {
         const never: never = msg;
         throw new Error(`unknown facade message ${JSON.stringify(never)}`);
@@ -162,8 +185,11 @@ function run(): void {
       if (link.connected) await sender!.settleInflight(Math.floor(budget * 0.4));
       await link.end(Math.max(100, budget - (Date.now() - started) - 500));
       await cache.settled();
+      // What the final spill could not write (a full disk) is lost with this thread: the facade reports it.
+      stats[Stat.safeBelow] = Math.min(sender!.lowestVolatileSeq, stats[Stat.receivedThrough]! + 1);
       sweeper.sweep(sender!.lowestVolatileSeq);
       await cache.close();
+      releaseCacheLock(options.cacheDir, lockToken);
       stats[Stat.connected] = 0;
       post({ type: 'reply', id });
     } catch (err) {
@@ -173,7 +199,7 @@ function run(): void {
       port.close();
       log.flush();
       // LMDB and MQTT.js handles are closed; end the thread even if a stray timer lingers.
-      setImmediate(() => process.exit(0));
+      setImmediate(() => reallyExit(0));
     }
   }
 
@@ -184,4 +210,17 @@ function run(): void {
   if (intake.messages > 0) post({ type: 'event', name: 'intake-replayed', data: { messages: intake.messages, segments: intake.segments.length } });
 }
 
-run();
+/** Dead-letters the record the supervisor named (see poison.ts), before anything reads the cache. */
+async function deadLetterPoisonedRecord(cache: Cache, cipher: CacheCipher | undefined, poison: { seq: number; reason: string }): Promise<void> {
+  try {
+    // Not cached (it was only in the dead worker's memory): it is gone already, and reported as lost.
+    if (!(await deadLetterPoison(cache, cipher, poison.seq, poison.reason))) return;
+    stats[Stat.deadLettered]! += 1;
+    post({ type: 'event', name: 'dead-letter', data: { seqs: [poison.seq], reason: poison.reason } });
+  } catch (err) {
+    // Drain anyway: if the record crashes this worker too, the supervisor asks again.
+    post({ type: 'error', error: serializeError(err, ErrorCodes.CACHE_WRITE_FAILED) });
+  }
+}
+
+void run();

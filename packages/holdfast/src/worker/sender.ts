@@ -12,6 +12,7 @@ import { buildPublish } from './packet.js';
 import type { OutgoingEntry, OutgoingStore } from './outgoing-store.js';
 import { recordSize, type Rec } from './record.js';
 import { Waiters } from './waiters.js';
+import { markWorking } from './working-mark.js';
 
 interface Inflight {
   recs: Rec[];
@@ -210,6 +211,7 @@ export class Sender {
   }
 
   #send(recs: Rec[], cached: boolean, asBulk: boolean): void {
+    markWorking(recs[0]!.seq);
     const limit = this.#maxPacketSize();
     const packet = buildPublish(recs, asBulk, this.#o);
     if (limit !== undefined && packet.estimatedSize > limit) {
@@ -227,6 +229,7 @@ export class Sender {
       const code = (err as { code?: unknown }).code;
       if (typeof code === 'number' && code >= 0x80) inflight.refusal = err.message;
     });
+    markWorking(0);
     if (this.#deadline) this.#deadline.refresh();
     else this.#deadline = setTimeout(() => this.#onTimeout(), this.#o.timeoutMs).unref();
   }
@@ -348,6 +351,7 @@ export class Sender {
   }
 
   #settleWaiters(): void {
+    this.#stats[Stat.safeBelow] = Math.min(this.#lowestVolatileSeq(), this.#stats[Stat.receivedThrough]! + 1);
     this.#waiters.settleFlush(this.#lowestVolatileSeq());
     const idle = this.#state === 'direct' && !this.#inflight && this.#mem.length === 0 && this.#cache.messages === 0 && this.#writer.idle && this.#recoveredPackets === 0;
     if (idle) this.#waiters.settleDrained();

@@ -1,0 +1,159 @@
+/**
+ * One client per cacheDir. Two clients on one cache would drain it twice and fight over its packets,
+ * so the first open() writes `holdfast.lock` naming its holder, and every other open() (in this process
+ * or another) is refused with HOLDFAST_CACHE_LOCKED while that holder lives.
+ *
+ * The holder is identified by pid, the kernel's boot id and the process's start time (field 22 of
+ * /proc/<pid>/stat): a lock left by a SIGKILLed process or by the previous boot is stale and taken
+ * over at once, and a reused pid never passes for the old holder. The token names the client: the
+ * supervisor's replacement workers carry it and take the lock over, a second client has another one.
+ *
+ * Why not a library: proper-lockfile decides staleness by an mtime it rewrites on a timer (flash
+ * writes forever, and a restart after a kill waits out the stale period); flock(2) wrappers (fs-ext,
+ * fs-native-extensions) are native addons that must build or ship prebuilds for 32-bit ARM devices.
+ */
+import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ErrorCodes, HoldfastError } from '../errors.js';
+
+export const LOCK_FILE = 'holdfast.lock';
+/** Taken (briefly) to replace a stale lock, so two processes cannot both take it over. */
+const TAKEOVER_SUFFIX = '.takeover';
+const TAKEOVER_TRIES = 50;
+
+interface Holder {
+  pid: number;
+  bootId: string;
+  startTime: string;
+  token: string;
+}
+
+function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+const bootId = (): string => readText('/proc/sys/kernel/random/boot_id')?.trim() ?? '';
+
+/** The process start time in clock ticks since boot ('' where /proc is not available). */
+function startTimeOf(pid: number): string | undefined {
+  const stat = readText(`/proc/${pid}/stat`);
+  if (stat === undefined) return undefined;
+  // The command name (field 2) is in parentheses and may hold spaces or parentheses itself.
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+}
+
+function me(token: string): Holder {
+  return { pid: process.pid, bootId: bootId(), startTime: startTimeOf(process.pid) ?? '', token };
+}
+
+function parse(text: string | undefined): Holder | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const h = JSON.parse(text) as Partial<Holder>;
+    if (typeof h.pid === 'number' && typeof h.bootId === 'string' && typeof h.startTime === 'string' && typeof h.token === 'string') return h as Holder;
+  } catch {
+    // Not a lock we wrote: treated as stale.
+  }
+  return undefined;
+}
+
+/** Whether the process that wrote `holder` still runs (same boot, same pid, same start time). */
+function alive(holder: Holder): boolean {
+  if (holder.bootId !== bootId()) return false;
+  if (holder.startTime !== '') return startTimeOf(holder.pid) === holder.startTime;
+  // No /proc: the pid alone (a reused pid would block until it exits).
+  try {
+    process.kill(holder.pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Creates `path` holding `text`, atomically and only if it does not exist (EEXIST otherwise). */
+function createExclusive(path: string, text: string): void {
+  const temp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  writeFileSync(temp, text, { mode: 0o600 });
+  try {
+    // link(2) never replaces, and the lock appears with its content whole (O_EXCL + write would not).
+    linkSync(temp, path);
+  } finally {
+    unlinkSync(temp);
+  }
+}
+
+function locked(dir: string, holder: Holder): HoldfastError {
+  const who = holder.pid === process.pid ? `another client in this process (pid ${holder.pid})` : `process ${holder.pid}`;
+  return new HoldfastError(ErrorCodes.CACHE_LOCKED, `cacheDir ${dir} is in use by ${who}: one client per cache directory`, {
+    details: { cacheDir: dir, pid: holder.pid },
+  });
+}
+
+/** Takes the lock for the client `token`, or throws HOLDFAST_CACHE_LOCKED naming the live holder. */
+export function acquireCacheLock(dir: string, token: string): void {
+  const path = join(dir, LOCK_FILE);
+  const mine = JSON.stringify(me(token));
+  try {
+    createExclusive(path, mine);
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw unavailable(dir, err);
+  }
+  const holder = parse(readText(path));
+  if (holder?.token === token) return;
+  if (holder && alive(holder)) throw locked(dir, holder);
+  withTakeover(path, () => {
+    // Read again under the takeover lock: another process may have replaced the stale lock already.
+    const current = parse(readText(path));
+    if (current && current.token !== token && alive(current)) throw locked(dir, current);
+    const temp = `${path}.${process.pid}.new`;
+    writeFileSync(temp, mine, { mode: 0o600 });
+    renameSync(temp, path);
+  });
+}
+
+function withTakeover(path: string, replace: () => void): void {
+  const takeover = path + TAKEOVER_SUFFIX;
+  const mine = JSON.stringify(me(''));
+  for (let i = 0; i < TAKEOVER_TRIES; i++) {
+    try {
+      createExclusive(takeover, mine);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw unavailable(path, err);
+      // Held for microseconds; one left by a process killed meanwhile is stale.
+      const holder = parse(readText(takeover));
+      if (!holder || !alive(holder)) unlinkQuietly(takeover);
+      else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+      continue;
+    }
+    try {
+      replace();
+    } finally {
+      unlinkQuietly(takeover);
+    }
+    return;
+  }
+  throw unavailable(path, new Error('the lock takeover file stayed held'));
+}
+
+/** Removes the lock if `token` still holds it (a graceful close, or the facade after a dead worker). */
+export function releaseCacheLock(dir: string, token: string): void {
+  const path = join(dir, LOCK_FILE);
+  if (parse(readText(path))?.token === token) unlinkQuietly(path);
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // Already gone.
+  }
+}
+
+function unavailable(dir: string, cause: unknown): HoldfastError {
+  return new HoldfastError(ErrorCodes.CACHE_UNAVAILABLE, `cannot lock cache directory ${dir}: ${(cause as Error).message}`, { cause, details: { cacheDir: dir } });
+}

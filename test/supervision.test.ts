@@ -1,0 +1,218 @@
+/**
+ * Guarantee 10: the worker is never a single point of failure. A worker killed by the test-only
+ * fault hook (an uncaught exception, process.exit, its heap limit, a blocked event loop) is restarted
+ * on the same cache while publish() keeps accepting; spill mode reports exactly what died in its
+ * memory, journal mode loses nothing and replays nothing twice.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { open, startHealthServer, ErrorCodes, HoldfastError, type ClientState, type HoldfastClient, type HoldfastOptions } from 'holdfast';
+import { assertInOrderOnce, assertMissingExactly, injectFault, restartEvents, within, type FaultKind } from './fault-hook.js';
+import { auditedBrokerWithProxy, tempDir, waitUntil } from './helpers.js';
+
+const rig = auditedBrokerWithProxy();
+
+function options(clientId: string, cacheDir: string, extra: Partial<HoldfastOptions> = {}): HoldfastOptions {
+  return { broker: rig.proxy.url, clientId, cacheDir, protocolVersion: rig.protocol, reconnect: { minMs: 100, maxMs: 500 }, connectTimeoutMs: 1000, keepaliveSec: 5, ...extra };
+}
+
+/** Publishes readings `from`..`to` of `device`, recording each one's seq. */
+function publishRange(client: HoldfastClient, device: string, from: number, to: number, seqOf: Map<number, number>): void {
+  for (let n = from; n <= to; n++) seqOf.set(n, client.publish(`sensors/${device}`, JSON.stringify({ device, n })));
+}
+
+const until = (client: HoldfastClient, state: ClientState): Promise<void> => waitUntil(() => client.state === state, 20_000, `state '${state}'`);
+
+describe('supervision: the worker is restarted on the same cache', () => {
+  it('spill mode: a crash loses only what was in the worker memory, reported by seq range; publish() keeps accepting', async () => {
+    const device = 'dev-crash-spill';
+    const dir = tempDir('crash-spill');
+    const seqOf = new Map<number, number>();
+    try {
+      // A long timeoutMs: readings stay in the worker's memory while the broker is hung.
+      const client = await open(options(device, dir.path, { timeoutMs: 60_000 }));
+      const restarts = restartEvents(client);
+      publishRange(client, device, 1, 50, seqOf);
+      await client.drained();
+      rig.broker.pause();
+      publishRange(client, device, 51, 150, seqOf);
+      await waitUntil(() => client.stats().memoryQueued + client.stats().inflight === 100, 10_000, 'the worker to hold 51..150');
+      injectFault(client, 'throw');
+      await until(client, 'restarting');
+      // Accepted while no worker runs: they wait on the facade and go to the new worker.
+      publishRange(client, device, 151, 250, seqOf);
+      await waitUntil(() => restarts.length === 1 && client.state !== 'restarting', 20_000, 'the restart');
+
+      const [restart] = restarts;
+      assert.match(restart!.cause, /holdfast test fault: uncaught exception/);
+      assert.deepEqual(restart!.lost, { count: 100, ranges: [[seqOf.get(51)!, seqOf.get(150)!]] }, 'exactly the readings only the dead worker held');
+      const s = client.stats();
+      assert.equal(s.workerRestarts, 1);
+      assert.equal(s.lostInWorkerCrashes, 100);
+      assert.ok(seqOf.get(151)! > seqOf.get(150)!, 'seqs keep increasing across the restart');
+
+      rig.broker.resume();
+      await within(client.drained(), 30_000, 'drained()');
+      await client.close();
+      await rig.auditor.waitFor({ [device]: [...seqOf.keys()].filter((n) => n <= 50 || n > 150) }, 20_000);
+      const arrived = rig.auditor.arrivals(device);
+      assertInOrderOnce(arrived);
+      assertMissingExactly(seqOf, arrived, restart!.lost);
+    } finally {
+      rig.broker.resume();
+      dir.remove();
+    }
+  });
+
+  it('spill mode: what was spilled survives the crash; the cache drains first, nothing lost or duplicated', async () => {
+    const device = 'dev-crash-cached';
+    const dir = tempDir('crash-cached');
+    const seqOf = new Map<number, number>();
+    try {
+      const client = await open(options(device, dir.path, { timeoutMs: 300 }));
+      const restarts = restartEvents(client);
+      publishRange(client, device, 1, 10, seqOf);
+      await client.drained();
+      rig.broker.pause();
+      publishRange(client, device, 11, 100, seqOf);
+      // The stuck exchange times out: the pending stream and the packet in flight go to LMDB.
+      await until(client, 'caching');
+      await client.flush();
+      injectFault(client, 'exit');
+      await until(client, 'restarting');
+      publishRange(client, device, 101, 150, seqOf);
+      await waitUntil(() => client.state !== 'restarting', 20_000, 'the restart');
+      assert.equal(restarts[0]!.lost.count, 0, 'everything the dead worker held was in the cache');
+      assert.match(restarts[0]!.cause, /process.exit\(70\)/);
+      assert.equal(client.state, 'draining', 'the new worker starts on the cached backlog');
+      rig.broker.resume();
+      await within(client.drained(), 30_000, 'drained()');
+      await client.close();
+      const report = await rig.auditor.waitFor({ [device]: seqOf.keys() }, 20_000);
+      assert.deepEqual([report.lost, report.duplicates, report.outOfOrder], [0, 0, 0]);
+    } finally {
+      rig.broker.resume();
+      dir.remove();
+    }
+  });
+
+  it('journal mode: crashes of every kind lose nothing, and nothing is replayed twice', async () => {
+    const device = 'dev-crash-journal';
+    const dir = tempDir('crash-journal');
+    const seqOf = new Map<number, number>();
+    try {
+      const client = await open(options(device, dir.path, { durability: 'journal', timeoutMs: 1000 }));
+      const restarts = restartEvents(client);
+      let n = 0;
+      const kinds: FaultKind[] = ['throw', 'exit', 'oom'];
+      for (const kind of kinds) {
+        publishRange(client, device, n + 1, n + 100, seqOf);
+        n += 100;
+        injectFault(client, kind);
+        await until(client, 'restarting');
+        // Written to the intake log now, while the new worker reads it: it must not replay these.
+        publishRange(client, device, n + 1, n + 100, seqOf);
+        n += 100;
+        await waitUntil(() => client.state !== 'restarting', 30_000, `the restart after '${kind}'`);
+      }
+      assert.deepEqual(
+        restarts.map((r) => r.lost.count),
+        [0, 0, 0],
+      );
+      assert.match(restarts[2]!.cause, /memory limit/);
+      await within(client.drained(), 30_000, 'drained()');
+      await client.close();
+      const report = await rig.auditor.waitFor({ [device]: seqOf.keys() }, 20_000);
+      assert.deepEqual([report.lost, report.duplicates, report.outOfOrder], [0, 0, 0]);
+      assert.equal(client.stats().lostInWorkerCrashes, 0);
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('a blocked worker event loop is detected and the worker replaced', async () => {
+    const device = 'dev-hang';
+    const dir = tempDir('hang');
+    const seqOf = new Map<number, number>();
+    try {
+      const client = await open(options(device, dir.path, { durability: 'journal', timeoutMs: 1000 }));
+      const restarts = restartEvents(client);
+      publishRange(client, device, 1, 20, seqOf);
+      await client.drained();
+      injectFault(client, 'hang');
+      publishRange(client, device, 21, 40, seqOf);
+      await waitUntil(() => restarts.length === 1, 40_000, 'the hung worker to be replaced');
+      assert.match(restarts[0]!.cause, /event loop was blocked/);
+      await within(client.drained(), 30_000, 'drained()');
+      await client.close();
+      const report = await rig.auditor.waitFor({ [device]: seqOf.keys() }, 20_000);
+      assert.deepEqual([report.lost, report.duplicates, report.outOfOrder], [0, 0, 0]);
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('a worker that cannot be restarted: state failed, its own code, /health unhealthy, and HOLDFAST_CLOSED only after close()', async () => {
+    const device = 'dev-failed';
+    const dir = tempDir('failed');
+    const seqOf = new Map<number, number>();
+    const cacheDir = join(dir.path, 'cache');
+    let health: { port: number; close(): Promise<void> } | undefined;
+    try {
+      const client = await open(options(device, cacheDir));
+      health = await startHealthServer(client, { port: 0, cacheDir: dir.path });
+      const failed: Array<{ attempts: number; cause: string; lost: { count: number } }> = [];
+      client.on('worker-failed', (e: (typeof failed)[number]) => failed.push(e));
+      const errors: HoldfastError[] = [];
+      client.on('error', (e: HoldfastError) => errors.push(e));
+      publishRange(client, device, 1, 10, seqOf);
+      await client.drained();
+      // The cache directory is gone and a file is in its way: no replacement worker can open it.
+      renameSync(cacheDir, join(dir.path, 'moved'));
+      writeFileSync(cacheDir, 'not a directory');
+      injectFault(client, 'throw');
+      await until(client, 'restarting');
+      publishRange(client, device, 11, 15, seqOf);
+      assert.equal(client.stats().memoryQueued, 5, 'held on the facade while no worker runs');
+      await until(client, 'failed');
+
+      assert.equal(failed.length, 1);
+      assert.equal(failed[0]!.attempts, 5);
+      assert.match(failed[0]!.cause, /cannot create cache directory/);
+      assert.equal(failed[0]!.lost.count, 5, 'what waited for a worker is lost, and counted');
+      assert.ok(errors.some((e) => e.code === ErrorCodes.WORKER_FAILED));
+      assert.throws(() => client.publish(`sensors/${device}`, 'x'), (err: unknown) => err instanceof HoldfastError && err.code === ErrorCodes.WORKER_FAILED);
+      await assert.rejects(client.flush(), (err: unknown) => err instanceof HoldfastError && err.code === ErrorCodes.WORKER_FAILED);
+      const s = client.stats();
+      assert.equal(s.state, 'failed');
+      assert.match(s.workerFailure ?? '', /could not be restarted/);
+
+      const res = await fetch(`http://127.0.0.1:${health.port}/health`);
+      const body = (await res.json()) as { status: string; reasons: string[] };
+      assert.equal(res.status, 503);
+      assert.equal(body.status, 'unhealthy');
+      assert.ok(body.reasons.some((r) => /^worker failed: .*cannot create cache directory/.test(r)), body.reasons.join('; '));
+
+      await assert.rejects(client.close(), (err: unknown) => err instanceof HoldfastError && err.code === ErrorCodes.WORKER_FAILED);
+      assert.throws(() => client.publish(`sensors/${device}`, 'x'), (err: unknown) => err instanceof HoldfastError && err.code === ErrorCodes.CLOSED);
+    } finally {
+      await health?.close();
+      dir.remove();
+    }
+  });
+
+  it('without HOLDFAST_TEST_HOOKS=1 at open() there is no fault hook', async () => {
+    const dir = tempDir('nohooks');
+    delete process.env.HOLDFAST_TEST_HOOKS;
+    try {
+      const client = await open(options('dev-nohooks', dir.path));
+      assert.equal(Symbol.for('holdfast.test.injectWorkerFault') in client, false);
+      await client.close();
+    } finally {
+      process.env.HOLDFAST_TEST_HOOKS = '1';
+      dir.remove();
+    }
+  });
+});
