@@ -55,7 +55,7 @@ export type ToWorker =
 
 /**
  * How a test asks the worker to die: an uncaught exception, process.exit(), running out of heap, a
- * blocked event loop, or a crash just before it decodes or sends a given seq (kept across restarts).
+ * blocked event loop, or a crash just before it sends a given seq (kept across restarts).
  */
 export type TestFault = { kind: 'throw' | 'exit' | 'oom' | 'hang' } | { kind: 'crash-at-seq'; seq: number };
 

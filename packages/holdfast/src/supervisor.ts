@@ -287,13 +287,12 @@ export class Supervisor {
     this.#phase = 'restarting';
     this.#rejectLostFlushes(lost);
     this.#host?.state('restarting');
-    this.#host?.event('worker-restart', { attempt: this.#policy.attempt, cause, lost, ...(poison ? { poison } : {}) });
     this.#host?.error(
       new HoldfastError(ErrorCodes.WORKER_CRASHED, `the holdfast worker died (${cause}); restarting it on the same cache. Lost: ${describeLost(lost)}`, {
         details: { cause, lost },
       }),
     );
-    this.#scheduleRestart(restart, cause);
+    this.#scheduleRestart(restart, cause, lost);
   }
 
   /**
@@ -315,8 +314,10 @@ export class Supervisor {
     }
   }
 
-  #scheduleRestart(restart: RestartInit, cause: string): void {
+  /** Announces the next try (each one: the first after a crash, and after each failed start) and schedules it. */
+  #scheduleRestart(restart: RestartInit, cause: string, lost: LostReadings): void {
     if (!this.#policy.shouldRetry) return this.#fail(cause);
+    this.#host?.event('worker-restart', { attempt: this.#policy.attempt, cause, lost, ...(restart.poison ? { poison: restart.poison } : {}) });
     this.#restartTimer = setTimeout(() => void this.#restart(restart), this.#policy.backoffMs);
   }
 
@@ -335,7 +336,7 @@ export class Supervisor {
       const cause = err instanceof Error ? err.message : String(err);
       if (this.#phase !== 'restarting') return;
       const poison = this.#policy.died(0, 0, s[Stat.workingSeq]!, cause);
-      return this.#scheduleRestart({ ...restart, poison: poison ?? restart.poison }, cause);
+      return this.#scheduleRestart({ ...restart, poison: poison ?? restart.poison }, cause, new SeqRanges().from(0));
     }
     if (this.#phase !== 'restarting') {
       // close() gave up waiting for it; it holds the lock with this client's token.

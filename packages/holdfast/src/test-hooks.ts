@@ -5,8 +5,8 @@
  *   'exit'          process.exit() inside the worker
  *   'oom'           allocate until the worker's resourceLimits end it
  *   'hang'          block the worker's event loop (only terminate() ends it)
- *   'crash-at-seq'  crash just before the record `seq` is decoded or handed to MQTT.js, in this worker
- *                   and every replacement (a record that crashes the worker every time)
+ *   'crash-at-seq'  crash just before the record `seq` is handed to MQTT.js, in this worker and every
+ *                   replacement (a record that crashes the worker every time it is sent)
  * Without the variable the method does not exist and the worker ignores the message. Chaos campaigns
  * and the supervision tests drive the supervisor through it.
  */

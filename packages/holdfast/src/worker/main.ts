@@ -3,7 +3,7 @@
  * messages. Everything that touches the network or the disk runs here, never on the app thread.
  */
 import { workerData } from 'node:worker_threads';
-import { ErrorCodes, serializeError } from '../errors.js';
+import { ErrorCodes, serializeError, type SerializedError } from '../errors.js';
 import { readCacheKeyFile } from '../cache-key.js';
 import { CacheCipher } from './cipher.js';
 import { Stat, type FromWorker, type ToWorker, type WorkerInit } from '../protocol.js';
@@ -67,7 +67,7 @@ async function run(): Promise<void> {
     return;
   }
 
-  if (restart?.poison) await deadLetterPoisonedRecord(cache, cipher, restart.poison);
+  const poisonFailure = restart?.poison && (await deadLetterPoisonedRecord(cache, cipher, restart.poison));
 
   let sender: Sender | undefined;
   const store = new OutgoingStore(cache, (entry) => sender?.onCompleted(entry));
@@ -205,21 +205,26 @@ async function run(): Promise<void> {
 
   const journalKey = options.durability === 'journal' && cacheKey ? new Uint8Array(cacheKey) : undefined;
   post({ type: 'ready', epoch, quarantined, cacheKey: journalKey });
+  if (poisonFailure) post({ type: 'error', error: poisonFailure });
   if (quarantined) logEvent(log, 'quarantine', { ...quarantined });
   for (const info of intake.quarantined) post({ type: 'event', name: 'quarantine', data: { ...info } });
   if (intake.messages > 0) post({ type: 'event', name: 'intake-replayed', data: { messages: intake.messages, segments: intake.segments.length } });
 }
 
-/** Dead-letters the record the supervisor named (see poison.ts), before anything reads the cache. */
-async function deadLetterPoisonedRecord(cache: Cache, cipher: CacheCipher | undefined, poison: { seq: number; reason: string }): Promise<void> {
+/**
+ * Dead-letters the record the supervisor named (see poison.ts), before anything reads the cache.
+ * Returns why it could not, to report once the worker is ready: it drains anyway, and if the record
+ * crashes it again the supervisor asks again.
+ */
+async function deadLetterPoisonedRecord(cache: Cache, cipher: CacheCipher | undefined, poison: { seq: number; reason: string }): Promise<SerializedError | undefined> {
   try {
     // Not cached (it was only in the dead worker's memory): it is gone already, and reported as lost.
-    if (!(await deadLetterPoison(cache, cipher, poison.seq, poison.reason))) return;
+    if (!(await deadLetterPoison(cache, cipher, poison.seq, poison.reason))) return undefined;
     stats[Stat.deadLettered]! += 1;
     post({ type: 'event', name: 'dead-letter', data: { seqs: [poison.seq], reason: poison.reason } });
+    return undefined;
   } catch (err) {
-    // Drain anyway: if the record crashes this worker too, the supervisor asks again.
-    post({ type: 'error', error: serializeError(err, ErrorCodes.CACHE_WRITE_FAILED) });
+    return serializeError(err, ErrorCodes.CACHE_WRITE_FAILED);
   }
 }
 

@@ -211,7 +211,7 @@ export class Sender {
   }
 
   #send(recs: Rec[], cached: boolean, asBulk: boolean): void {
-    markWorking(recs[0]!.seq);
+    markWorking(recs[0]!.seq, true);
     const limit = this.#maxPacketSize();
     const packet = buildPublish(recs, asBulk, this.#o);
     if (limit !== undefined && packet.estimatedSize > limit) {

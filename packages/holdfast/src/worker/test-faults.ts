@@ -31,7 +31,7 @@ export function dieBy(fault: TestFault): void {
   }
 }
 
-/** Called with each seq the worker marks (working-mark.ts): crashes on an armed one, before touching it. */
+/** Called as each record is about to be sent (working-mark.ts): crashes on an armed one, before it goes. */
 export function crashIfArmed(seq: number): void {
   if (!crashSeqs.has(seq)) return;
   const err = new Error(`holdfast test fault: crash while handling seq ${seq}`);

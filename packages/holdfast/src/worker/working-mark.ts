@@ -8,15 +8,16 @@ import { Stat } from '../protocol.js';
  * marked, so a crash from anything else is never blamed on a record that merely waits in flight.
  */
 let slots: Float64Array | undefined;
-/** Test builds: crash just before handling this seq (see test-faults.ts). */
-let crashAt: ((seq: number) => void) | undefined;
+/** Test builds: called as a record is about to be sent (see test-faults.ts). */
+let onSend: ((seq: number) => void) | undefined;
 
-export function initWorkingMark(stats: Float64Array, onMark?: (seq: number) => void): void {
+export function initWorkingMark(stats: Float64Array, beforeSend?: (seq: number) => void): void {
   slots = stats;
-  crashAt = onMark;
+  onSend = beforeSend;
 }
 
-export function markWorking(seq: number): void {
+/** `sending`: the record is about to be handed to MQTT.js (otherwise: about to be decoded). */
+export function markWorking(seq: number, sending = false): void {
   if (slots) slots[Stat.workingSeq] = seq;
-  if (seq !== 0) crashAt?.(seq);
+  if (sending) onSend?.(seq);
 }
