@@ -10,7 +10,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, startHealthServer, ErrorCodes, HoldfastError, type ClientState, type HoldfastClient, type HoldfastOptions } from 'holdfast';
 import { assertInOrderOnce, assertMissingExactly, injectFault, restartEvents, within, type FaultKind } from './fault-hook.js';
-import { auditedBrokerWithProxy, tempDir, waitUntil } from './helpers.js';
+import { auditedBrokerWithProxy, sleep, tempDir, waitUntil } from './helpers.js';
 
 const rig = auditedBrokerWithProxy();
 
@@ -128,6 +128,36 @@ describe('supervision: the worker is restarted on the same cache', () => {
       assert.deepEqual([report.lost, report.duplicates, report.outOfOrder], [0, 0, 0]);
       assert.equal(client.stats().lostInWorkerCrashes, 0);
     } finally {
+      dir.remove();
+    }
+  });
+
+  it('a worker that dies while LMDB commits never takes the process down', async () => {
+    // Before worker/fatal.ts, a worker ending on the spot with lmdb-js's writer thread mid-commit
+    // crashed this whole process with SIGSEGV within a few deaths.
+    const device = 'dev-crash-commits';
+    const dir = tempDir('crash-commits');
+    const seqOf = new Map<number, number>();
+    let client: HoldfastClient | undefined;
+    try {
+      const c = (client = await open(options(device, dir.path, { durability: 'journal', timeoutMs: 1000 })));
+      const restarts = restartEvents(c);
+      for (let i = 0; i < 8; i++) {
+        // A burst, posted (at the end of this tick) just before the fault: its commit runs as the worker dies.
+        publishRange(c, device, seqOf.size + 1, seqOf.size + 500, seqOf);
+        await Promise.resolve();
+        injectFault(c, i % 2 === 0 ? 'throw' : 'exit');
+        await until(c, 'restarting');
+        publishRange(c, device, seqOf.size + 1, seqOf.size + 100, seqOf);
+        await waitUntil(() => restarts.length === i + 1 && c.state !== 'restarting', 20_000, `restart ${i + 1}`);
+        await sleep(200);
+      }
+      await within(c.drained(), 90_000, 'drained()');
+      await c.close();
+      const report = await rig.auditor.waitFor({ [device]: seqOf.keys() }, 20_000);
+      assert.deepEqual([report.lost, report.duplicates, report.outOfOrder], [0, 0, 0]);
+    } finally {
+      await client?.close().catch(() => undefined);
       dir.remove();
     }
   });
