@@ -431,11 +431,13 @@ export class Supervisor {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - performance.now()))));
     const reply = this.request((id) => ({ type: 'close', id })).then(
-      () => undefined,
-      (err: HoldfastError) => err,
+      () => ({ err: undefined }),
+      (err: HoldfastError) => ({ err }),
     );
     try {
-      const first = await Promise.race([reply.then((err) => ({ err })), exited, timeout]);
+      let first = await Promise.race([reply, exited, timeout]);
+      // 'exit' can overtake the reply, which is then read from the port as the exit is handled.
+      if (first === 'exit') first = await Promise.race([reply, new Promise<'exit'>((resolve) => setImmediate(() => resolve('exit')))]);
       if (first === 'timeout') {
         await this.#worker.terminate();
         throw this.#lostAtClose(ErrorCodes.TIMEOUT, `close() timed out after ${this.#o.closeTimeoutMs + CLOSE_GRACE_MS} ms and terminated the worker`, this.#unsaved());

@@ -41,6 +41,7 @@ export class CacheWriter {
   #pendingWrites = 0;
   #pendingEvictions = 0;
   #failing = false;
+  #stopped = false;
   #retryTimer: NodeJS.Timeout | undefined;
   readonly #cache: Cache;
   readonly #hooks: CacheWriterHooks;
@@ -229,7 +230,8 @@ export class CacheWriter {
     // Give LMDB room to delete and evict; an empty disk partition would otherwise stay stuck.
     if (first) this.#ballast.release();
     this.#hooks.failed(err, first);
-    if (this.#retryTimer === undefined) this.#retryTimer = setTimeout(() => this.#retry(), DISK_FULL_RETRY_MS);
+    // After stop() (close), a failed write stays failed: the cache is about to close under a retry.
+    if (this.#retryTimer === undefined && !this.#stopped) this.#retryTimer = setTimeout(() => this.#retry(), DISK_FULL_RETRY_MS);
   }
 
   /** Frees space by priority eviction, then writes the waiting records again, in order. */
@@ -260,6 +262,7 @@ export class CacheWriter {
   }
 
   stop(): void {
+    this.#stopped = true;
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
   }

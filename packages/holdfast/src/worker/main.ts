@@ -188,7 +188,8 @@ async function run(): Promise<void> {
       // What the final spill could not write (a full disk) is lost with this thread: the facade reports it.
       stats[Stat.safeBelow] = Math.min(sender!.lowestVolatileSeq, stats[Stat.receivedThrough]! + 1);
       sweeper.sweep(sender!.lowestVolatileSeq);
-      await cache.close();
+      // lmdb-js never finishes closing after a commit the full disk refused: answer within the budget.
+      await Promise.race([cache.close(), new Promise((resolve) => setTimeout(resolve, Math.max(100, budget - (Date.now() - started))).unref())]);
       releaseCacheLock(options.cacheDir, lockToken);
       stats[Stat.connected] = 0;
       post({ type: 'reply', id });
