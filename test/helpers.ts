@@ -43,6 +43,9 @@ export interface DeviceEnv {
   cleanSession?: boolean;
   /** SIGKILL itself right after publish() accepts this reading number (same tick). */
   killAt?: number;
+  /** Kill the worker thread (the test-only fault hook, `faultKind`, default 'throw') right after this reading. */
+  faultAt?: number;
+  faultKind?: 'throw' | 'exit' | 'oom' | 'hang';
 }
 
 export function startDevice(e: DeviceEnv): DeviceProcess {
@@ -60,6 +63,7 @@ export function startDevice(e: DeviceEnv): DeviceProcess {
   if (e.count !== undefined) env.HF_COUNT = String(e.count);
   if (e.cleanSession) env.HF_CLEAN = '1';
   if (e.killAt !== undefined) env.HF_KILL_AT = String(e.killAt);
+  if (e.faultAt !== undefined) Object.assign(env, { HF_FAULT_AT: String(e.faultAt), HF_FAULT_KIND: e.faultKind ?? 'throw', HOLDFAST_TEST_HOOKS: '1' });
   return spawnDevice({ script: deviceScript, execArgv: ['--import', 'tsx'], env });
 }
 

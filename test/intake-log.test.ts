@@ -51,6 +51,21 @@ describe('intake log (journal mode)', () => {
     }
   });
 
+  it('after a worker restart, a SIGKILL loses nothing: the new worker never replays or deletes the segment the facade writes', async () => {
+    const dir = tempDir('intake-restart');
+    try {
+      const device = startDevice({ broker: rig.proxy.url, clientId: 'dev-intake-restart', cacheDir: dir.path, durability: 'journal', rate: 200, count: 5000, faultAt: 200, killAt: 900, protocol: rig.protocol });
+      await device.waitForEvent((e) => typeof e.workerRestart === 'string', 30_000);
+      assert.equal((await device.exited).signal, 'SIGKILL');
+      const before = acceptedNumbers(device);
+      assert.equal(before.at(-1), 900);
+      const after = await restartAndDrain('dev-intake-restart', dir.path, 901);
+      await expectExactlyInOrder('dev-intake-restart', [...before, ...after]);
+    } finally {
+      dir.remove();
+    }
+  });
+
   it('a torn last frame is dropped quietly; damage before the end quarantines the segment, not the cache', async () => {
     const dir = tempDir('intake-damage');
     try {
