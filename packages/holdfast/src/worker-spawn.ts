@@ -1,7 +1,9 @@
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { deserializeError, ErrorCodes, HoldfastError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
-import type { FromWorker, WorkerInit, WorkerReady } from './protocol.js';
+import { Stat, type FromWorker, type RestartInit, type WorkerInit, type WorkerReady } from './protocol.js';
+import type { RestartPolicy } from './restart-policy.js';
+import { releaseCacheLock } from './worker/cache-lock.js';
 
 /** Opening LMDB takes milliseconds; this only guards against a wedged worker. */
 const OPEN_TIMEOUT_MS = 30_000;
@@ -76,5 +78,33 @@ export async function spawnWorker(init: Omit<WorkerInit, 'port'>): Promise<Spawn
     if (onMessage) port1.off('message', onMessage);
     if (onError) worker.off('error', onError);
     if (onExit) worker.off('exit', onExit);
+  }
+}
+
+/**
+ * Starts the client's first worker. A refusal (a wrong key, a locked cache) or a crash is the answer
+ * to open(), except a crash at a record the worker decodes at start: the poison rule (restart-policy.ts)
+ * can take that record out of the way, so that is tried again, as a restart would.
+ */
+export async function spawnFirstWorker(init: Omit<WorkerInit, 'port'>, policy: RestartPolicy): Promise<SpawnedWorker> {
+  const stats = new Float64Array(init.stats);
+  stats[Stat.safeBelow] = 1;
+  let poison: RestartInit['poison'];
+  for (;;) {
+    try {
+      return await spawnWorker({ ...init, restart: poison && { replayThrough: Infinity, intakeBefore: undefined, poison } });
+    } catch (err) {
+      if (!(err instanceof StartFailure)) throw err;
+      const workingSeq = stats[Stat.workingSeq]!;
+      poison = workingSeq === 0 ? undefined : (policy.died(0, 0, workingSeq, err.message) ?? poison);
+      if (err.refused || workingSeq === 0 || !policy.shouldRetry) {
+        // A worker that crashed during open() may hold the lock with this client's token.
+        releaseCacheLock(init.options.cacheDir, init.lockToken);
+        if (err.refused || workingSeq === 0) throw err.error;
+        throw new HoldfastError(ErrorCodes.WORKER_FAILED, `the holdfast worker failed to start ${policy.attempt} times in a row: ${err.message}`, { cause: err.error });
+      }
+      stats[Stat.workingSeq] = 0;
+      await new Promise((resolve) => setTimeout(resolve, policy.backoffMs));
+    }
   }
 }
