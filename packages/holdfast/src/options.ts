@@ -33,7 +33,10 @@ export interface HoldfastOptions {
   keepaliveSec?: number;
   /** How long one connection attempt may take before it counts as failed. @default 10000 */
   connectTimeoutMs?: number;
-  /** Upper bound for close(); after it the worker is stopped regardless. @default 5000 */
+  /**
+   * Upper bound for close(); 2 s after it the worker is terminated regardless, and close() rejects with
+   * HOLDFAST_TIMEOUT naming what it could not save. @default 5000
+   */
   closeTimeoutMs?: number;
   /** TLS material (PEM strings or Buffers). mTLS when cert and key are given. @default undefined */
   tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer; passphrase?: string; rejectUnauthorized?: boolean };

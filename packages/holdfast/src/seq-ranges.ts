@@ -49,12 +49,6 @@ export class SeqRanges {
   }
 }
 
-export const NOTHING_LOST: LostReadings = Object.freeze({ count: 0, ranges: [] }) as LostReadings;
-
-export function mergeLost(a: LostReadings, b: LostReadings): LostReadings {
-  return { count: a.count + b.count, ranges: [...a.ranges, ...b.ranges].sort((x, y) => x[0] - y[0]) };
-}
-
 /** "3 readings (seqs 4294967301-4294967303)" for error messages. */
 export function describeLost(lost: LostReadings): string {
   if (lost.count === 0) return 'no readings';
