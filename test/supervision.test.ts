@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { open, startHealthServer, ErrorCodes, HoldfastError, type ClientState, type HoldfastClient, type HoldfastOptions } from 'holdfast';
+import mqtt from 'mqtt';
+import { open, startHealthServer, ErrorCodes, HoldfastError, type ClientState, type HoldfastClient, type HoldfastOptions, type IncomingMessage } from 'holdfast';
 import { assertInOrderOnce, assertMissingExactly, injectFault, restartEvents, within, type FaultKind } from './fault-hook.js';
 import { auditedBrokerWithProxy, sleep, tempDir, waitUntil } from './helpers.js';
 
@@ -158,6 +159,40 @@ describe('supervision: the worker is restarted on the same cache', () => {
       assert.deepEqual([report.lost, report.duplicates, report.outOfOrder], [0, 0, 0]);
     } finally {
       await client?.close().catch(() => undefined);
+      dir.remove();
+    }
+  });
+
+  it('subscriptions and requests the dead worker never answered carry over to the new one', async () => {
+    const device = 'dev-crash-requests';
+    const dir = tempDir('crash-requests');
+    const seqOf = new Map<number, number>();
+    const sender = await mqtt.connectAsync(rig.broker.url, { protocolVersion: rig.protocol });
+    try {
+      // A clean session: the broker forgets subscriptions with the connection, so only the new worker's own count.
+      const client = await open(options(device, dir.path, { timeoutMs: 60_000, session: { clean: true } }));
+      const received: string[] = [];
+      client.subscribe(`devices/${device}/cmd`, (msg: IncomingMessage) => received.push(msg.payload.toString()));
+      publishRange(client, device, 1, 5, seqOf);
+      await client.drained();
+      await rig.proxy.refuse(true);
+      publishRange(client, device, 6, 10, seqOf);
+      // Asked of the worker that is about to die; answered by the next one.
+      const drained = client.drained();
+      injectFault(client, 'throw');
+      await until(client, 'restarting');
+      await rig.proxy.refuse(false);
+      await within(drained, 30_000, 'the drained() asked before the crash');
+      // Delivered on the new worker's connection, after the SUBSCRIBE it sends on connecting.
+      publishRange(client, device, 11, 12, seqOf);
+      await within(client.drained(), 30_000, 'drained()');
+      await sender.publishAsync(`devices/${device}/cmd`, 'reboot', { qos: 1 });
+      await waitUntil(() => received.length === 1, 10_000, 'the command, through the subscription made before the crash');
+      assert.deepEqual(received, ['reboot']);
+      await client.close();
+    } finally {
+      await rig.proxy.refuse(false);
+      await sender.endAsync();
       dir.remove();
     }
   });

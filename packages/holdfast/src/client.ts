@@ -6,6 +6,7 @@ import { FLAG_QOS2, FLAG_RETAIN, Stat, STATES, type ClientState, type DeadLetter
 import type { IntakeLog } from './intake-log.js';
 import type { SeqAllocator } from './seq.js';
 import { snapshotStats, type HoldfastStats } from './stats.js';
+import type { Request } from './outbox.js';
 import type { SupervisionEventName, Supervisor, SupervisorHost } from './supervisor.js';
 import { Subscriptions, validateFilter, type IncomingMessage, type MessageHandler } from './subscriptions.js';
 import { DEFAULT_PRIORITY, validatePayload, validatePublishOptions, validateTopic, type PublishOptions } from './validate.js';
@@ -164,6 +165,7 @@ export class HoldfastClient extends EventEmitter {
    */
   subscribe(filter: string, handler: MessageHandler, options?: { qos?: 0 | 1 | 2 }): void {
     if (this.#closing) throw new HoldfastError(ErrorCodes.CLOSED, 'subscribe() after close()');
+    if (this.#supervisor.failure) throw this.#supervisor.failure;
     validateFilter(filter);
     if (typeof handler !== 'function') {
       throw new HoldfastError(ErrorCodes.INVALID_ARGUMENT, 'subscribe(filter, handler): handler must be a function', { details: { field: 'handler' } });
@@ -179,6 +181,7 @@ export class HoldfastClient extends EventEmitter {
   /** Removes every handler of `filter` and unsubscribes from it. */
   unsubscribe(filter: string): void {
     if (this.#closing) throw new HoldfastError(ErrorCodes.CLOSED, 'unsubscribe() after close()');
+    if (this.#supervisor.failure) throw this.#supervisor.failure;
     validateFilter(filter);
     if (this.#subscriptions.remove(filter)) this.#supervisor.post({ type: 'unsubscribe', filter });
   }
@@ -267,7 +270,7 @@ export class HoldfastClient extends EventEmitter {
     }
   }
 
-  #request<T = void>(build: (id: number) => ToWorker & { id: number }): Promise<T> {
+  #request<T = void>(build: (id: number) => Request): Promise<T> {
     if (!this.#closed) this.#postBatch();
     return this.#supervisor.request<T>(build);
   }

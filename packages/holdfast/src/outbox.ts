@@ -3,7 +3,10 @@ import { deserializeError, type HoldfastError } from './errors.js';
 import type { FromWorker, ToWorker } from './protocol.js';
 import { SeqRanges } from './seq-ranges.js';
 
-type Request = ToWorker & { id: number };
+/** The messages the worker answers with a reply (a subscribe's id is its MQTT 5 subscription id). */
+export type Request = Extract<ToWorker, { type: 'flush' | 'drained' | 'deadLetters' | 'requeue' | 'close' }>;
+const REQUESTS = new Set<ToWorker['type']>(['flush', 'drained', 'deadLetters', 'requeue', 'close']);
+const isRequest = (msg: ToWorker): msg is Request => REQUESTS.has(msg.type);
 
 interface Pending {
   msg: Request;
@@ -65,7 +68,7 @@ export class Outbox {
       this.posted.dropBelow(this.#safeBelow());
       this.posted.add(msg.firstSeq, last);
       this.lastPosted = last;
-    } else if ('id' in msg) {
+    } else if (isRequest(msg)) {
       const pending = this.#pending.get(msg.id);
       if (!pending) return;
       pending.sent = true;

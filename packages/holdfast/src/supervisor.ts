@@ -18,7 +18,7 @@ import { ErrorCodes, HoldfastError } from './errors.js';
 import { IntakeLog } from './intake-log.js';
 import type { ResolvedOptions } from './options.js';
 import { closeWorker, lostAtClose } from './close-worker.js';
-import { Outbox } from './outbox.js';
+import { Outbox, type Request } from './outbox.js';
 import { Stat, STATES, STAT_SLOTS, type ClientState, type FromWorker, type RestartInit, type TestFault, type ToWorker, type WorkerReady } from './protocol.js';
 import { RestartPolicy } from './restart-policy.js';
 import { describeLost, type LostReadings } from './seq-ranges.js';
@@ -139,7 +139,7 @@ export class Supervisor {
   }
 
   /** Sends a request and resolves with the worker's reply; sent again to a replacement worker. */
-  request<T = void>(build: (id: number) => ToWorker & { id: number }): Promise<T> {
+  request<T = void>(build: (id: number) => Request): Promise<T> {
     if (this.#phase === 'closed') return Promise.reject(new HoldfastError(ErrorCodes.CLOSED, 'the client is closed'));
     if (this.#failure) return Promise.reject(this.#failure);
     return this.#outbox.request<T>(build);
