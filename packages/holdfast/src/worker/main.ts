@@ -61,7 +61,8 @@ async function run(): Promise<void> {
     intake = readIntakeLog(options.cacheDir, cache.appendedThrough, cipher, bounds);
     epoch = cache.reserveEpoch();
   } catch (err) {
-    releaseCacheLock(options.cacheDir, lockToken);
+    // open() fails and lets go; a restart keeps the client's lock while the supervisor tries again.
+    if (!restart) releaseCacheLock(options.cacheDir, lockToken);
     post({ type: 'error', error: serializeError(err, ErrorCodes.CACHE_UNAVAILABLE) });
     port.close();
     return;
