@@ -99,8 +99,7 @@ export class HoldfastClient extends EventEmitter {
    */
   publish(topic: string, payload: string | Uint8Array, options?: PublishOptions): number {
     if (this.#closing) throw new HoldfastError(ErrorCodes.CLOSED, 'publish() after close(): the client accepts nothing more');
-    const failure = this.#supervisor.failure;
-    if (failure) throw failure;
+    if (this.#state === 'failed') throw this.#supervisor.failure!;
     validateTopic(topic);
     validatePayload(payload);
     let priority = DEFAULT_PRIORITY;
