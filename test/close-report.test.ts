@@ -6,12 +6,12 @@
  * on the same cache, that exactly the reported readings never arrived.
  */
 import assert from 'node:assert/strict';
-import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { open, ErrorCodes, HoldfastError, type HoldfastClient, type HoldfastOptions } from 'holdfast';
 import { assertInOrderOnce, assertMissingExactly, injectFault, within, type Lost } from './fault-hook.js';
-import { auditedBrokerWithProxy, tempDir, tinyTmpfs, waitUntil } from './helpers.js';
+import { auditedBrokerWithProxy, fillDisk, tempDir, tinyTmpfs, waitUntil } from './helpers.js';
 
 const rig = auditedBrokerWithProxy();
 const CLOSE_TIMEOUT_MS = 1000;
@@ -127,16 +127,3 @@ describe('close() reports what it could not save', () => {
     }
   });
 });
-
-/** Writes `path` until the file system is full. */
-function fillDisk(path: string): void {
-  const fd = openSync(path, 'w');
-  const chunk = Buffer.alloc(4096, 1);
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-  } finally {
-    closeSync(fd);
-  }
-}

@@ -1,6 +1,6 @@
 /** Shared plumbing for the test files: the device fixture, reading numbers and temp dirs. */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +27,19 @@ export function tinyTmpfs(prefix: string): { path: string; remove(): void } {
       base.remove();
     },
   };
+}
+
+/** Writes `path` until its file system is full (ENOSPC). */
+export function fillDisk(path: string): void {
+  const fd = openSync(path, 'w');
+  const chunk = Buffer.alloc(4096, 1);
+  try {
+    for (;;) writeSync(fd, chunk);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export interface DeviceEnv {

@@ -6,12 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { renameSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { open, startHealthServer, ErrorCodes, HoldfastError, type ClientState, type HoldfastClient, type HoldfastOptions, type IncomingMessage } from 'holdfast';
 import { assertInOrderOnce, assertMissingExactly, injectFault, restartEvents, within, type FaultKind } from './fault-hook.js';
-import { auditedBrokerWithProxy, sleep, tempDir, waitUntil } from './helpers.js';
+import { auditedBrokerWithProxy, fillDisk, sleep, tempDir, tinyTmpfs, waitUntil } from './helpers.js';
 
 const rig = auditedBrokerWithProxy();
 
@@ -216,6 +216,33 @@ describe('supervision: the worker is restarted on the same cache', () => {
       assert.deepEqual([report.lost, report.duplicates, report.outOfOrder], [0, 0, 0]);
     } finally {
       dir.remove();
+    }
+  });
+
+  it('a worker dying on a full disk is restarted on it, and delivers once there is room again', async (t) => {
+    if (process.getuid?.() !== 0) return t.skip('needs root to mount a tmpfs');
+    const device = 'dev-crash-full';
+    const disk = tinyTmpfs('crash-full');
+    const filler = join(disk.path, 'filler');
+    const seqOf = new Map<number, number>();
+    try {
+      const client = await open(options(device, join(disk.path, 'cache'), { timeoutMs: 60_000 }));
+      const restarts = restartEvents(client);
+      publishRange(client, device, 1, 10, seqOf);
+      await client.drained();
+      fillDisk(filler);
+      injectFault(client, 'throw');
+      await until(client, 'restarting');
+      publishRange(client, device, 11, 20, seqOf);
+      await waitUntil(() => client.state !== 'restarting', 20_000, 'the restart on a full disk');
+      assert.notEqual(client.state, 'failed', restarts.map((r) => r.cause).join('; '));
+      rmSync(filler);
+      await within(client.drained(), 30_000, 'drained()');
+      await client.close();
+      const report = await rig.auditor.waitFor({ [device]: seqOf.keys() }, 20_000);
+      assert.deepEqual([report.lost, report.duplicates, report.outOfOrder], [0, 0, 0]);
+    } finally {
+      disk.remove();
     }
   });
 

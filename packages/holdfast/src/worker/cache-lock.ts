@@ -96,6 +96,8 @@ function locked(dir: string, holder: Holder): HoldfastError {
 /** Takes the lock for the client `token`, or throws HOLDFAST_CACHE_LOCKED naming the live holder. */
 export function acquireCacheLock(dir: string, token: string): void {
   const path = join(dir, LOCK_FILE);
+  // Already this client's (a replacement worker): nothing to write, not even on a full disk.
+  if (parse(readText(path))?.token === token) return;
   const mine = JSON.stringify(me(token));
   try {
     createExclusive(path, mine);
@@ -104,7 +106,6 @@ export function acquireCacheLock(dir: string, token: string): void {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw unavailable(dir, err);
   }
   const holder = parse(readText(path));
-  if (holder?.token === token) return;
   if (holder && alive(holder)) throw locked(dir, holder);
   withTakeover(path, () => {
     // Read again under the takeover lock: another process may have replaced the stale lock already.
