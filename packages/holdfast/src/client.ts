@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { deserializeError, ErrorCodes, HoldfastError } from './errors.js';
 import type { HealthServer } from './health.js';
 import type { ResolvedOptions } from './options.js';
-import { FLAG_QOS2, FLAG_RETAIN, Stat, STATES, type ClientState, type DeadLetter, type FromWorker, type PublishBatch, type QuarantineInfo, type ToWorker } from './protocol.js';
+import { FLAG_QOS2, FLAG_RETAIN, Stat, STATES, type ClientState, type DeadLetter, type FromWorker, type PublishBatch, type QuarantineInfo } from './protocol.js';
 import type { IntakeLog } from './intake-log.js';
 import type { SeqAllocator } from './seq.js';
 import { snapshotStats, type HoldfastStats } from './stats.js';
