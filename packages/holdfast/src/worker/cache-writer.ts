@@ -74,17 +74,21 @@ export class CacheWriter {
   }
 
   #appendNow(recs: Rec[], alsoInTxn?: () => void, then?: () => void): void {
-    this.#commitAppend(recs, alsoInTxn).then(
+    this.#commitAppend(recs, alsoInTxn, (err) => this.#recovery.refusedAppend(recs, err)).then(
       () => {
         then?.();
         this.#recovery.maybeRecovered();
         this.#hooks.committed();
       },
-      (err: unknown) => this.#recovery.refusedAppend(recs, err),
+      () => undefined,
     );
   }
 
-  #commitAppend(recs: Rec[], alsoInTxn?: () => void): Promise<void> {
+  /**
+   * `refused` takes the records over in the same callback that forgets the failed append, so at no
+   * moment are they in neither place (the sender could otherwise send a newer record first).
+   */
+  #commitAppend(recs: Rec[], alsoInTxn?: () => void, refused?: (err: unknown) => void): Promise<void> {
     const span = { minSeq: recs[0]?.seq ?? Infinity, maxSeq: recs[recs.length - 1]?.seq ?? -Infinity };
     if (recs.length > 0) this.#uncommitted.push(span);
     // What this transaction evicts is marked as it runs, and unmarked once it commits or rolls back.
@@ -103,6 +107,7 @@ export class CacheWriter {
         if (eviction.messages > 0) this.#hooks.evicted(eviction);
       },
       (err: unknown) => {
+        refused?.(err);
         settle();
         throw err;
       },

@@ -77,7 +77,7 @@ export class Dispatcher {
   /** Packets the last run left in flight: MQTT.js resends them on connect, before anything new. */
   recover(entries: readonly OutgoingEntry[]): void {
     for (const entry of entries) {
-      const exchange = new Exchange(entry.seqs, this.#cache.readSeqs(entry.seqs), true, true);
+      const exchange = new Exchange(entry.seqs, this.#cache.readSeqs(entry.seqs), true, entry.messageId);
       if (this.inflight.current) this.#recovered.push(exchange);
       else this.inflight.begin(exchange, undefined);
     }
@@ -98,7 +98,7 @@ export class Dispatcher {
       return this.#finish(exchange, `packet of about ${fitted.size} bytes exceeds the broker's maximum packet size (${limit})`, undefined);
     }
     // A bulk split to fit: the rest stays in the cache for the next read.
-    if (fitted.count < exchange.recs.length) exchange = new Exchange(exchange.seqs.slice(0, fitted.count), exchange.recs.slice(0, fitted.count), exchange.cached, false);
+    if (fitted.count < exchange.recs.length) exchange = new Exchange(exchange.seqs.slice(0, fitted.count), exchange.recs.slice(0, fitted.count), exchange.cached);
     this.inflight.begin(exchange, this.#link.connection);
     this.#stats.inflight(exchange.seqs.length);
     if (exchange.cached) this.#store.persistFromNow();
@@ -121,15 +121,16 @@ export class Dispatcher {
     // reconnect: the broker had already completed it), the message was delivered.
     if (isRefusal(reasonCode) && cmd !== 'pubcomp') this.#store.markRefused(messageId, describeRefusal(cmd, reasonCode));
     const exchange = this.inflight.current;
-    if (exchange && this.#store.entryOf(exchange.firstSeq)?.messageId === messageId) this.inflight.progressed();
+    if (exchange && (exchange.recoveredId ?? this.#store.entryOf(exchange.firstSeq)?.messageId) === messageId) this.inflight.progressed();
   }
 
   /** Called (deferred) by the outgoing store when MQTT.js completes an exchange, or ends a refused one. */
   completed(entry: OutgoingEntry): void {
     const current = this.inflight.current;
-    if (current && current.firstSeq === entry.seqs[0]) return this.#finish(current, entry.refusal, entry.messageId);
+    const isIt = (e: Exchange): boolean => (e.recoveredId !== undefined ? e.recoveredId === entry.messageId : e.firstSeq === entry.seqs[0]);
+    if (current && isIt(current)) return this.#finish(current, entry.refusal, entry.messageId);
     // A packet left by the last run, resent out of the order they were loaded in.
-    const index = this.#recovered.findIndex((e) => e.firstSeq === entry.seqs[0]);
+    const index = this.#recovered.findIndex(isIt);
     if (index >= 0) this.#finish(this.#recovered.splice(index, 1)[0]!, entry.refusal, entry.messageId);
   }
 
@@ -160,7 +161,7 @@ export class Dispatcher {
 
   /** Dead-letters the exchange while MQTT.js still holds it, so it is never resent. */
   #abandon(exchange: Exchange, reason: string): void {
-    const entry = this.#store.entryOf(exchange.firstSeq);
+    const entry = exchange.recoveredId !== undefined ? this.#store.entry(exchange.recoveredId) : this.#store.entryOf(exchange.firstSeq);
     if (entry) {
       this.#store.forget(entry.messageId);
       this.#link.abandon(entry.messageId);

@@ -21,9 +21,9 @@ export function nextToDrain(cache: Cache, writer: CacheWriter, bulk: ResolvedOpt
   const waiting = writer.overflowHead;
   if (waiting && (recs.length === 0 || waiting.seq < recs[0]!.seq)) {
     writer.takeOverflowHead();
-    return { kind: 'send', exchange: new Exchange([waiting.seq], [waiting], false, false), asBulk: false };
+    return { kind: 'send', exchange: new Exchange([waiting.seq], [waiting], false), asBulk: false };
   }
   if (recs.length === 0) return { kind: 'empty' };
   const sendable = waiting ? recs.filter((r) => r.seq < waiting.seq) : recs;
-  return { kind: 'send', exchange: new Exchange(sendable.map((r) => r.seq), sendable, true, false), asBulk: bulk !== false };
+  return { kind: 'send', exchange: new Exchange(sendable.map((r) => r.seq), sendable, true), asBulk: bulk !== false };
 }

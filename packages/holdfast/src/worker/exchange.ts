@@ -24,16 +24,17 @@ export class Exchange {
     readonly recs: readonly Rec[],
     /** Its records are in the cache and must be removed from it when it ends. */
     public cached: boolean,
-    /** Left in flight by the previous run; MQTT.js resends it from the outgoing store. */
-    readonly recovered: boolean,
+    /** Left in flight by the previous run (MQTT.js resends it from the outgoing store): its packet id. */
+    readonly recoveredId?: number,
   ) {}
 
+  /** The first seq (-1 for a recovered packet that lists none: it is known by its packet id). */
   get firstSeq(): number {
-    return this.seqs[0]!;
+    return this.seqs[0] ?? -1;
   }
 
   get lastSeq(): number {
-    return this.seqs[this.seqs.length - 1]!;
+    return this.seqs[this.seqs.length - 1] ?? -1;
   }
 }
 

@@ -62,6 +62,10 @@ export class OutgoingStore implements IStore {
     if (entry) entry.refusal = reason;
   }
 
+  entry(messageId: number): OutgoingEntry | undefined {
+    return this.#entries.get(messageId);
+  }
+
   /** The entry carrying this seq, if MQTT.js has it. */
   entryOf(seq: number): OutgoingEntry | undefined {
     for (const entry of this.#entries.values()) if (entry.seqs.includes(seq)) return entry;
@@ -158,18 +162,33 @@ export class OutgoingStore implements IStore {
 
   /**
    * The packet goes on the wire only after this commit: a power cut can never leave a sent packet
-   * unrecorded. A failed commit (disk full) is retried until it succeeds rather than reported: MQTT.js
-   * drops a store error for a publish without a word, and would then neither send the packet nor free
-   * its id, so the exchange would wait for a reconnect that a healthy link never makes.
+   * unrecorded. When the commit fails (disk full) the packet goes out anyway, and is committed once
+   * there is room: holding it back would wedge the queue (MQTT.js drops a store error for a publish
+   * without a word, and would neither send it nor free its id), and while the disk is full the client
+   * is degraded to at least once for this packet, which a crash could resend from the cache.
    */
   #persist(entry: OutgoingEntry, cb: (err?: Error) => void): void {
-    this.#cache.write(() => this.#cache.outgoing.putInTxn(entry)).then(
+    this.#commit(entry).then(
       () => cb(),
       () => {
-        if (this.#closed || this.#entries.get(entry.messageId) !== entry) return;
-        setTimeout(() => this.#persist(entry, cb), PERSIST_RETRY_MS).unref();
+        cb();
+        this.#persistLater(entry);
       },
     );
+  }
+
+  #persistLater(entry: OutgoingEntry): void {
+    setTimeout(() => {
+      if (this.#closed || this.#entries.get(entry.messageId) !== entry) return;
+      this.#commit(entry).catch(() => this.#persistLater(entry));
+    }, PERSIST_RETRY_MS).unref();
+  }
+
+  /** Commits the entry unless it completed meanwhile (its removal is ordered after, or already done). */
+  #commit(entry: OutgoingEntry): Promise<void> {
+    return this.#cache.write(() => {
+      if (this.#entries.get(entry.messageId) === entry) this.#cache.outgoing.putInTxn(entry);
+    });
   }
 
   del(packet: Pick<Packet, 'messageId'>, cb: Callback): this {

@@ -29,7 +29,7 @@ export class SenderStats {
 
   delivered(exchange: Exchange): void {
     this.#s[Stat.delivered]! += exchange.seqs.length;
-    this.#s[Stat.lastDeliveredSeq] = exchange.lastSeq;
+    if (exchange.lastSeq > 0) this.#s[Stat.lastDeliveredSeq] = exchange.lastSeq;
   }
 
   deadLettered(count: number): void {

@@ -205,7 +205,7 @@ export class Sender {
       if (!this.#policy.canSend(rec, this.#writer)) return;
       this.#mem.shift();
       this.#updateMemStats();
-      this.#dispatcher.send(new Exchange([rec.seq], [rec], this.#policy.queuedAreCached, false), false);
+      this.#dispatcher.send(new Exchange([rec.seq], [rec], this.#policy.queuedAreCached), false);
     } else if (this.#state === 'draining') {
       this.#scheduleCacheRead();
     }
