@@ -43,6 +43,10 @@ export interface DeviceEnv {
   cleanSession?: boolean;
   /** SIGKILL itself right after publish() accepts this reading number (same tick). */
   killAt?: number;
+  /** Bytes of padding in every reading. */
+  pad?: number;
+  /** This reading number goes to `topic` with `pad` bytes of padding instead (a message the broker refuses). */
+  poison?: { at: number; topic?: string; pad?: number };
 }
 
 export function startDevice(e: DeviceEnv): DeviceProcess {
@@ -60,6 +64,12 @@ export function startDevice(e: DeviceEnv): DeviceProcess {
   if (e.count !== undefined) env.HF_COUNT = String(e.count);
   if (e.cleanSession) env.HF_CLEAN = '1';
   if (e.killAt !== undefined) env.HF_KILL_AT = String(e.killAt);
+  if (e.pad !== undefined) env.HF_PAD = String(e.pad);
+  if (e.poison !== undefined) {
+    env.HF_POISON_AT = String(e.poison.at);
+    if (e.poison.topic !== undefined) env.HF_POISON_TOPIC = e.poison.topic;
+    if (e.poison.pad !== undefined) env.HF_POISON_PAD = String(e.poison.pad);
+  }
   return spawnDevice({ script: deviceScript, execArgv: ['--import', 'tsx'], env });
 }
 
