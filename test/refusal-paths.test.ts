@@ -13,7 +13,7 @@ import { after, describe, it } from 'node:test';
 import { open as openLmdb } from 'lmdb';
 import { open, type DeadLetter, type HoldfastClient, type HoldfastOptions } from 'holdfast';
 import type { DeviceProcess } from '@holdfast/testkit';
-import { acceptedNumbers, auditedBrokerWithProxy, sleep, startDevice, tempDir, waitUntil } from './helpers.js';
+import { acceptedNumbers, auditedBrokerWithProxy, drainOutcome, sleep, startDevice, tempDir, waitUntil } from './helpers.js';
 
 /** Over this many bytes Mosquitto refuses a PUBLISH with a reason code MQTT.js cannot parse. */
 const SIZE_LIMIT = 2000;
@@ -31,28 +31,6 @@ const reading = (clientId: string, n: number, pad = ''): string => JSON.stringif
 
 function clientOptions(clientId: string, cacheDir: string, extra: Partial<HoldfastOptions> = {}): HoldfastOptions {
   return { broker: rig.proxy.url, clientId, cacheDir, protocolVersion: 5, timeoutMs: 300, closeTimeoutMs: 1000, reconnect: { minMs: 100, maxMs: 300 }, ...extra };
-}
-
-/**
- * How a client ends up, within SETTLE_MS: 'drained', or why not (a crashed worker rejects drained()
- * and emits HOLDFAST_WORKER_CRASHED).
- */
-async function outcome(client: HoldfastClient): Promise<string> {
-  const errors = new Set<string>();
-  client.on('error', (err: { code: string; message: string }) => errors.add(`${err.code}: ${err.message}`));
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(`not drained within ${SETTLE_MS} ms`), SETTLE_MS)));
-  const drained = client.drained().then(
-    () => 'drained',
-    (err: { code: string; message: string }) => `drained() rejected with ${err.code}: ${err.message}`,
-  );
-  try {
-    const result = await Promise.race([drained, timeout]);
-    const unexplained = [...errors].filter((e) => !result.includes(e));
-    return unexplained.length === 0 ? result : `${result} (errors: ${unexplained.join('; ')})`;
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
@@ -239,7 +217,7 @@ describe('refusals of a resent packet (issue F section 3)', () => {
       // One over the limit: the oldest unprotected reading of the lowest priority (2) must go.
       assert.equal(await c.requeueDeadLetters(), 1);
       rig.proxy.holdDownstreamAt(undefined);
-      assert.equal(await outcome(c), 'drained');
+      assert.equal(await drainOutcome(c, SETTLE_MS), 'drained');
       await rig.auditor.waitFor({ [clientId]: [1, 3] }, 10_000);
       assert.deepEqual(
         { evictEvents: evicted.reduce((a, b) => a + b, 0), evicted: c.stats().evicted, arrivals: rig.auditor.arrivals(clientId) },
@@ -275,13 +253,13 @@ describe('refusals of a resent packet (issue F section 3)', () => {
         await waitUntil(() => rig.proxy.holdingDownstream, 10_000, "the PUBCOMP for the resent PUBREL");
         assert.equal(await second.requeueDeadLetters(), 1);
         rig.proxy.holdDownstreamAt(undefined);
-        outcomes.push(await outcome(second));
+        outcomes.push(await drainOutcome(second, SETTLE_MS));
       } finally {
         await second.close();
       }
       const third = await open(clientOptions(clientId, dir.path));
       try {
-        outcomes.push(await outcome(third));
+        outcomes.push(await drainOutcome(third, SETTLE_MS));
       } finally {
         await third.close();
       }
@@ -317,7 +295,7 @@ describe('refusals of a resent packet (issue F section 3)', () => {
 
       const client = await open(clientOptions(clientId, dir.path));
       try {
-        assert.equal(await outcome(client), 'drained', 'the worker survives');
+        assert.equal(await drainOutcome(client, SETTLE_MS), 'drained', 'the worker survives');
       } finally {
         await client.close();
       }
