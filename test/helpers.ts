@@ -40,7 +40,7 @@ export interface DeviceEnv {
   timeoutMs?: number;
   durability?: 'spill' | 'journal';
   protocol?: 4 | 5;
-  after?: 'drain' | 'flush' | 'close' | 'idle';
+  after?: 'drain' | 'flush' | 'close' | 'idle' | 'watch';
   cleanSession?: boolean;
   /** SIGKILL itself right after publish() accepts this reading number (same tick). */
   killAt?: number;
