@@ -24,8 +24,8 @@ describe('journal mode on a full disk (issue F section 3)', () => {
    * Cache.append raises the in-memory `appendedThrough` to 500 inside that transaction, and the failed
    * commit does not lower it. CacheWriter then writes the waiting readings back in 64 KiB chunks: the
    * first chunk that commits stores appendedThrough = 500 while the later ones still wait for space
-   * (the link is down and the reading in flight waits for timeoutMs, so every queued reading is
-   * protected and nothing can be evicted to make room). After a SIGKILL, the intake log replay skips
+   * (the link is down and the reading in flight waits for timeoutMs, 10 s by default, and until then
+   * every queued reading is protected, so nothing can be evicted to make room). After a SIGKILL, the intake log replay skips
    * every seq up to 500: the readings that were still waiting are lost, without any eviction reported.
    */
   it('F#3.1: a crash after a disk-full episode loses nothing but what was evicted and reported', { skip: !isRoot && 'needs root to mount a tmpfs', todo: 'F#3.1: fails until the sender fix', timeout: 120_000 }, async () => {
@@ -36,7 +36,7 @@ describe('journal mode on a full disk (issue F section 3)', () => {
     try {
       await rig.proxy.refuse(true);
       // Every reading is accepted in one tick, so all are in the intake log before the cache fails.
-      const first = startDevice({ ...common, rate: 1_000_000, count: 500, pad: 1000, timeoutMs: 60_000, after: 'watch' });
+      const first = startDevice({ ...common, rate: 1_000_000, count: 500, pad: 1000, timeoutMs: 10_000, after: 'watch' });
       devices.push(first);
       const stats = (e: Record<string, unknown>): { cacheWritable: boolean; cached: number } | undefined => e.stats as { cacheWritable: boolean; cached: number } | undefined;
       await first.waitForEvent((e) => stats(e)?.cacheWritable === false, 20_000);
