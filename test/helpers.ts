@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
+import type { HoldfastClient } from 'holdfast';
 import { spawnDevice, startAuditor, startBroker, startLinkProxy, type AuditMessage, type Auditor, type Broker, type BrokerOptions, type DeviceProcess, type LinkProxy, type Reading } from '@holdfast/testkit';
 
 export const deviceScript = fileURLToPath(new URL('./fixtures/device.ts', import.meta.url));
@@ -39,10 +40,14 @@ export interface DeviceEnv {
   timeoutMs?: number;
   durability?: 'spill' | 'journal';
   protocol?: 4 | 5;
-  after?: 'drain' | 'flush' | 'close' | 'idle';
+  after?: 'drain' | 'flush' | 'close' | 'idle' | 'watch';
   cleanSession?: boolean;
   /** SIGKILL itself right after publish() accepts this reading number (same tick). */
   killAt?: number;
+  /** Bytes of padding in every reading. */
+  pad?: number;
+  /** This reading number goes to `topic` with `pad` bytes of padding instead (a message the broker refuses). */
+  poison?: { at: number; topic?: string; pad?: number };
 }
 
 export function startDevice(e: DeviceEnv): DeviceProcess {
@@ -60,6 +65,12 @@ export function startDevice(e: DeviceEnv): DeviceProcess {
   if (e.count !== undefined) env.HF_COUNT = String(e.count);
   if (e.cleanSession) env.HF_CLEAN = '1';
   if (e.killAt !== undefined) env.HF_KILL_AT = String(e.killAt);
+  if (e.pad !== undefined) env.HF_PAD = String(e.pad);
+  if (e.poison !== undefined) {
+    env.HF_POISON_AT = String(e.poison.at);
+    if (e.poison.topic !== undefined) env.HF_POISON_TOPIC = e.poison.topic;
+    if (e.poison.pad !== undefined) env.HF_POISON_PAD = String(e.poison.pad);
+  }
   return spawnDevice({ script: deviceScript, execArgv: ['--import', 'tsx'], env });
 }
 
@@ -138,5 +149,28 @@ export async function waitUntil(condition: () => boolean, timeoutMs: number, wha
   while (!condition()) {
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(20);
+  }
+}
+
+/**
+ * How a client ends up within `timeoutMs`: 'drained', or why not (a dead worker rejects drained() and
+ * emits HOLDFAST_WORKER_CRASHED). For tests of paths that wedge or crash the worker: they fail with
+ * the reason instead of hanging.
+ */
+export async function drainOutcome(client: HoldfastClient, timeoutMs: number): Promise<string> {
+  const errors = new Set<string>();
+  client.on('error', (err: { code: string; message: string }) => errors.add(`${err.code}: ${err.message}`));
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(`not drained within ${timeoutMs} ms; stats ${JSON.stringify(client.stats())}`), timeoutMs)));
+  const drained = client.drained().then(
+    () => 'drained',
+    (err: { code: string; message: string }) => `drained() rejected with ${err.code}: ${err.message}`,
+  );
+  try {
+    const result = await Promise.race([drained, timeout]);
+    const unexplained = [...errors].filter((e) => !result.includes(e));
+    return unexplained.length === 0 ? result : `${result} (errors: ${unexplained.join('; ')})`;
+  } finally {
+    clearTimeout(timer);
   }
 }
