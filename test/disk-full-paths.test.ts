@@ -28,7 +28,7 @@ describe('journal mode on a full disk (issue F section 3)', () => {
    * every queued reading is protected, so nothing can be evicted to make room). After a SIGKILL, the intake log replay skips
    * every seq up to 500: the readings that were still waiting are lost, without any eviction reported.
    */
-  it('F#3.1: a crash after a disk-full episode loses nothing but what was evicted and reported', { skip: !isRoot && 'needs root to mount a tmpfs', todo: 'F#3.1: fails until the sender fix', timeout: 120_000 }, async () => {
+  it('F#3.1: a crash after a disk-full episode loses nothing but what was evicted and reported', { skip: !isRoot && 'needs root to mount a tmpfs', timeout: 120_000 }, async () => {
     const clientId = 'dev-full-crash';
     const disk = tinyTmpfs('full-crash');
     const common = { broker: rig.proxy.url, clientId, cacheDir: join(disk.path, 'cache'), durability: 'journal', protocol: rig.protocol } as const;
@@ -76,7 +76,7 @@ describe('journal mode on a full disk (issue F section 3)', () => {
    * publish() skips the intake log (cacheWritable is 0) and flush() waits for a commit that never
    * comes. When the link is back, nothing flows.
    */
-  it('F#3.4: a full disk with the default highWater: flush() settles and readings flow once the link is fine, evicting by priority', { skip: !isRoot && 'needs root to mount a tmpfs', todo: 'F#3.4: fails until the sender fix', timeout: 90_000 }, async () => {
+  it('F#3.4: a full disk with the default highWater: flush() settles and readings flow once the link is fine, evicting by priority', { skip: !isRoot && 'needs root to mount a tmpfs', timeout: 90_000 }, async () => {
     const clientId = 'dev-full-wedge';
     const disk = tinyTmpfs('full-wedge');
     const free = (): number => {

@@ -43,7 +43,7 @@ describe('restarts on a cache with a backlog (issue F section 3)', () => {
    * power. The next start finds the reading in the cache with no packet id and sends it again as a new
    * message: a duplicate at a persistent-session subscriber, against guarantee 3.
    */
-  it('F#3.5: spill mode, a power cut mid-drain after a restart: the reading in flight is resent with its packet id, not duplicated', { todo: 'F#3.5: fails until the sender fix', timeout: 120_000 }, async () => {
+  it('F#3.5: spill mode, a power cut mid-drain after a restart: the reading in flight is resent with its packet id, not duplicated', { timeout: 120_000 }, async () => {
     const clientId = 'dev-drain-cut';
     const cache = tempDir('drain-cut');
     const devices: DeviceProcess[] = [];
@@ -96,7 +96,7 @@ describe('restarts on a cache with a backlog (issue F section 3)', () => {
    * already (#updateCacheStats reads its timestamp), so every start dies. It must go to the dead
    * letters with its reason, and the rest must drain.
    */
-  it('F#3.8: a corrupt sealed record goes to the dead letters and the rest drains', { todo: 'F#3.8: fails until the sender fix', timeout: 90_000 }, async () => {
+  it('F#3.8: a corrupt sealed record goes to the dead letters and the rest drains', { timeout: 90_000 }, async () => {
     const clientId = 'dev-corrupt-sealed';
     const dir = tempDir('corrupt-sealed');
     const cacheKey = randomBytes(32);

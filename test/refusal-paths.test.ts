@@ -108,7 +108,7 @@ describe('refusals of a resent packet (issue F section 3)', () => {
    * carries the refusal belongs to the dead run, so the refusal is lost, and the reading is counted as
    * delivered and removed from the cache instead of going to the dead letters.
    */
-  it('F#3.6: a refusal of a recovered packet goes to the dead letters, not to delivered', { todo: 'F#3.6: fails until the sender fix', timeout: 90_000 }, async (t) => {
+  it('F#3.6: a refusal of a recovered packet goes to the dead letters, not to delivered', { timeout: 90_000 }, async (t) => {
     if (rig.broker.kind !== 'mosquitto') return t.skip(NEEDS_MOSQUITTO);
     const cut = await poisonInFlightAtPowerCut('dev-refused-recovered', { topic: 'restricted/dev-refused-recovered' });
     try {
@@ -135,7 +135,7 @@ describe('refusals of a resent packet (issue F section 3)', () => {
    * this run is in flight, so the stream is not destroyed, MQTT.js keeps waiting for an answer that
    * never comes, and #recoveredPackets stays 1: #pump never sends anything again.
    */
-  it('F#3.3: an unparseable refusal of a recovered packet does not stop sending', { todo: 'F#3.3: fails until the sender fix', timeout: 90_000 }, async (t) => {
+  it('F#3.3: an unparseable refusal of a recovered packet does not stop sending', { timeout: 90_000 }, async (t) => {
     if (rig.broker.kind !== 'mosquitto') return t.skip(NEEDS_MOSQUITTO);
     const cut = await poisonInFlightAtPowerCut('dev-oversize-recovered', { pad: SIZE_LIMIT * 2 });
     try {
@@ -165,7 +165,7 @@ describe('refusals of a resent packet (issue F section 3)', () => {
    * numeric reason code, and the sender ignores it. The in-flight slot never clears and the reading
    * was never stored, so nothing is ever sent again: every later reading waits in the cache.
    */
-  it('F#3.3: a publish MQTT.js queued behind its store resend and failed with the link does not wedge the queue', { todo: 'F#3.3: fails until the sender fix', timeout: 90_000 }, async (t) => {
+  it('F#3.3: a publish MQTT.js queued behind its store resend and failed with the link does not wedge the queue', { timeout: 90_000 }, async (t) => {
     if (rig.broker.kind !== 'mosquitto') return t.skip(NEEDS_MOSQUITTO);
     const clientId = 'dev-store-queue';
     const dir = tempDir('store-queue');
@@ -204,7 +204,7 @@ describe('refusals of a resent packet (issue F section 3)', () => {
    * the eviction: with the cache at its limit, requeueing evicts the reading in flight (which is then
    * delivered anyway), keeps the one that should have gone, and neither counts nor emits anything.
    */
-  it('F#3.7: requeue never evicts the reading in flight, and counts and emits what it evicts', { todo: 'F#3.7: fails until the sender fix', timeout: 60_000 }, async (t) => {
+  it('F#3.7: requeue never evicts the reading in flight, and counts and emits what it evicts', { timeout: 60_000 }, async (t) => {
     if (rig.broker.kind !== 'mosquitto') return t.skip(NEEDS_MOSQUITTO);
     const clientId = 'dev-requeue-evict';
     const dir = tempDir('requeue-evict');
@@ -244,7 +244,7 @@ describe('refusals of a resent packet (issue F section 3)', () => {
    * the outgoing store's microtask kills the worker. The persisted entry is never removed, so the next
    * start resends it (the broker answers PUBCOMP 0x92) and dies the same way.
    */
-  it('F#3.2: a recovered packet whose reading requeue evicted completes without killing the worker, on every start', { todo: 'F#3.2: fails until the sender fix', timeout: 120_000 }, async (t) => {
+  it('F#3.2: a recovered packet whose reading requeue evicted completes without killing the worker, on every start', { timeout: 120_000 }, async (t) => {
     if (rig.broker.kind !== 'mosquitto') return t.skip(NEEDS_MOSQUITTO);
     const clientId = 'dev-requeue-recovered';
     const dir = tempDir('requeue-recovered');
@@ -286,7 +286,7 @@ describe('refusals of a resent packet (issue F section 3)', () => {
    * persisted packet, so the packet outlives its reading. The state is made here with lmdb-js because
    * the real path needs the disk to fill at the moment of one removal. On restart the worker dies as above.
    */
-  it('F#3.2: a recovered packet whose reading is gone from the cache (removal retried without its packet) does not kill the worker', { todo: 'F#3.2: fails until the sender fix', timeout: 90_000 }, async (t) => {
+  it('F#3.2: a recovered packet whose reading is gone from the cache (removal retried without its packet) does not kill the worker', { timeout: 90_000 }, async (t) => {
     if (rig.broker.kind !== 'mosquitto') return t.skip(NEEDS_MOSQUITTO);
     const clientId = 'dev-orphan-packet';
     const dir = tempDir('orphan-packet');
