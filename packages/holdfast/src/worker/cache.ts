@@ -198,6 +198,42 @@ export class Cache {
     }).then(() => eviction);
   }
 
+  /**
+   * The first `count` unprotected records in eviction order (lowest priority first, oldest first within
+   * it), read from the last commit without changing anything: the disk-full path weighs them against
+   * the records waiting in memory before it evicts either.
+   */
+  evictionCandidates(count: number, isProtected: (seq: number) => boolean): Array<{ priority: number; seq: number }> {
+    const out: Array<{ priority: number; seq: number }> = [];
+    if (count <= 0) return out;
+    for (const key of this.#records.getKeys()) {
+      const seq = keySeq(key);
+      if (isProtected(seq)) continue;
+      out.push({ priority: keyPriority(key), seq });
+      if (out.length >= count) break;
+    }
+    return out;
+  }
+
+  /** Evicts these records (those still cached), in one transaction. */
+  evictRecords(victims: ReadonlyArray<{ priority: number; seq: number }>, isProtected: (seq: number) => boolean): Promise<Eviction> {
+    const eviction = noEviction();
+    return this.#write(() => {
+      for (const { priority, seq } of victims) {
+        if (isProtected(seq)) continue;
+        const key = recordKey(priority, seq, this.#key);
+        const value = this.#records.get(key);
+        if (!value) continue;
+        const size = sizeOrZero(value);
+        this.#records.removeSync(key);
+        count(this.counters, priority, size, -1);
+        count(eviction, priority, size, 1);
+        eviction.seqs.push(seq);
+      }
+      this.#meta.putSync('counters', this.counters);
+    }).then(() => eviction);
+  }
+
   #evictInTxn(excessMessages: number, excessBytes: number, isProtected?: (seq: number) => boolean, onEvict?: (seq: number) => void): Eviction {
     const eviction = noEviction();
     if (excessMessages <= 0 && excessBytes <= 0) return eviction;

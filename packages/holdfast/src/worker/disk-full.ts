@@ -147,26 +147,58 @@ export class DiskFullRecovery {
     this.#retryTimer = undefined;
   }
 
-  /** Bounded memory while the disk is full: evict from the overflow too, lowest priority first. */
+  /**
+   * Bounded memory while the disk is full: the overflow may hold maxOverflow records. Beyond that the
+   * victims are chosen by the cache's own rule (lowest priority first, oldest first within it) across
+   * the cache and the overflow together: the overflow holds the newest readings, so evicting only from
+   * it would drop new readings while older ones of the same priority stay cached.
+   */
   #bound(): void {
     const excess = this.#overflow.length - this.#maxOverflow;
     if (excess <= 0) return;
-    const eviction: Eviction = { messages: 0, bytes: 0, byPriority: new Array<number>(10).fill(0), seqs: [] };
-    for (let priority = 1; priority <= 10 && eviction.messages < excess; priority++) {
-      for (let i = 0; i < this.#overflow.length && eviction.messages < excess; ) {
-        const rec = this.#overflow[i]!;
-        if (rec.priority !== priority || this.#hooks.isProtected(rec.seq)) {
-          i++;
-          continue;
-        }
-        this.#overflow.splice(i, 1);
-        eviction.messages++;
-        eviction.bytes += rec.size;
-        eviction.byPriority[priority - 1]! += 1;
-        eviction.seqs.push(rec.seq);
+    const protect = this.#hooks.isProtected;
+    const waiting = this.#overflow.filter((r) => !protect(r.seq)).sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+    const cached = this.#cache.evictionCandidates(excess, protect);
+    const fromOverflow = new Set<number>();
+    const fromCache: Array<{ priority: number; seq: number }> = [];
+    let w = 0;
+    let c = 0;
+    while (fromOverflow.size + fromCache.length < excess && (w < waiting.length || c < cached.length)) {
+      const a = waiting[w];
+      const b = cached[c];
+      if (a && (!b || a.priority < b.priority || (a.priority === b.priority && a.seq < b.seq))) {
+        fromOverflow.add(a.seq);
+        w++;
+      } else {
+        fromCache.push(b!);
+        c++;
       }
     }
-    this.#hooks.evicted(eviction);
+    const eviction: Eviction = { messages: 0, bytes: 0, byPriority: new Array<number>(10).fill(0), seqs: [] };
+    for (let i = this.#overflow.length - 1; i >= 0; i--) {
+      const rec = this.#overflow[i]!;
+      if (!fromOverflow.has(rec.seq)) continue;
+      this.#overflow.splice(i, 1);
+      eviction.messages++;
+      eviction.bytes += rec.size;
+      eviction.byPriority[rec.priority - 1]! += 1;
+      eviction.seqs.push(rec.seq);
+    }
+    if (eviction.messages > 0) this.#hooks.evicted(eviction);
+    // Deleting needs free pages too; the ballast released at the failure gives LMDB room. If the
+    // commit fails anyway, the cap is exceeded until the next retry evicts again.
+    if (fromCache.length > 0) {
+      this.#pendingEvictions++;
+      this.#cache.evictRecords(fromCache, protect).then(
+        (fromDisk) => {
+          this.#pendingEvictions--;
+          if (fromDisk.messages > 0) this.#hooks.evicted(fromDisk);
+        },
+        () => {
+          this.#pendingEvictions--;
+        },
+      );
+    }
   }
 
   /** Frees space by priority eviction, then writes the waiting records again, in order. */
