@@ -93,6 +93,23 @@ describe('auditor', () => {
     }
   });
 
+  it('waitFor keeps listening for the settle window: a duplicate right after the last expected reading is counted', async () => {
+    const auditor = await startAuditor({ url: broker.url, topics: 'settle/+', protocolVersion: v5 ? 5 : 4 });
+    const pub = await mqtt.connectAsync(broker.url, { protocolVersion: 4, reconnectPeriod: 0 });
+    try {
+      const waiting = auditor.waitFor({ s: [1, 2] }, 5_000, { settleMs: 1_000 });
+      // 2 then a late copy of 2 and a late 1: both land after the last expected arrival.
+      for (const seq of [2, 1, 2, 1]) await pub.publishAsync('settle/s', JSON.stringify({ device: 's', seq }), { qos: 1 });
+      const report = await waiting;
+      assert.equal(report.lost, 0);
+      assert.equal(report.duplicates, 2, 'both late copies are in the report');
+      assert.deepEqual(auditor.arrivals('s'), [2, 1, 2, 1]);
+    } finally {
+      await pub.endAsync();
+      await auditor.close();
+    }
+  });
+
   it('resubscribes after a broker restart that lost its session', async () => {
     // No persistence: the restarted broker has forgotten the auditor's session.
     const auditor: Auditor = await startAuditor({ url: broker.url, topics: 'restart/#', protocolVersion: v5 ? 5 : 4 });
