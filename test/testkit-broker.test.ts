@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { freePort, spawnDevice, startBroker, type Broker } from '@holdfast/testkit';
+import { skipUnlessCI } from './helpers.js';
 
 /** Connect once (no reconnect); resolves with the CONNACK outcome or 'timeout'. */
 function tryConnect(url: string, protocolVersion: 3 | 4 | 5, waitMs: number): Promise<{ result: 'connected' | 'timeout' | 'error'; message?: string; client: mqtt.MqttClient }> {
@@ -100,7 +101,7 @@ describe('broker (mosquitto when installed)', () => {
   });
 
   it('persistence keeps a retained message across restart', async (t) => {
-    if (broker.kind !== 'mosquitto') return t.skip('the Aedes fallback keeps state in memory only');
+    if (broker.kind !== 'mosquitto') return skipUnlessCI(t, 'the Aedes fallback keeps state in memory only');
     const topic = `retained/${Date.now()}`;
     const pub = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
     await pub.publishAsync(topic, 'kept', { qos: 1, retain: true });
@@ -128,7 +129,7 @@ describe('broker (mosquitto when installed)', () => {
   });
 
   it('applies extraConfig (mosquitto)', async (t) => {
-    if (broker.kind !== 'mosquitto') return t.skip('extraConfig is mosquitto-only');
+    if (broker.kind !== 'mosquitto') return skipUnlessCI(t, 'extraConfig is mosquitto-only');
     const small = await startBroker({ extraConfig: ['message_size_limit 100'] });
     // MQTT 3.1.1: mosquitto drops an oversized publish silently. (Over MQTT 5 it answers
     // with reason 0x95, which MQTT.js 5.16 rejects as an invalid PUBACK reason code.)

@@ -30,7 +30,7 @@ export interface WaitForOptions {
   settleMs?: number;
 }
 
-/** {@link WaitForOptions.settleMs}'s default. */
+/** {@link WaitForOptions.settleMs}'s default, for waitFor() and waitForCount(). */
 export const DEFAULT_SETTLE_MS = 500;
 
 export interface Auditor {
@@ -40,8 +40,8 @@ export interface Auditor {
   report(expected?: Record<string, Iterable<number>>): AuditReport;
   /** Seqs of `device` in arrival order. */
   arrivals(device: string): number[];
-  /** Resolve when unique readings >= n; reject on timeout with the current counts. */
-  waitForCount(n: number, timeoutMs: number): Promise<void>;
+  /** Resolve when unique readings >= n and the settle window has passed; reject on timeout with the current counts. */
+  waitForCount(n: number, timeoutMs: number, options?: WaitForOptions): Promise<void>;
   /**
    * Resolve with the report once every expected seq has arrived and a settle window has passed (late
    * duplicates and reorderings land in it), or on timeout (never rejects).
@@ -167,13 +167,18 @@ class MqttAuditor implements Auditor {
     return `unique ${r.unique}, received ${r.received}, duplicates ${r.duplicates}, out of order ${r.outOfOrder}`;
   }
 
-  waitForCount(n: number, timeoutMs: number): Promise<void> {
+  waitForCount(n: number, timeoutMs: number, options: WaitForOptions = {}): Promise<void> {
+    const settleMs = options.settleMs ?? DEFAULT_SETTLE_MS;
     return new Promise<void>((resolve, reject) => {
+      let settling: NodeJS.Timeout | undefined;
       const waiter: Waiter = {
         check: () => {
-          if (this.ledger.unique < n) return;
-          finish();
-          resolve();
+          if (this.ledger.unique < n || settling !== undefined) return;
+          clearTimeout(timer);
+          settling = setTimeout(() => {
+            finish();
+            resolve();
+          }, settleMs);
         },
         abort: () => {
           finish();
@@ -186,6 +191,7 @@ class MqttAuditor implements Auditor {
       }, timeoutMs);
       const finish = (): void => {
         clearTimeout(timer);
+        clearTimeout(settling);
         this.waiters.delete(waiter);
       };
       this.waiters.add(waiter);
