@@ -11,7 +11,7 @@ import { ErrorCodes, HoldfastError, open, unpackBulk, type HoldfastClient } from
 import { startAuditor, startBroker, startLinkProxy, type AuditMessage, type Broker, type LinkProxy, type Reading } from '@holdfast/testkit';
 // packBulk is the worker's half of the codec and not public API: the built module is imported by path.
 import { packBulk } from '../packages/holdfast/dist/bulk.js';
-import { extractReadingNumber, sleep, tempDir } from './helpers.js';
+import { extractReadingNumber, tempDir, waitUntil } from './helpers.js';
 
 function expectBulkResultOrInvalid(bytes: Uint8Array): void {
   try {
@@ -128,9 +128,10 @@ describe('bulk drain through a link outage on a 100 ms RTT link (real Mosquitto)
         if (n < READINGS) c.publish(`sensors/${DEVICE}/temperature`, JSON.stringify({ device: DEVICE, n: ++n, celsius: 21.5 }));
       }, 1000 / RATE);
       try {
-        await sleep(1500);
+        // Delivering one at a time before the outage, so the backlog after it is what gets bulked.
+        await waitUntil(() => c.stats().delivered >= 20, 15_000, 'readings delivered before the outage');
         await proxy.outage(3000);
-        while (n < READINGS) await sleep(50);
+        await waitUntil(() => n >= READINGS, (READINGS / RATE) * 1000 + 15_000, 'every reading published');
       } finally {
         clearInterval(timer);
       }

@@ -56,8 +56,8 @@ for (const scenario of scenarios) {
       const auditor = await startAuditor({ url: broker.url, topics: 'sensors/#', protocolVersion: protocol, extract: extractReadingNumber });
       const device = startDevice({ broker: proxy.url, clientId: 'dev-fault', cacheDir: cache.path, rate: RATE, count: READINGS, protocol, after: 'drain' });
       try {
-        await device.waitForEvent((e) => e.open === true, 15_000);
-        await sleep(2000);
+        // The fault hits a device in full flow: 200 readings accepted, the rest still to come.
+        await device.waitForEvent((e) => typeof e.n === 'number' && e.n >= 200, 15_000);
         await scenario.inject(broker, proxy);
         await device.waitForEvent((e) => e.drained === true, 60_000);
         const accepted = acceptedNumbers(device);

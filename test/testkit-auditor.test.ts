@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { defaultExtract, startAuditor, startBroker, type Auditor, type Broker } from '@holdfast/testkit';
-import { skipUnlessCI } from './helpers.js';
+import { skipUnlessCI, waitUntil } from './helpers.js';
 
 const EPOCH = 2 ** 32;
 
@@ -116,16 +116,18 @@ describe('auditor', () => {
     const auditor: Auditor = await startAuditor({ url: broker.url, topics: 'restart/#', protocolVersion: v5 ? 5 : 4 });
     try {
       await broker.restart();
-      const deadline = Date.now() + 10_000;
       let seq = 0;
       // Publish until the auditor is back (it reconnects every 250 ms).
-      while (auditor.received === 0 && Date.now() < deadline) {
-        const pub = await mqtt.connectAsync(broker.url, { protocolVersion: 4, reconnectPeriod: 0 });
-        await pub.publishAsync('restart/x', JSON.stringify({ device: 'x', seq: ++seq }), { qos: 1 });
-        await pub.endAsync();
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      assert.ok(auditor.received > 0, 'the auditor must receive again after the restart');
+      await waitUntil(
+        async () => {
+          const pub = await mqtt.connectAsync(broker.url, { protocolVersion: 4, reconnectPeriod: 0 });
+          await pub.publishAsync('restart/x', JSON.stringify({ device: 'x', seq: ++seq }), { qos: 1 });
+          await pub.endAsync();
+          return auditor.received > 0;
+        },
+        10_000,
+        'the auditor to receive again after the restart',
+      );
     } finally {
       await auditor.close();
     }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { freePort, spawnDevice, startBroker, type Broker } from '@holdfast/testkit';
-import { skipUnlessCI } from './helpers.js';
+import { skipUnlessCI, waitUntil } from './helpers.js';
 
 /** Connect once (no reconnect); resolves with the CONNACK outcome or 'timeout'. */
 function tryConnect(url: string, protocolVersion: 3 | 4 | 5, waitMs: number): Promise<{ result: 'connected' | 'timeout' | 'error'; message?: string; client: mqtt.MqttClient }> {
@@ -142,7 +142,8 @@ describe('broker (mosquitto when installed)', () => {
       await client.subscribeAsync(topic, { qos: 1 });
       await client.publishAsync(topic, 'x'.repeat(500), { qos: 1 });
       await client.publishAsync(topic, 'small', { qos: 1 });
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      // In order on one topic: once 'small' is in, the oversized one would have come before it.
+      await waitUntil(() => got.includes('small'), 5000, "'small' to arrive");
       assert.deepEqual(got, ['small'], 'the oversized message must be dropped by the broker');
     } finally {
       await client.endAsync();
@@ -244,8 +245,7 @@ ${mode === 'sigterm' ? 'setInterval(() => {}, 1000);' : '// nothing else keeps t
       if (mode === 'sigterm') await parent.kill('SIGTERM');
       const exit = await parent.exited;
       assert.equal(exit.signal, mode === 'sigterm' ? 'SIGTERM' : null, parent.stderr());
-      for (let i = 0; i < 50 && alive(pid); i++) await new Promise((resolve) => setTimeout(resolve, 20));
-      assert.equal(alive(pid), false, `broker ${pid} outlived its parent`);
+      await waitUntil(() => !alive(pid), 1000, `broker ${pid} to end with its parent`);
       assert.equal(existsSync(started['dir'] as string), false, 'its temp dir is removed too');
     });
   }

@@ -2,7 +2,7 @@
  * @holdfast/testkit: real brokers, a faulty link, a delivery auditor and killable device
  * processes, for holdfast's tests and benchmarks and for users testing their pipelines.
  */
-export { freePort } from './ports.js';
+export { canConnect, freePort } from './ports.js';
 export { startBroker } from './broker.js';
 export type { Broker, BrokerOptions } from './broker-types.js';
 export { startLinkProxy } from './link-proxy.js';
