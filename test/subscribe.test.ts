@@ -31,11 +31,12 @@ after(async () => {
  * Publishes `probe` messages on `topic` until one reaches the client (`arrived` sees its payload):
  * proof that the subscription is live at the broker, without guessing how long the SUBSCRIBE takes.
  */
+let probes = 0;
 async function subscriptionLive(topic: string, arrived: (payload: string) => boolean): Promise<void> {
-  let k = 0;
   await waitUntil(
     async () => {
-      const payload = `probe-${++k}`;
+      // Unique across the file: a probe that arrived for an earlier wait must not satisfy this one.
+      const payload = `probe-${++probes}`;
       await sender.publishAsync(topic, payload, { qos: 1 });
       return withinMs(() => arrived(payload), 500);
     },
