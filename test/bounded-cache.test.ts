@@ -10,18 +10,14 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { open, ErrorCodes, HoldfastError, type HealthReport, type HoldfastClient, type HoldfastOptions } from 'holdfast';
 import {
-  assertEvictedByPriority,
   auditedBrokerWithProxy,
   needsRoot,
-  openWithHealth,
-  settledArrivals,
   skipUnlessCI,
   tempDir,
   tinyTmpfs,
   waitUntil,
-  watchHealth,
-  type PublishedReading,
 } from './helpers.js';
+import { assertEvictedByPriority, openWithHealth, settledArrivals, watchHealth, type PublishedReading } from './eviction.js';
 
 const rig = auditedBrokerWithProxy();
 

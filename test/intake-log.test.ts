@@ -11,19 +11,15 @@ import { describe, it } from 'node:test';
 import { open, ErrorCodes, type HealthReport, type HoldfastClient, type HoldfastError, type HoldfastOptions, type QuarantineInfo } from 'holdfast';
 import {
   acceptedNumbers,
-  assertEvictedByPriority,
   auditedBrokerWithProxy,
   needsRoot,
-  openWithHealth,
-  settledArrivals,
   skipUnlessCI,
   startDevice,
   tempDir,
   tinyTmpfs,
   waitUntil,
-  watchHealth,
-  type PublishedReading,
 } from './helpers.js';
+import { assertEvictedByPriority, openWithHealth, settledArrivals, watchHealth, type PublishedReading } from './eviction.js';
 
 const rig = auditedBrokerWithProxy();
 const segments = (dir: string): string[] => readdirSync(dir).filter((f) => /^intake-.*\.log$/.test(f));
