@@ -39,7 +39,8 @@ describe('auditor', () => {
           });
         }
       } else {
-        t.diagnostic('broker without MQTT 5: user-property readings not exercised');
+        // The JSON part still runs; the test is marked skipped (failed under CI) for the part that cannot.
+        skipUnlessCI(t, 'broker without MQTT 5 (mosquitto): user-property readings not exercised');
       }
       await auditor.waitForCount(v5 ? 10 : 6, 5_000);
 
