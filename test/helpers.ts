@@ -1,12 +1,12 @@
-/** Shared plumbing for the test files: the device fixture, reading numbers and temp dirs. */
+/** Shared plumbing for the test files: the device fixture, reading numbers, temp dirs, brokers, ports and waits. */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, before } from 'node:test';
+import { after, before, type TestContext } from 'node:test';
 import type { HoldfastClient } from 'holdfast';
-import { spawnDevice, startAuditor, startBroker, startLinkProxy, type AuditMessage, type Auditor, type Broker, type BrokerOptions, type DeviceProcess, type LinkProxy, type Reading } from '@holdfast/testkit';
+import { freePort, spawnDevice, startAuditor, startBroker, startLinkProxy, type AuditMessage, type Auditor, type Broker, type BrokerOptions, type DeviceProcess, type LinkProxy, type Reading } from '@holdfast/testkit';
 
 export const deviceScript = fileURLToPath(new URL('./fixtures/device.ts', import.meta.url));
 
@@ -93,6 +93,48 @@ export function extractReadingNumber(msg: AuditMessage): Reading[] {
   return [];
 }
 
+/**
+ * Skips a test that cannot run here for a missing tool, path or privilege, except under CI (CI=true):
+ * there a skip would hide an untested guarantee, so the test fails naming what is missing.
+ */
+export function skipUnlessCI(t: TestContext, missing: string): void {
+  if (process.env.CI === 'true') throw new Error(`CI runs every test, but this one cannot run: ${missing}`);
+  t.skip(missing);
+}
+
+/** Root mounts the tmpfs of the disk-full tests; the reason to give skipUnlessCI() otherwise. */
+export function needsRoot(): string | undefined {
+  return process.getuid?.() === 0 ? undefined : 'needs root to mount a tmpfs (CI runs as root)';
+}
+
+/**
+ * The libfaketime the system's own `faketime` preloads (its LD_PRELOAD, which may hold the dynamic
+ * linker's $LIB token), or undefined when faketime is not installed.
+ */
+export function faketimeLibrary(): string | undefined {
+  try {
+    const lib = execFileSync('faketime', ['-m', '-f', '+0', '/bin/sh', '-c', 'printf %s "$LD_PRELOAD"'], { encoding: 'utf8' }).trim();
+    return lib === '' ? undefined : lib;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts something on `count` ports from freePort(), trying fresh ports when one was taken between
+ * the choice and the bind (EADDRINUSE in the error), for servers that cannot bind port 0 themselves.
+ */
+export async function onFreePorts<T>(count: number, start: (ports: number[]) => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
+    try {
+      return await start(ports);
+    } catch (err) {
+      if (attempt >= attempts || !/EADDRINUSE|address already in use/i.test(String((err as Error).message))) throw err;
+    }
+  }
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface BrokerRig {
@@ -144,9 +186,9 @@ export function auditedBrokerWithProxy(options: BrokerOptions = {}): AuditedRig 
 }
 
 /** Polls until `condition` holds; fails with `what` after `timeoutMs`. */
-export async function waitUntil(condition: () => boolean, timeoutMs: number, what = 'the condition'): Promise<void> {
+export async function waitUntil(condition: () => boolean | Promise<boolean>, timeoutMs: number, what = 'the condition'): Promise<void> {
   const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
+  while (!(await condition())) {
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(20);
   }

@@ -2,13 +2,13 @@
  * @holdfast/testkit: real brokers, a faulty link, a delivery auditor and killable device
  * processes, for holdfast's tests and benchmarks and for users testing their pipelines.
  */
-export { freePort } from './ports.js';
+export { canConnect, freePort } from './ports.js';
 export { startBroker } from './broker.js';
 export type { Broker, BrokerOptions } from './broker-types.js';
 export { startLinkProxy } from './link-proxy.js';
 export type { Direction, LinkProxy, LinkProxyOptions, PacketFault, PacketFaultCounts, PacketName } from './link-proxy.js';
-export { startAuditor } from './auditor.js';
-export type { Auditor, AuditorOptions } from './auditor.js';
+export { DEFAULT_SETTLE_MS, startAuditor } from './auditor.js';
+export type { Auditor, AuditorOptions, WaitForOptions } from './auditor.js';
 export { defaultExtract } from './extract.js';
 export type { AuditMessage, Extract, Reading } from './extract.js';
 export type { AuditReport, DeviceReport } from './audit-ledger.js';

@@ -149,13 +149,14 @@ function run(): void {
   });
 
   async function shutdown(id: number): Promise<void> {
-    const started = Date.now();
+    // Monotonic: a wall clock that jumps during close() must neither stretch nor collapse the budget.
+    const started = performance.now();
     const budget = options.closeTimeoutMs;
     clearInterval(latencyTimer);
     try {
       await sender!.stop();
       if (link.connected) await sender!.settleInflight(Math.floor(budget * 0.4));
-      await link.end(Math.max(100, budget - (Date.now() - started) - 500));
+      await link.end(Math.max(100, budget - (performance.now() - started) - 500));
       await cache.settled();
       sweeper.sweep(sender!.lowestVolatileSeq);
       await cache.close();
