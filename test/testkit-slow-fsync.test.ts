@@ -68,6 +68,7 @@ describe('slow-fsync shim', () => {
       { fsync: 1, fdatasync: 2 * n, dsyncWrites: 2, msync: 0, syncFileRange: 0, syncfs: 0, total: 2 * n + 3 },
     );
     assert.ok(Math.abs(counts.delayedMs - counts.total * DELAY_MS) < 1, `delayed ${counts.delayedMs} ms for ${counts.total} syncs`);
+    assert.ok(counts.syncMs > 0 && counts.syncMs < counts.delayedMs, `the real calls took ${counts.syncMs} ms, apart from the injected delay`);
   });
 
   it('counts 0 ms too: the shim loaded, nothing delayed', async (t) => {

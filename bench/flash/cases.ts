@@ -19,6 +19,8 @@ export interface FlashResult {
   dsyncWritesPerReading: number;
   /** /proc/<pid>/io write_bytes per reading. */
   bytesPerReading: number;
+  /** The storage's own time per flush (the real call, without the injected latency), ms. */
+  diskMsPerFsync: number;
   readingsPerSecond: number;
   /** From the link's return to an empty cache, after the outage; null when it did not catch up. */
   catchUpSeconds: number | null;
@@ -84,12 +86,14 @@ function marks(d: DeviceProcess): Map<string, Mark> {
   return new Map(d.events.filter((e) => typeof e.mark === 'string').map((e) => [e.mark as string, e as unknown as Mark]));
 }
 
-function costs(from: Mark, to: Mark, readings: number): Pick<FlashResult, 'fsyncsPerReading' | 'dsyncWritesPerReading' | 'bytesPerReading'> {
+function costs(from: Mark, to: Mark, readings: number): Pick<FlashResult, 'fsyncsPerReading' | 'dsyncWritesPerReading' | 'bytesPerReading' | 'diskMsPerFsync'> {
   const per = (value: number, digits: number): number => (readings > 0 ? round(value / readings, digits) : Number.NaN);
+  const flushes = to.syncs.total - from.syncs.total;
   return {
-    fsyncsPerReading: per(to.syncs.total - from.syncs.total, 2),
+    fsyncsPerReading: per(flushes, 2),
     dsyncWritesPerReading: per(to.syncs.dsyncWrites - from.syncs.dsyncWrites, 2),
     bytesPerReading: per((to.io?.writeBytes ?? Number.NaN) - (from.io?.writeBytes ?? Number.NaN), 0),
+    diskMsPerFsync: flushes > 0 ? round((to.syncs.syncMs - from.syncs.syncMs) / flushes, 2) : 0,
   };
 }
 

@@ -7,7 +7,7 @@
  * descriptor opened with O_DSYNC or O_SYNC (LMDB writes its meta page that way instead of calling
  * fdatasync a second time), or written with pwritev2(RWF_DSYNC|RWF_SYNC).
  *
- * Counts go to HOLDFAST_SLOW_FSYNC_COUNTS, a file of eight little-endian uint64 mapped MAP_SHARED and
+ * Counts go to HOLDFAST_SLOW_FSYNC_COUNTS, a file of little-endian uint64 (the enum below) mapped MAP_SHARED and
  * updated atomically: any thread (LMDB commits from lmdb-js's worker threads) and any child process
  * that inherits the environment add to the same counters, and a SIGKILL loses none of them, because
  * they live in the page cache, not in the process.
@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 /* The counters file's layout; packages/testkit/src/slow-fsync.ts reads the same order. */
-enum { C_FSYNC, C_FDATASYNC, C_MSYNC, C_SYNC_FILE_RANGE, C_SYNCFS, C_DSYNC_WRITES, C_DELAYED_NS, C_SLOTS = 8 };
+enum { C_FSYNC, C_FDATASYNC, C_MSYNC, C_SYNC_FILE_RANGE, C_SYNCFS, C_DSYNC_WRITES, C_DELAYED_NS, C_REAL_NS, C_SLOTS };
 
 #define MAX_TRACKED_FDS 65536
 
@@ -64,10 +64,22 @@ __attribute__((constructor)) static void slow_fsync_init(void) {
   }
 }
 
-/* Counts one durable operation and waits the injected latency; errno stays the real call's. */
-static void slow(int slot) {
+static long long now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/*
+ * Counts one durable operation whose real call began at `began` (now_ns()), adds the storage's own time
+ * for it, and waits the injected latency; errno stays the real call's.
+ */
+static void slow(int slot, long long began) {
   int saved = errno;
-  if (counters) __atomic_add_fetch(&counters[slot], 1, __ATOMIC_RELAXED);
+  if (counters) {
+    __atomic_add_fetch(&counters[slot], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&counters[C_REAL_NS], (uint64_t)(now_ns() - began), __ATOMIC_RELAXED);
+  }
   if (delay_ns > 0) {
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
@@ -96,43 +108,49 @@ static mode_t mode_arg(int flags, va_list ap) {
 
 int fsync(int fd) {
   REAL(fsync);
+  long long began = now_ns();
   int r = real_fsync(fd);
-  slow(C_FSYNC);
+  slow(C_FSYNC, began);
   return r;
 }
 
 int fdatasync(int fd) {
   REAL(fdatasync);
+  long long began = now_ns();
   int r = real_fdatasync(fd);
-  slow(C_FDATASYNC);
+  slow(C_FDATASYNC, began);
   return r;
 }
 
 int msync(void *addr, size_t length, int flags) {
   REAL(msync);
+  long long began = now_ns();
   int r = real_msync(addr, length, flags);
-  if (flags & MS_SYNC) slow(C_MSYNC);
+  if (flags & MS_SYNC) slow(C_MSYNC, began);
   return r;
 }
 
 int sync_file_range(int fd, off_t offset, off_t nbytes, unsigned int flags) {
   REAL(sync_file_range);
+  long long began = now_ns();
   int r = real_sync_file_range(fd, offset, nbytes, flags);
-  slow(C_SYNC_FILE_RANGE);
+  slow(C_SYNC_FILE_RANGE, began);
   return r;
 }
 
 int syncfs(int fd) {
   REAL(syncfs);
+  long long began = now_ns();
   int r = real_syncfs(fd);
-  slow(C_SYNCFS);
+  slow(C_SYNCFS, began);
   return r;
 }
 
 void sync(void) {
   REAL(sync);
+  long long began = now_ns();
   real_sync();
-  slow(C_SYNCFS);
+  slow(C_SYNCFS, began);
 }
 
 /* glibc exports open and open64 (and openat/openat64) as separate symbols; callers bind to either. */
@@ -169,23 +187,26 @@ int close(int fd) {
 
 ssize_t write(int fd, const void *buf, size_t count) {
   REAL(write);
+  long long began = now_ns();
   ssize_t r = real_write(fd, buf, count);
-  if (is_dsync(fd)) slow(C_DSYNC_WRITES);
+  if (is_dsync(fd)) slow(C_DSYNC_WRITES, began);
   return r;
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
   REAL(writev);
+  long long began = now_ns();
   ssize_t r = real_writev(fd, iov, iovcnt);
-  if (is_dsync(fd)) slow(C_DSYNC_WRITES);
+  if (is_dsync(fd)) slow(C_DSYNC_WRITES, began);
   return r;
 }
 
 #define PWRITE_WRAPPER(name, off_type) \
   ssize_t name(int fd, const void *buf, size_t count, off_type offset) { \
     REAL(name); \
+    long long began = now_ns(); \
     ssize_t r = real_##name(fd, buf, count, offset); \
-    if (is_dsync(fd)) slow(C_DSYNC_WRITES); \
+    if (is_dsync(fd)) slow(C_DSYNC_WRITES, began); \
     return r; \
   }
 PWRITE_WRAPPER(pwrite, off_t)
@@ -194,8 +215,9 @@ PWRITE_WRAPPER(pwrite64, off64_t)
 #define PWRITEV_WRAPPER(name, off_type) \
   ssize_t name(int fd, const struct iovec *iov, int iovcnt, off_type offset) { \
     REAL(name); \
+    long long began = now_ns(); \
     ssize_t r = real_##name(fd, iov, iovcnt, offset); \
-    if (is_dsync(fd)) slow(C_DSYNC_WRITES); \
+    if (is_dsync(fd)) slow(C_DSYNC_WRITES, began); \
     return r; \
   }
 PWRITEV_WRAPPER(pwritev, off_t)
@@ -203,7 +225,8 @@ PWRITEV_WRAPPER(pwritev64, off64_t)
 
 ssize_t pwritev2(int fd, const struct iovec *iov, int iovcnt, off_t offset, int flags) {
   REAL(pwritev2);
+  long long began = now_ns();
   ssize_t r = real_pwritev2(fd, iov, iovcnt, offset, flags);
-  if (is_dsync(fd) || (flags & (RWF_DSYNC | RWF_SYNC))) slow(C_DSYNC_WRITES);
+  if (is_dsync(fd) || (flags & (RWF_DSYNC | RWF_SYNC))) slow(C_DSYNC_WRITES, began);
   return r;
 }

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,8 +44,6 @@ function build(name: string): NativeBuild {
     if (run.error !== undefined && (run.error as NodeJS.ErrnoException).code === 'ENOENT') continue;
     if (run.status === 0) {
       renameSync(partial, output);
-      // Builds of earlier versions of the source are never loaded again.
-      for (const old of readdirSync(dir)) if (old.startsWith(`${name}-`) && old.endsWith('.so') && join(dir, old) !== output) rmSync(join(dir, old), { force: true });
       return { ok: true, path: output };
     }
     rmSync(partial, { force: true });

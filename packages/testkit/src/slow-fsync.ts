@@ -24,11 +24,13 @@ export interface SyncCounts {
   total: number;
   /** Time spent in the injected delay, in ms, summed over threads. */
   delayedMs: number;
+  /** Time the real calls above took (the storage's own latency), in ms, summed over threads. */
+  syncMs: number;
 }
 
 export const SLOW_FSYNC_MS_ENV = 'HOLDFAST_SLOW_FSYNC_MS';
 export const SLOW_FSYNC_COUNTS_ENV = 'HOLDFAST_SLOW_FSYNC_COUNTS';
-// The counters file: eight little-endian uint64, in the order of the shim's enum.
+// The counters file: little-endian uint64 in the order of the shim's enum.
 const SLOTS = 8;
 
 export interface SlowFsync {
@@ -81,5 +83,5 @@ export function readSyncCounts(file = process.env[SLOW_FSYNC_COUNTS_ENV]): SyncC
   const slot = (i: number): number => (bytes.length >= (i + 1) * 8 ? Number(bytes.readBigUInt64LE(i * 8)) : 0);
   const counts = { fsync: slot(0), fdatasync: slot(1), msync: slot(2), syncFileRange: slot(3), syncfs: slot(4), dsyncWrites: slot(5) };
   const total = counts.fsync + counts.fdatasync + counts.msync + counts.syncFileRange + counts.syncfs + counts.dsyncWrites;
-  return { ...counts, total, delayedMs: slot(6) / 1e6 };
+  return { ...counts, total, delayedMs: slot(6) / 1e6, syncMs: slot(7) / 1e6 };
 }
