@@ -33,7 +33,7 @@ const settings: FlashSettings = {
   outstanding: 200,
   drainOutageS: args.quick ? 0.5 : 5,
   outageS: args.numbers['outage-s'] ?? (args.quick ? 2 : 20),
-  giveUpS: args.quick ? 2.5 : 10,
+  giveUpS: args.quick ? 2 : 10,
   capS: args.quick ? 15 : 120,
   broker: broker.url,
   brokerPort: broker.port,

@@ -87,26 +87,30 @@ function drain(): void {
   mark('drain-start');
   while (removeOldest());
   mark('drain-end');
-  // The catch-up: due readings first (they arrive whether or not the drain keeps up), then one removal.
-  // Caught up, as for holdfast: the whole backlog removed and less than half a second of readings waiting.
+  // The catch-up: a due reading is put before anything is removed (readings arrive whether or not the
+  // drain keeps up), one commit per step so the end is checked after each. Caught up, as for holdfast:
+  // the whole backlog removed and less than half a second of readings waiting (arrived but not yet put,
+  // or put but not yet removed).
   backlog(Number(env.HF_CATCH_UP_BACKLOG ?? 2000));
   const backlogEnd = accepted;
   const started = performance.now();
   const giveUpAt = started + Number(env.HF_GIVE_UP_S ?? 10) * 1000;
   const capAt = started + Number(env.HF_CAP_S ?? 60) * 1000;
-  const startBacklog = accepted - delivered;
   let put = 0;
+  const waiting = (at: number): number => Math.floor(((at - started) / 1000) * rate) - put + accepted - delivered;
+  const startBacklog = waiting(started);
   let caughtUp: number | null = null;
   for (;;) {
     const at = performance.now();
-    const due = Math.floor(((at - started) / 1000) * rate);
-    for (; put < due; put++) putOne();
-    removeOldest();
-    if (delivered >= backlogEnd && accepted - delivered < rate / 2) {
+    if (put < Math.floor(((at - started) / 1000) * rate)) {
+      putOne();
+      put++;
+    } else removeOldest();
+    if (delivered >= backlogEnd && waiting(at) < rate / 2) {
       caughtUp = (performance.now() - started) / 1000;
       break;
     }
-    if ((at > giveUpAt && accepted - delivered >= startBacklog) || at > capAt) break;
+    if ((at > giveUpAt && waiting(at) >= startBacklog) || at > capAt) break;
   }
   say({ caughtUp });
 }
