@@ -68,7 +68,7 @@ const benches: BenchCase[] = [
     bench: 'throughput',
     fields: ['holdfastPerSecond', 'mqttjsPerSecond', 'ratio', 'mqttjsDefaultOptionsPerSecond', 'defaultOptionsRatio'],
     check: (s) => {
-      atLeast(s, 'ratio', 0.09);
+      atLeast(s, 'ratio', 0.08);
       atLeast(s, 'holdfastPerSecond', 900);
     },
   },
@@ -85,7 +85,7 @@ const benches: BenchCase[] = [
     fields: ['rttMs', 'backlog', 'bulk', 'drainSeconds', 'bulkReadingsPerSecond', 'oneAtATimePerSecond'],
     check: (s) => {
       atLeast(s, 'bulkReadingsPerSecond', 430);
-      atLeast(s, 'oneAtATimePerSecond', 0.45);
+      atLeast(s, 'oneAtATimePerSecond', 0.41);
     },
   },
   {
@@ -142,11 +142,13 @@ const benches: BenchCase[] = [
       assert.ok(spill.bytesPerReading < 100, `spill mode on a healthy link wrote ${spill.bytesPerReading} B per reading`);
       // One synced LMDB commit is an fdatasync and an O_DSYNC meta-page write: the shim sees both.
       assert.ok(baseline.fsyncsPerReading >= 1.5 && baseline.fsyncsPerReading <= 2.5, `baseline: ${baseline.fsyncsPerReading} flushes per commit`);
-      assert.ok(journal.readingsPerSecond >= 2, `journal at 8 ms: ${journal.readingsPerSecond}/s`);
+      // Floors: a tenth of the 8 ms figures in bench/README.md (the bulk drain's from quick runs, whose
+      // backlog is a tenth of the full run's and goes out in one or two bulks).
+      assert.ok(journal.readingsPerSecond >= 1, `journal at 8 ms: ${journal.readingsPerSecond}/s`);
       assert.ok(spill.readingsPerSecond >= 300, `spill at 8 ms: ${spill.readingsPerSecond}/s`);
-      assert.ok(drain.readingsPerSecond >= 1.3, `drain at 8 ms: ${drain.readingsPerSecond}/s`);
-      assert.ok(bulk.readingsPerSecond >= 30, `bulk drain at 8 ms: ${bulk.readingsPerSecond}/s`);
-      assert.ok(baseline.readingsPerSecond >= 5, `baseline at 8 ms: ${baseline.readingsPerSecond}/s`);
+      assert.ok(drain.readingsPerSecond >= 1.2, `drain at 8 ms: ${drain.readingsPerSecond}/s`);
+      assert.ok(bulk.readingsPerSecond >= 25, `bulk drain at 8 ms: ${bulk.readingsPerSecond}/s`);
+      assert.ok(baseline.readingsPerSecond >= 4, `baseline at 8 ms: ${baseline.readingsPerSecond}/s`);
     },
   },
 ];
