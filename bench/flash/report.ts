@@ -13,7 +13,7 @@ function row(label: string, r: FlashResult): string[] {
     String(r.fsyncMs),
     num(r.fsyncsPerReading, 2),
     num(r.dsyncWritesPerReading, 2),
-    num(r.diskMsPerFsync, 2),
+    r.fsyncsPerReading > 0 ? num(r.diskMsPerFsync, 2) : '–',
     num(r.bytesPerReading, 0),
     num(r.readingsPerSecond, 1),
     r.catchUpSeconds === null ? (r.case.startsWith('drain') ? 'never' : '–') : num(r.catchUpSeconds, 1),
