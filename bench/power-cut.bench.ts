@@ -6,7 +6,7 @@
  * accepted: lost, duplicates, out of order, and disk bytes written per accepted reading (flash wear).
  *
  *   pnpm bench power-cut [--mode spill|journal] [--kills N] [--rate R] [--duration S] [--seed X]
- *                        [--timeout-ms T] [--quick] [--json] [--svg path] [--trace path]
+ *                        [--timeout-ms T] [--quick] [--json] [--write-results] [--svg path] [--trace path]
  *
  * Exit code 1 when the mode breaks its promise: journal loses any reading publish() accepted (the intake log
  * holds it from before publish() returns);
@@ -38,8 +38,10 @@ try {
 }
 const note = (line: string): void => void process.stderr.write(`${line}\n`);
 const here = dirname(fileURLToPath(import.meta.url));
-// The committed pictures come from full runs; a --quick run (CI) must not overwrite them.
-const svgPath = args.svg ?? (args.quick ? join(tmpdir(), `holdfast-power-cut-${args.mode}-quick.svg`) : join(here, 'results', `power-cut-${args.mode}.svg`));
+// The committed pictures change only when asked (--write-results); otherwise the timeline is still drawn
+// (so the drawing code runs) into a temp dir that is removed at the end.
+const svgTempDir = args.svg === undefined && !args.writeResults ? mkdtempSync(join(tmpdir(), 'holdfast-power-cut-svg-')) : undefined;
+const svgPath = args.svg ?? (svgTempDir !== undefined ? join(svgTempDir, `power-cut-${args.mode}.svg`) : join(here, 'results', `power-cut-${args.mode}.svg`));
 const clientId = `power-cut-${args.mode}`;
 const DRAIN_TIMEOUT_MS = 120_000;
 const AUDIT_SETTLE_MS = 10_000;
@@ -129,7 +131,7 @@ try {
   if (rebuilt) note(`holdfast's dist changed during the run (${stampBefore.builtAt} → ${stampAfter.builtAt}): device lives ran different code; this run proves nothing`);
   for (const line of evidence(outcome)) note(line);
   if (args.json) process.stdout.write(`${JSON.stringify(summary(args, outcome, bytesWrittenPerMessage, extras, machine))}\n`);
-  else printTable(args, outcome, bytesWrittenPerMessage, extras, machine, relative(process.cwd(), svgPath) || svgPath);
+  else printTable(args, outcome, bytesWrittenPerMessage, extras, machine, svgTempDir !== undefined ? 'not kept (--write-results writes bench/results/, --svg path elsewhere)' : relative(process.cwd(), svgPath) || svgPath);
 
   const orderBroken = outcome.duplicates > 0 || outcome.outOfOrder > 0;
   // Journal: a SIGKILL cannot take what publish() wrote to the intake log, so nothing accepted may go.
@@ -158,5 +160,6 @@ try {
   await link.close();
   await broker.close();
   rmSync(cacheDir, { recursive: true, force: true });
+  if (svgTempDir !== undefined) rmSync(svgTempDir, { recursive: true, force: true });
 }
 process.exitCode = failed ? 1 : 0;

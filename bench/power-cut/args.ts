@@ -13,12 +13,14 @@ export interface PowerCutArgs {
   quick: boolean;
   json: boolean;
   svg: string | undefined;
+  /** Write the timeline to bench/results/ (the pictures the READMEs show); otherwise it goes to a temp dir that is removed. */
+  writeResults: boolean;
   /** Where to write the evidence file; by default only written (to the temp dir) when a promise broke. */
   trace: string | undefined;
 }
 
 export const USAGE =
-  'usage: pnpm bench power-cut [--mode spill|journal] [--kills N] [--rate R] [--duration S] [--seed X] [--timeout-ms T] [--quick] [--json] [--svg path] [--trace path]';
+  'usage: pnpm bench power-cut [--mode spill|journal] [--kills N] [--rate R] [--duration S] [--seed X] [--timeout-ms T] [--quick] [--json] [--write-results] [--svg path] [--trace path]';
 
 export function parsePowerCutArgs(argv: readonly string[]): PowerCutArgs {
   const { values } = parseArgs({
@@ -33,6 +35,7 @@ export function parsePowerCutArgs(argv: readonly string[]): PowerCutArgs {
       seed: { type: 'string' },
       'timeout-ms': { type: 'string' },
       svg: { type: 'string' },
+      'write-results': { type: 'boolean' },
       trace: { type: 'string' },
       quick: { type: 'boolean' },
       json: { type: 'boolean' },
@@ -64,6 +67,7 @@ export function parsePowerCutArgs(argv: readonly string[]): PowerCutArgs {
     quick,
     json: values.json === true,
     svg: values.svg,
+    writeResults: values['write-results'] === true,
     trace: values.trace,
   };
 }
