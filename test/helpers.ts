@@ -4,8 +4,23 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, before } from 'node:test';
-import { spawnDevice, startAuditor, startBroker, startLinkProxy, type AuditMessage, type Auditor, type Broker, type BrokerOptions, type DeviceProcess, type LinkProxy, type Reading } from '@holdfast/testkit';
+import { after, before, type TestContext } from 'node:test';
+import {
+  powerLossUnavailable,
+  spawnDevice,
+  startAuditor,
+  startBroker,
+  startLinkProxy,
+  startPowerLossLayer,
+  type AuditMessage,
+  type Auditor,
+  type Broker,
+  type BrokerOptions,
+  type DeviceProcess,
+  type LinkProxy,
+  type PowerLossLayer,
+  type Reading,
+} from '@holdfast/testkit';
 
 export const deviceScript = fileURLToPath(new URL('./fixtures/device.ts', import.meta.url));
 
@@ -27,6 +42,18 @@ export function tinyTmpfs(prefix: string): { path: string; remove(): void } {
       base.remove();
     },
   };
+}
+
+/**
+ * A power-loss layer (testkit) for this test, or undefined once the test is skipped because the layer
+ * cannot run here (no /dev/fuse, compiler or libfuse3). With CI=true that is a failure instead.
+ */
+export async function powerLossLayer(t: TestContext): Promise<PowerLossLayer | undefined> {
+  const why = powerLossUnavailable();
+  if (why === undefined) return startPowerLossLayer();
+  if (process.env.CI === 'true') throw new Error(`CI=true and ${why}`);
+  t.skip(why);
+  return undefined;
 }
 
 export interface DeviceEnv {

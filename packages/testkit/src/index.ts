@@ -15,3 +15,5 @@ export type { AuditReport, DeviceReport } from './audit-ledger.js';
 export { spawnDevice } from './device-process.js';
 export type { DeviceEvent, DeviceExit, DeviceOptions, DeviceProcess } from './device-process.js';
 export { makeTlsFiles, tlsListenerConfig, mosquittoPasswordFile, findMosquittoPasswd, type TlsFiles } from './tls.js';
+export { powerLossUnavailable, startPowerLossLayer } from './power-loss.js';
+export type { PowerLossLayer, PowerLossLayerOptions, PowerLossStats } from './power-loss.js';
