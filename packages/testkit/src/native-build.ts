@@ -27,10 +27,10 @@ export function buildNative(name: string, packages: readonly string[] = []): Nat
 
 function compile(name: string, packages: readonly string[]): NativeBuild {
   const cc = process.env.CC ?? 'cc';
-  if (!runs(cc, ['--version'])) return { ok: false, missing: `a C compiler (${cc} not found; apt-get install gcc)` };
+  if (!runs(cc, ['--version'])) return { ok: false, missing: `a C compiler (${cc} not found)` };
   let flags: string[] = [];
   if (packages.length > 0) {
-    if (!runs('pkg-config', ['--version'])) return { ok: false, missing: 'pkg-config (apt-get install pkg-config)' };
+    if (!runs('pkg-config', ['--version'])) return { ok: false, missing: 'pkg-config' };
     const found = spawnSync('pkg-config', ['--cflags', '--libs', ...packages], { encoding: 'utf8' });
     if (found.status !== 0) return { ok: false, missing: `the development files of ${packages.join(', ')} (pkg-config: ${found.stderr.trim()})` };
     flags = found.stdout.trim().split(/\s+/).filter(Boolean);

@@ -74,7 +74,7 @@ export function powerLossUnavailable(): string | undefined {
   }
   if (!runs('fusermount3', ['-V']) && !runs('umount', ['-V'])) return 'the power-loss layer needs fusermount3 or umount to detach its mount (apt-get install fuse3)';
   const build = buildNative('powerloss-fs', ['fuse3']);
-  if (!build.ok) return `the power-loss layer cannot be built: missing ${build.missing} (apt-get install gcc libfuse3-dev fuse3 pkg-config)`;
+  if (!build.ok) return `the power-loss layer cannot be built: missing ${build.missing} (on Debian: apt-get install gcc pkg-config libfuse3-dev fuse3)`;
   return undefined;
 }
 
