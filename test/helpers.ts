@@ -70,6 +70,12 @@ export interface DeviceEnv {
   cleanSession?: boolean;
   /** SIGKILL itself right after publish() accepts this reading number (same tick). */
   killAt?: number;
+  /** Call flush() every this many ms and report what it confirmed. */
+  flushMs?: number;
+  /** SIGKILL itself right after reporting this many flush() confirmations (same tick). */
+  killAtConfirm?: number;
+  /** Added to the device's environment (e.g. LD_PRELOAD of a slow-fsync shim). */
+  extraEnv?: Record<string, string>;
 }
 
 export function startDevice(e: DeviceEnv): DeviceProcess {
@@ -87,7 +93,9 @@ export function startDevice(e: DeviceEnv): DeviceProcess {
   if (e.count !== undefined) env.HF_COUNT = String(e.count);
   if (e.cleanSession) env.HF_CLEAN = '1';
   if (e.killAt !== undefined) env.HF_KILL_AT = String(e.killAt);
-  return spawnDevice({ script: deviceScript, execArgv: ['--import', 'tsx'], env });
+  if (e.flushMs !== undefined) env.HF_FLUSH_MS = String(e.flushMs);
+  if (e.killAtConfirm !== undefined) env.HF_KILL_AT_CONFIRM = String(e.killAtConfirm);
+  return spawnDevice({ script: deviceScript, execArgv: ['--import', 'tsx'], env: { ...env, ...e.extraEnv } });
 }
 
 /** The reading numbers (n) a device reported as accepted. */
