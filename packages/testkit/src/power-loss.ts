@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { atParentExit, trackChild } from './children.js';
-import { buildNative, runs } from './native-build.js';
+import { nativeProgram, runs } from './native-program.js';
 
 /*
  * A real power cut, not only a SIGKILL: the kernel's page cache goes too. The layer is a FUSE file
@@ -73,7 +73,7 @@ export function powerLossUnavailable(): string | undefined {
     return 'the power-loss layer needs /dev/fuse, readable and writable (run as root; in a container pass --device /dev/fuse --cap-add SYS_ADMIN)';
   }
   if (!runs('fusermount3', ['-V']) && !runs('umount', ['-V'])) return 'the power-loss layer needs fusermount3 or umount to detach its mount (apt-get install fuse3)';
-  const build = buildNative('powerloss-fs', ['fuse3']);
+  const build = nativeProgram('powerloss-fs', ['fuse3']);
   if (!build.ok) return `the power-loss layer cannot be built: missing ${build.missing} (on Debian: apt-get install gcc pkg-config libfuse3-dev fuse3)`;
   return undefined;
 }
@@ -81,7 +81,7 @@ export function powerLossUnavailable(): string | undefined {
 export async function startPowerLossLayer(options: PowerLossLayerOptions = {}): Promise<PowerLossLayer> {
   const why = powerLossUnavailable();
   if (why !== undefined) throw new Error(why);
-  const build = buildNative('powerloss-fs', ['fuse3']);
+  const build = nativeProgram('powerloss-fs', ['fuse3']);
   if (!build.ok) throw new Error(build.missing);
   const ours = options.dir === undefined;
   const base = resolve(options.dir ?? mkdtempSync(join(tmpdir(), 'holdfast-powerloss-')));

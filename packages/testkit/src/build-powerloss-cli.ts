@@ -1,5 +1,5 @@
 /**
- * `pnpm --filter @holdfast/testkit run build:native`: builds the testkit's C tools now (CI does, before
+ * `pnpm --filter @holdfast/testkit run build:powerloss`: builds the power-loss layer now (CI does, before
  * the tests), and fails naming what is missing, where the tests would only skip.
  */
 import { powerLossUnavailable } from './power-loss.js';
@@ -9,5 +9,5 @@ if (why !== undefined) {
   process.stderr.write(`${why}\n`);
   process.exitCode = 1;
 } else {
-  process.stdout.write('testkit native tools built: powerloss-fs\n');
+  process.stdout.write('power-loss layer built\n');
 }
