@@ -52,11 +52,13 @@ async function cutsThenDrain(t: TestContext, durability: 'journal' | 'spill'): P
 
     const report = await rig.auditor.waitFor({ [clientId]: mustArrive }, 20_000);
     const lostUnconfirmed = rig.auditor.report({ [clientId]: accepted }).lost;
-    t.diagnostic(`${accepted.length} accepted, ${mustArrive.length} confirmed by flush() or drained; lost ${lostUnconfirmed} of ${unconfirmedAtCuts} not yet confirmed at the cuts; the cuts dropped ${dropped} unsynced bytes`);
-    assert.deepEqual(
-      { lostConfirmed: report.devices[clientId]?.missing ?? [], duplicates: report.duplicates, outOfOrder: report.outOfOrder },
-      { lostConfirmed: [], duplicates: 0, outOfOrder: 0 },
+    t.diagnostic(
+      `${accepted.length} accepted, ${mustArrive.length} confirmed by flush() or drained; lost ${lostUnconfirmed} of ${unconfirmedAtCuts} not yet confirmed at the cuts; ` +
+        `${report.duplicates} duplicates; the cuts dropped ${dropped} unsynced bytes`,
     );
+    assert.deepEqual(report.devices[clientId]?.missing, [], 'every reading flush() confirmed arrived');
+    assert.equal(report.outOfOrder, 0, 'in order');
+    if (durability === 'journal') assert.equal(report.duplicates, 0, 'exactly once');
     assert.ok(dropped > 0, 'the cuts dropped unsynced writes (else this proves no more than a SIGKILL)');
   } finally {
     await rig.proxy.refuse(false);
@@ -66,5 +68,5 @@ async function cutsThenDrain(t: TestContext, durability: 'journal' | 'spill'): P
 
 describe('power loss (the page cache is lost too)', () => {
   it('journal: every reading flush() confirmed arrives, exactly once and in order', (t) => cutsThenDrain(t, 'journal'));
-  it('spill: every reading flush() confirmed arrives, exactly once and in order', (t) => cutsThenDrain(t, 'spill'));
+  it('spill: every reading flush() confirmed arrives, in order', (t) => cutsThenDrain(t, 'spill'));
 });
