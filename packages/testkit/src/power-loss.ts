@@ -108,6 +108,8 @@ export async function startPowerLossLayer(options: PowerLossLayerOptions = {}): 
     stats,
     async powerCut() {
       const before = stats();
+      // The disk no longer matches the model: whatever follows would prove nothing.
+      if (before.failed) throw new Error(`powerloss-fs could not apply a sync to its disk: ${daemon.stderr()}`);
       await daemon.kill('SIGKILL');
       detach(mount);
       cuts++;
