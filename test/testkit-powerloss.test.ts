@@ -1,5 +1,5 @@
 /**
- * The testkit's power-loss layer (packages/testkit/native/powerloss-fs.c): a power cut keeps what was
+ * The testkit's power-loss layer (packages/testkit/native/powerloss-fs/): a power cut keeps what was
  * synced and drops everything else, data and names, while reads before the cut see every write.
  * LMDB, opened as holdfast's cache opens it: a commit that resolved survives a cut in the same tick;
  * with noSync nothing does, although the process read it all back through its map before the cut.

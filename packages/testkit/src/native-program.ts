@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /*
- * Builds the testkit's C programs (packages/testkit/native/<name>.c) into executables with the system
+ * Builds the testkit's C programs (packages/testkit/native/<name>/*.c) into executables with the system
  * compiler, on first use, linked against pkg-config packages. Each build is cached outside git under
  * node_modules/.cache (or the OS temp dir when that is not writable), keyed by the source and flags,
  * so an edited source is rebuilt and an unchanged one is compiled once per machine.
@@ -37,22 +37,26 @@ function compile(name: string, packages: readonly string[]): NativeProgram {
     if (found.status !== 0) return { ok: false, missing: `the development files of ${packages.join(', ')} (pkg-config: ${found.stderr.trim()})` };
     flags = found.stdout.trim().split(/\s+/).filter(Boolean);
   }
-  const source = join(packageRoot, 'native', `${name}.c`);
+  const dir = join(packageRoot, 'native', name);
+  const files = readdirSync(dir).sort();
+  const sources = files.filter((f) => f.endsWith('.c')).map((f) => join(dir, f));
   const args = ['-O2', '-Wall', '-Wextra', '-Werror', '-o'];
-  const key = createHash('sha256').update(readFileSync(source)).update(JSON.stringify([cc, args, flags, process.arch])).digest('hex').slice(0, 16);
-  const dir = cacheDir();
-  const output = join(dir, `${name}-${key}`);
+  const hash = createHash('sha256').update(JSON.stringify([cc, args, flags, process.arch]));
+  for (const file of files) hash.update(file).update(readFileSync(join(dir, file)));
+  const key = hash.digest('hex').slice(0, 16);
+  const cache = cacheDir();
+  const output = join(cache, `${name}-${key}`);
   if (existsSync(output)) return { ok: true, path: output };
   // Compiled to a private name and renamed: a concurrent process never runs a half-written file.
   const partial = `${output}.${process.pid}.tmp`;
-  const result = spawnSync(cc, [...args, partial, source, ...flags], { encoding: 'utf8' });
+  const result = spawnSync(cc, [...args, partial, ...sources, ...flags], { encoding: 'utf8' });
   if (result.status !== 0) {
     rmSync(partial, { force: true });
-    throw new Error(`building ${source} failed:\n${result.stderr || result.error?.message}`);
+    throw new Error(`building ${dir} failed:\n${result.stderr || result.error?.message}`);
   }
   renameSync(partial, output);
   // Builds of earlier versions of the source are never run again.
-  for (const old of readdirSync(dir)) if (old.startsWith(`${name}-`) && !old.endsWith('.tmp') && join(dir, old) !== output) rmSync(join(dir, old), { force: true });
+  for (const old of readdirSync(cache)) if (old.startsWith(`${name}-`) && !old.endsWith('.tmp') && join(cache, old) !== output) rmSync(join(cache, old), { force: true });
   return { ok: true, path: output };
 }
 

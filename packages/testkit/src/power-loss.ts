@@ -8,7 +8,7 @@ import { nativeProgram, runs } from './native-program.js';
 
 /*
  * A real power cut, not only a SIGKILL: the kernel's page cache goes too. The layer is a FUSE file
- * system (native/powerloss-fs.c) that keeps every write since the last fsync in its own memory and
+ * system (native/powerloss-fs/) that keeps every write since the last fsync in its own memory and
  * passes only synced data and committed names down to a backing directory, the "disk". A cut kills
  * the layer (its memory is the page cache that is lost), detaches the mount (the kernel's cached pages
  * of it go with it) and mounts the disk again. The model is described in packages/testkit/README.md.
