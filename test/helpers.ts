@@ -6,7 +6,23 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, type TestContext } from 'node:test';
 import type { HoldfastClient } from 'holdfast';
-import { freePort, spawnDevice, startAuditor, startBroker, startLinkProxy, type AuditMessage, type Auditor, type Broker, type BrokerOptions, type DeviceProcess, type LinkProxy, type Reading } from '@holdfast/testkit';
+import {
+  freePort,
+  powerLossUnavailable,
+  spawnDevice,
+  startAuditor,
+  startBroker,
+  startLinkProxy,
+  startPowerLossLayer,
+  type AuditMessage,
+  type Auditor,
+  type Broker,
+  type BrokerOptions,
+  type DeviceProcess,
+  type LinkProxy,
+  type PowerLossLayer,
+  type Reading,
+} from '@holdfast/testkit';
 
 export const deviceScript = fileURLToPath(new URL('./fixtures/device.ts', import.meta.url));
 
@@ -30,6 +46,18 @@ export function tinyTmpfs(prefix: string): { path: string; remove(): void } {
   };
 }
 
+/**
+ * A power-loss layer (testkit) for this test, or undefined once the test is skipped because the layer
+ * cannot run here (no /dev/fuse, compiler or libfuse3). With CI=true that is a failure instead.
+ */
+export async function powerLossLayer(t: TestContext): Promise<PowerLossLayer | undefined> {
+  const why = powerLossUnavailable();
+  if (why === undefined) return startPowerLossLayer();
+  if (process.env.CI === 'true') throw new Error(`CI=true and ${why}`);
+  t.skip(why);
+  return undefined;
+}
+
 export interface DeviceEnv {
   broker: string;
   clientId: string;
@@ -48,6 +76,12 @@ export interface DeviceEnv {
   pad?: number;
   /** This reading number goes to `topic` with `pad` bytes of padding instead (a message the broker refuses). */
   poison?: { at: number; topic?: string; pad?: number };
+  /** Call flush() every this many ms and report what it confirmed. */
+  flushMs?: number;
+  /** SIGKILL itself right after reporting this many flush() confirmations (same tick). */
+  killAtConfirm?: number;
+  /** Added to the device's environment (e.g. LD_PRELOAD of a slow-fsync shim). */
+  extraEnv?: Record<string, string>;
 }
 
 export function startDevice(e: DeviceEnv): DeviceProcess {
@@ -71,7 +105,9 @@ export function startDevice(e: DeviceEnv): DeviceProcess {
     if (e.poison.topic !== undefined) env.HF_POISON_TOPIC = e.poison.topic;
     if (e.poison.pad !== undefined) env.HF_POISON_PAD = String(e.poison.pad);
   }
-  return spawnDevice({ script: deviceScript, execArgv: ['--import', 'tsx'], env });
+  if (e.flushMs !== undefined) env.HF_FLUSH_MS = String(e.flushMs);
+  if (e.killAtConfirm !== undefined) env.HF_KILL_AT_CONFIRM = String(e.killAtConfirm);
+  return spawnDevice({ script: deviceScript, execArgv: ['--import', 'tsx'], env: { ...env, ...e.extraEnv } });
 }
 
 /** The reading numbers (n) a device reported as accepted. */

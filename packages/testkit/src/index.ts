@@ -18,3 +18,5 @@ export { slowFsync, slowFsyncShim, readSyncCounts, SLOW_FSYNC_COUNTS_ENV, SLOW_F
 export type { SlowFsync, SyncCounts } from './slow-fsync.js';
 export type { NativeBuild } from './native-build.js';
 export { makeTlsFiles, tlsListenerConfig, mosquittoPasswordFile, findMosquittoPasswd, type TlsFiles } from './tls.js';
+export { powerLossUnavailable, startPowerLossLayer } from './power-loss.js';
+export type { PowerLossLayer, PowerLossLayerOptions, PowerLossStats } from './power-loss.js';
