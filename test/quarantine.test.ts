@@ -97,6 +97,34 @@ describe('corrupt cache', () => {
     }
   });
 
+  it('a healthy cache is not quarantined when the probe cannot run (it says nothing about the file)', async () => {
+    const dir = tempDir('probe-cannot-run');
+    const nodeOptions = process.env.NODE_OPTIONS;
+    try {
+      const first = await open(options('dev-probe-fails', dir.path, 'mqtt://127.0.0.1:1'));
+      first.publish('sensors/dev-probe-fails', JSON.stringify({ device: 'dev-probe-fails', n: 1 }));
+      await first.flush();
+      await first.close();
+      // The probe is a child node process: with an option node refuses, it exits at once (9), as a
+      // probe that cannot start would (no memory to fork on a small Pi, an interpreter that cannot exec).
+      process.env.NODE_OPTIONS = '--no-such-option-for-the-probe';
+      const second = await open(options('dev-probe-fails', dir.path));
+      process.env.NODE_OPTIONS = nodeOptions;
+      try {
+        assert.equal(second.quarantined, undefined, 'nothing quarantined');
+        assert.equal(second.stats().cached.messages, 1, 'the backlog is still there');
+        await second.drained();
+      } finally {
+        await second.close();
+      }
+      await auditor.waitFor({ 'dev-probe-fails': [1] }, 10_000);
+    } finally {
+      if (nodeOptions === undefined) delete process.env.NODE_OPTIONS;
+      else process.env.NODE_OPTIONS = nodeOptions;
+      dir.remove();
+    }
+  });
+
   it('a cache in another holdfast format is refused, untouched and not quarantined', async () => {
     const dir = tempDir('format');
     try {
@@ -113,7 +141,7 @@ describe('corrupt cache', () => {
       await assert.rejects(open(options('dev-format', dir.path)), (err: unknown) => {
         assert.ok(err instanceof HoldfastError);
         assert.equal(err.code, ErrorCodes.CACHE_FORMAT_UNSUPPORTED);
-        assert.match(err.message, /the cache is in format 99, and this holdfast reads format 2/);
+        assert.match(err.message, /the cache is in format 99, and this holdfast reads format 3/);
         return true;
       });
       assert.deepEqual(readdirSync(dir.path).filter((f) => f.includes('corrupt')), [], 'nothing quarantined');
