@@ -297,6 +297,8 @@ export class HoldfastClient extends EventEmitter {
 
   #postBatch(): void {
     if (this.#closed) return;
+    // Before the batch holding their first records, so the worker can sync them.
+    for (const name of this.#intake?.takeOpened() ?? []) this.#port.postMessage({ type: 'intakeOpened', name } satisfies ToWorker);
     if (this.#topics.length > 0) this.#postRecords();
     // After the batch that holds their last records, so the worker has appended those first.
     const retired = this.#intake?.takeRetired();

@@ -43,6 +43,8 @@ export type ToWorker =
   /** Subscribe (again) to a filter; the worker also re-subscribes on every connection. */
   | { type: 'subscribe'; filter: string; qos: 0 | 1 | 2; id: number }
   | { type: 'unsubscribe'; filter: string }
+  /** Journal mode: the facade started an intake log segment (sent before the batch holding its first record). */
+  | { type: 'intakeOpened'; name: string }
   /** Journal mode: intake log segments closed, sent after the batch holding their last records. */
   | { type: 'intakeRetired'; segments: RetiredSegment[] }
   | { type: 'close'; id: number };

@@ -3,7 +3,7 @@
  * messages. Everything that touches the network or the disk runs here, never on the app thread.
  */
 import { workerData } from 'node:worker_threads';
-import { ErrorCodes, serializeError } from '../errors.js';
+import { ErrorCodes, HoldfastError, serializeError } from '../errors.js';
 import { readCacheKeyFile } from '../cache-key.js';
 import { CacheCipher } from './cipher.js';
 import { Stat, type FromWorker, type ToWorker, type WorkerInit } from '../protocol.js';
@@ -12,7 +12,11 @@ import { openCache } from './cache-open.js';
 import type { QuarantineInfo } from '../protocol.js';
 import { JournalPolicy } from './durability/journal.js';
 import { SpillPolicy } from './durability/spill.js';
+import { IntakeSync } from './intake-sync.js';
 import { Link } from './link.js';
+import { DerivedMessageIds } from './message-ids.js';
+import { ProgressFile } from './progress-file.js';
+import { recoverInFlight } from './recovery.js';
 import { OutgoingStore } from './outgoing-store.js';
 import { createLogger, logEvent } from './log.js';
 import { Sender } from './sender.js';
@@ -43,11 +47,13 @@ function run(): void {
   let epoch: number;
   let cacheKey: Buffer | undefined;
   let intake: IntakeReplay;
+  let progress: ProgressFile;
   try {
     cacheKey = loadCacheKey();
     const cipher = cacheKey ? new CacheCipher(cacheKey) : undefined;
     ({ cache, quarantined } = openCache(options.cacheDir, options.maxCache, cipher));
-    intake = readIntakeLog(options.cacheDir, cache.appendedThrough, cipher);
+    progress = ProgressFile.open(options.cacheDir);
+    intake = readIntakeLog(options.cacheDir, { appendedThrough: cache.appendedThrough, progress: progress.current }, cipher);
     epoch = cache.reserveEpoch();
   } catch (err) {
     post({ type: 'error', error: serializeError(err, ErrorCodes.CACHE_UNAVAILABLE) });
@@ -56,14 +62,19 @@ function run(): void {
   }
 
   let sender: Sender | undefined;
-  const store = new OutgoingStore(cache, (entry) => sender?.onCompleted(entry));
-  const recovered = store.recover();
+  const store = new OutgoingStore({ completed: (entry) => sender?.onCompleted(entry), pubrec: (entry) => sender?.pubrec(entry) });
+  const recovered = recoverInFlight({ progress: progress.current, cache, replayed: intake.batches, epoch, journal: options.durability === 'journal' });
+  store.recover(recovered.entries);
   for (const u of recovered.unreadable) {
     post({ type: 'event', name: 'quarantine', data: { movedTo: '(dropped)', reason: `in-flight packet ${u.messageId} (seqs ${u.seqs.join(', ')}) could not be read: ${u.reason}; its readings are sent again from the cache` } });
   }
-  const policy = options.durability === 'journal' ? new JournalPolicy() : new SpillPolicy();
+  const intakeSync = options.durability === 'journal'
+    ? new IntakeSync(options.cacheDir, () => sender?.settle(), (err) => post({ type: 'error', error: serializeError(new HoldfastError(ErrorCodes.CACHE_WRITE_FAILED, `intake log sync failed: ${err.message}`)) }))
+    : undefined;
+  const policy = intakeSync ? new JournalPolicy(intakeSync) : new SpillPolicy();
+  const ids = new DerivedMessageIds();
 
-  const link = new Link(options, store, {
+  const link = new Link(options, store, ids, {
     up: ({ connection, sessionPresent }) => {
       if (stats[Stat.connected] === 0 && link.everConnected) stats[Stat.reconnects]! += 1;
       stats[Stat.connected] = 1;
@@ -85,8 +96,8 @@ function run(): void {
     unreadableAck: (reason) => sender?.unreadableAck(reason),
   });
   const subscriber = new Subscriber(link, options.protocolVersion);
-  sender = new Sender({ options, policy, cache, store, link, stats, post });
-  sender.start(recovered.entries);
+  sender = new Sender({ options, policy, cache, progress, ids, store, link, stats, post });
+  sender.start(recovered.entries, recovered.legacy);
   link.client.on('message', (topic, payload, packet) => {
     // A copy the facade owns; its buffer is transferred, not cloned.
     const bytes = new Uint8Array(payload);
@@ -108,7 +119,12 @@ function run(): void {
   port.on('message', (msg: ToWorker) => {
     switch (msg.type) {
       case 'publish':
-        if (!closing) sender.onBatch(msg);
+        if (closing) break;
+        intakeSync?.received(msg.firstSeq + msg.topics.length - 1);
+        sender.onBatch(msg);
+        break;
+      case 'intakeOpened':
+        intakeSync?.opened(msg.name);
         break;
       case 'flush':
         sender.flush(msg.id, msg.upTo);
@@ -130,6 +146,7 @@ function run(): void {
         subscriber.remove(msg.filter);
         break;
       case 'intakeRetired':
+        intakeSync?.retired(msg.segments.map((seg) => seg.name));
         sweeper.add(msg.segments);
         sweeper.sweep(sender.lowestVolatileSeq);
         break;
@@ -160,6 +177,8 @@ function run(): void {
       await cache.settled();
       sweeper.sweep(sender!.lowestVolatileSeq);
       await cache.close();
+      intakeSync?.close();
+      progress.close();
       stats[Stat.connected] = 0;
       post({ type: 'reply', id });
     } catch (err) {

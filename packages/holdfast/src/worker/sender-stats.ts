@@ -49,11 +49,12 @@ export class SenderStats {
     this.#s[Stat.memoryBytes] = bytes;
   }
 
-  cache(cache: Cache): void {
+  /** The cache's totals; the oldest age counts only what is after the delivered floor. */
+  cache(cache: Cache, afterSeq: number): void {
     const c = cache.counters;
     this.#s[Stat.cachedMessages] = c.messages;
     this.#s[Stat.cachedBytes] = c.bytes;
     for (let p = 0; p < 10; p++) this.#s[Stat.byPriority + p] = c.byPriority[p] ?? 0;
-    this.#s[Stat.oldestCachedTs] = c.messages > 0 ? cache.oldestTimestamp() : 0;
+    this.#s[Stat.oldestCachedTs] = c.messages > 0 ? cache.oldestTimestamp(afterSeq) : 0;
   }
 }
