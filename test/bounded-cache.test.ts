@@ -100,11 +100,13 @@ describe('bounded cache', () => {
       assert.ok(unhealthy, `/health said 'cache not writable' during the episode; it said: ${reports.map((r) => r.reasons.join(', ')).join(' | ')}`);
       assert.equal(unhealthy.status, 'unhealthy');
       await waitUntil(async () => (await opened.health()).stats.evicted > 0, 10_000, '/health to report evictions');
+      // The episode ends with the link still down, so eviction never races an exchange in flight
+      // (which it must never take, whatever its priority).
+      await waitUntil(() => c.stats().cacheWritable, 30_000, 'the cache to recover');
 
       await rig.proxy.refuse(false);
       const arrivals = await settledArrivals(rig.auditor, c, 'dev-full', published.length + 1);
-      // Reading 1 went into the exchange while the link was down: in flight, never evicted.
-      const evicted = assertEvictedByPriority(published, arrivals, [1]);
+      const evicted = assertEvictedByPriority(published, arrivals);
       assert.ok(evicted.length > 0, 'the full disk really forced evictions');
       assert.ok(evicted.every((n) => n % 10 !== 0), 'no alarm was evicted while routine readings were cached');
       const s = c.stats();
