@@ -27,7 +27,9 @@ let broker: Broker;
 before(async () => {
   broker = await startBroker({ requireMosquitto: true });
 });
-after(() => broker.close());
+after(async () => {
+  await broker?.close();
+});
 
 for (const platform of NODE_PLATFORMS) {
   it(`${platform.name}: journal mode, SIGKILL mid-stream, restart on the same cache: every reading once, in order`, async (t) => {
