@@ -17,6 +17,8 @@ const LEVELS: Record<HoldfastEventName, 'info' | 'warn' | 'error' | 'debug'> = {
   connect: 'info',
   disconnect: 'warn',
   reconnecting: 'debug',
+  offline: 'warn',
+  online: 'info',
   spill: 'warn',
   'drain-start': 'info',
   'drain-end': 'info',

@@ -13,6 +13,7 @@ import type { QuarantineInfo } from '../protocol.js';
 import { Link } from './link.js';
 import { OutgoingStore } from './outgoing-store.js';
 import { createLogger, logEvent } from './log.js';
+import { OfflineWatch, overdueAfterMs } from './offline-watch.js';
 import { Sender } from './sender.js';
 import { readIntakeLog, SegmentSweeper, type IntakeReplay } from './intake-replay.js';
 
@@ -52,6 +53,7 @@ function run(): void {
     return;
   }
 
+  const offline = new OfflineWatch(stats, post, overdueAfterMs(options.timeoutMs));
   let sender: Sender | undefined;
   const store = new OutgoingStore(cache, (entry) => sender?.onCompleted(entry));
   const recovered = store.recover();
@@ -75,12 +77,14 @@ function run(): void {
       if (stats[Stat.connected] === 0 && link.everConnected) stats[Stat.reconnects]! += 1;
       stats[Stat.connected] = 1;
       post({ type: 'event', name: 'connect', data: {} });
+      offline.connected();
       sender?.onConnectionChange();
     },
     down: (info) => {
       stats[Stat.connected] = 0;
       stats[info.clean ? Stat.cleanDisconnects : Stat.networkDisconnects]! += 1;
       post({ type: 'event', name: 'disconnect', data: { ...info } });
+      offline.disconnected(info.reason);
       sender?.onConnectionChange();
     },
     error: (info) => {
@@ -157,6 +161,7 @@ function run(): void {
     const started = Date.now();
     const budget = options.closeTimeoutMs;
     clearInterval(latencyTimer);
+    offline.stop();
     try {
       await sender!.stop();
       if (link.connected) await sender!.settleInflight(Math.floor(budget * 0.4));

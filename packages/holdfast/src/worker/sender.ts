@@ -1,6 +1,7 @@
 import type { MqttClient } from 'mqtt';
 import { serializeError, ErrorCodes } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
+import { monotonicMs } from '../monotonic.js';
 import { Stat, STATES, type ClientState, type FromWorker, type PublishBatch } from '../protocol.js';
 import type { Cache } from './cache.js';
 import { Ballast } from './ballast.js';
@@ -48,6 +49,8 @@ export class Sender {
   #deadline: NodeJS.Timeout | undefined;
   #closing = false;
   #readScheduled = false;
+  /** stats.delivered at the last drain-start, so drain-end says what that drain delivered. */
+  #deliveredBeforeDrain = 0;
   /** Seqs left in flight by the previous run; MQTT.js resends them with their packet ids first. */
   readonly #recoveredSeqs = new Set<number>();
   #recoveredPackets = 0;
@@ -203,7 +206,7 @@ export class Sender {
       this.#updateMemStats();
       return this.#send([waiting], false, false);
     }
-    this.#post({ type: 'event', name: 'drain-end', data: { delivered: this.#stats[Stat.delivered] } });
+    this.#post({ type: 'event', name: 'drain-end', data: { delivered: this.#stats[Stat.delivered]! - this.#deliveredBeforeDrain } });
     this.#setState('direct');
     if (!this.#journal) this.#writer.track(this.#store.unpersist());
     this.#pump();
@@ -221,6 +224,7 @@ export class Sender {
     const inflight: Inflight = { recs, cached, refusal: undefined };
     this.#inflight = inflight;
     this.#stats[Stat.inflight] = recs.length;
+    this.#stats[Stat.exchangeStartedMs] = monotonicMs();
     this.#store.expect(recs.map((r) => r.seq), packet.properties);
     this.#client!.publish(packet.topic, packet.payload, packet.options, (err) => {
       if (!err || this.#inflight !== inflight) return;
@@ -237,6 +241,7 @@ export class Sender {
     if (inflight && inflight.recs[0]!.seq === entry.seqs[0]) {
       this.#inflight = undefined;
       this.#stats[Stat.inflight] = 0;
+      this.#stats[Stat.exchangeStartedMs] = 0;
       this.#completed(inflight.recs, inflight.cached, entry.messageId, inflight.refusal);
       if (this.#state === 'caching') this.#setState('draining');
     } else if (entry.seqs.some((s) => this.#recoveredSeqs.has(s))) {
@@ -358,7 +363,10 @@ export class Sender {
     this.#state = state;
     this.#stats[Stat.state] = STATES.indexOf(state);
     if (previous === state) return;
-    if (state === 'draining') this.#post({ type: 'event', name: 'drain-start', data: { cached: this.#cache.messages } });
+    if (state === 'draining') {
+      this.#deliveredBeforeDrain = this.#stats[Stat.delivered]!;
+      this.#post({ type: 'event', name: 'drain-start', data: { cached: this.#cache.messages } });
+    }
     this.#post({ type: 'state', state });
   }
 
