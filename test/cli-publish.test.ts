@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startAuditor, startBroker, type AuditMessage, type Auditor, type Broker } from '@holdfast/testkit';
-import { tempDir, waitUntil } from './helpers.js';
+import { sleep, tempDir, waitUntil } from './helpers.js';
 import { jsonLines, runCli, startCli } from './fixtures/cli-run.js';
 
 let broker: Broker;
@@ -110,6 +110,35 @@ describe('holdfast publish', () => {
     const quarantined = (JSON.parse(inspect.stdout) as { quarantined: string[] }).quarantined;
     assert.equal(quarantined.length, 1);
     assert.match(quarantined[0]!, /^cache\.mdb\.corrupt-/);
+  });
+
+  it('piped, as under systemd: an 8 s broker hang (SIGSTOP) with stats every 10 s is logged as it starts and as it ends', async () => {
+    const cli = startCli(['publish', '--broker', broker.url, '--client-id', 'hang', '--cache-dir', join(dir.path, 'hang'), '--interval', '100ms', '--stats-every', '10s', '--topic', 'fleet/{device}/{kind}', ...protocolArgs()]);
+    try {
+      await cli.waitForLine((l) => l.includes('"msg":"connect"'), 20_000);
+      await sleep(500);
+      broker.pause();
+      const pausedAt = performance.now();
+      try {
+        // The default timeoutMs is 10 s and keepalive 30 s: neither the state nor the connection changes.
+        const offline = JSON.parse(await cli.waitForLine((l) => l.includes('"msg":"offline"'), 6000)) as Record<string, unknown>;
+        assert.equal(offline.level, 'warn');
+        assert.equal(offline.device, 'hang');
+        assert.equal(offline.cause, 'exchange-overdue');
+        await sleep(8000 - (performance.now() - pausedAt));
+      } finally {
+        broker.resume();
+      }
+      const online = JSON.parse(await cli.waitForLine((l) => l.includes('"msg":"online"') && l.includes('exchange-overdue'), 10_000)) as Record<string, unknown>;
+      assert.ok(Number(online.offlineMs) >= 7000, `the hang's duration: ${JSON.stringify(online)}`);
+    } finally {
+      broker.resume();
+      cli.kill('SIGTERM');
+    }
+    const r = await cli.done;
+    assert.equal(r.code, 0, r.stderr);
+    const stats = jsonLines(r.stdout).filter((l) => l.msg === 'stats');
+    assert.ok(stats.every((l) => typeof l.offline === 'number'), 'the stats line counts the publishers offline');
   });
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

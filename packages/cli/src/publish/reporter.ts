@@ -38,6 +38,12 @@ export interface Totals {
   reconnects: number;
 }
 
+/** The terminal's status line: OFFLINE up front while any publisher cannot reach the broker. */
+export function statusText(t: Totals, publishers: number): string {
+  const link = t.offline === 0 ? `online ${publishers}/${publishers}` : `OFFLINE ${t.offline}/${publishers} (${t.offlineCause.replace('-', ' ')}, ${Math.round(t.offlineForMs / 1000)} s)`;
+  return `${t.states} | ${link} | accepted ${t.accepted} | memory ${t.memory} | cached ${t.cached} | delivered ${t.delivered} | reconnects ${t.reconnects}`;
+}
+
 /**
  * Shows what the publishers are doing: a live status line on a terminal, JSON logs otherwise
  * (client events as they happen, including every outage as 'offline' and its end as 'online' with
@@ -48,6 +54,7 @@ export class Reporter {
   readonly #line: StatusLine | undefined;
   readonly #timer: NodeJS.Timeout;
   readonly #connected = new Set<string>();
+  readonly #draining = new Set<string>();
 
   constructor(publishers: Publisher[], statsEveryMs: number, tty: boolean) {
     this.#publishers = publishers;
@@ -62,10 +69,8 @@ export class Reporter {
       });
       for (const name of CLIENT_EVENTS) {
         client.on(name, (data: unknown) => {
-          // The catch-up below may already have reported this connection.
-          if (name === 'connect' && this.#connected.has(device)) return;
-          if (name === 'connect') this.#connected.add(device);
-          if (name === 'disconnect') this.#connected.delete(device);
+          // The catch-up below may already have reported this connection or drain.
+          if (!this.#track(device, name)) return;
           this.#event(device, name, safeFields(data), WARNINGS.has(name) ? 'warn' : 'info');
         });
       }
@@ -75,9 +80,25 @@ export class Reporter {
         this.#connected.add(device);
         this.#event(device, 'connect', {});
       }
+      // The first device's start-up drain may have begun while the next ones opened.
+      if (client.state === 'draining') {
+        this.#draining.add(device);
+        this.#event(device, 'drain-start', { cached: client.stats().cached.messages });
+      }
     }
     this.#timer = setInterval(() => this.#tick(), this.#line ? 500 : statsEveryMs);
     this.#timer.unref();
+  }
+
+  /** Connections and drains already reported, so the catch-up at start never reports one twice. */
+  #track(device: string, name: string): boolean {
+    if (name === 'disconnect') this.#connected.delete(device);
+    if (name === 'drain-end') this.#draining.delete(device);
+    const reported = name === 'connect' ? this.#connected : name === 'drain-start' ? this.#draining : undefined;
+    if (reported === undefined) return true;
+    if (reported.has(device)) return false;
+    reported.add(device);
+    return true;
   }
 
   /** Notes from the publisher itself (start, stop, anomalies). */
@@ -94,9 +115,7 @@ export class Reporter {
   #tick(): void {
     const t = this.totals();
     if (this.#line) {
-      const n = this.#publishers.length;
-      const link = t.offline === 0 ? `online ${n}/${n}` : `OFFLINE ${t.offline}/${n} (${t.offlineCause.replace('-', ' ')}, ${Math.round(t.offlineForMs / 1000)} s)`;
-      this.#line.update(`${t.states} | ${link} | accepted ${t.accepted} | memory ${t.memory} | cached ${t.cached} | delivered ${t.delivered} | reconnects ${t.reconnects}`);
+      this.#line.update(statusText(t, this.#publishers.length));
     } else {
       logJson('info', 'stats', { ...t });
     }
