@@ -90,7 +90,7 @@ class DeviceLoop {
     const s = this.#m.client.stats();
     return {
       uptimeS: Math.round((now - this.#started) / 1000),
-      queue: { state: s.state, connected: s.connected, memory: s.memoryQueued, cached: s.cached.messages, cachedBytes: s.cached.bytes, delivered: s.delivered, spilled: s.spilled, evicted: s.evicted, reconnects: s.reconnects },
+      queue: { state: s.state, connected: s.connected, offline: s.offline, memory: s.memoryQueued, cached: s.cached.messages, cachedBytes: s.cached.bytes, delivered: s.delivered, spilled: s.spilled, evicted: s.evicted, reconnects: s.reconnects },
     };
   }
 

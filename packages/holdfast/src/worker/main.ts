@@ -12,7 +12,7 @@ import { openCache } from './cache-open.js';
 import type { QuarantineInfo } from '../protocol.js';
 import { Link } from './link.js';
 import { OutgoingStore } from './outgoing-store.js';
-import { createLogger, logEvent } from './log.js';
+import { createLogger, logEvent, routeConsoleToLog } from './log.js';
 import { OfflineWatch, overdueAfterMs } from './offline-watch.js';
 import { Sender } from './sender.js';
 import { readIntakeLog, SegmentSweeper, type IntakeReplay } from './intake-replay.js';
@@ -23,6 +23,7 @@ const LATENCY_REPORT_MS = 1000;
 const { options, port, stats: statsBuffer } = workerData as WorkerInit;
 const stats = new Float64Array(statsBuffer);
 const log = createLogger(options.logLevel, options.clientId);
+routeConsoleToLog(log);
 const post = (msg: FromWorker, transfer?: ArrayBuffer[]): void => {
   if (msg.type === 'event') logEvent(log, msg.name, msg.data);
   else if (msg.type === 'error') log.error({ code: msg.error.code }, msg.error.message);
