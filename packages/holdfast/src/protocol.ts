@@ -65,7 +65,24 @@ export interface DeliveryLatencyEvent {
   latenciesMs: number[];
 }
 
-export type HoldfastEventName = 'connect' | 'disconnect' | 'reconnecting' | 'offline' | 'online' | 'spill' | 'drain-start' | 'drain-end' | 'dead-letter' | 'evict' | 'cache-recovered' | 'intake-replayed' | 'quarantine' | 'connection-error' | 'delivery-latency';
+export type HoldfastEventName =
+  | 'connect'
+  | 'disconnect'
+  | 'reconnecting'
+  | 'offline'
+  | 'online'
+  | 'spill'
+  | 'drain-start'
+  | 'drain-end'
+  | 'dead-letter'
+  | 'evict'
+  | 'cache-recovered'
+  | 'intake-replayed'
+  | 'quarantine'
+  | 'connection-error'
+  | 'delivery-latency'
+  /** An exchange had no acknowledgement for watchdogMs on a live connection: the client reconnects to resend it. */
+  | 'watchdog';
 
 /**
  * Why the client is offline: no connection to the broker, or a connection on which the exchange in

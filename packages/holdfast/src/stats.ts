@@ -1,4 +1,4 @@
-import { monotonicMs } from './monotonic.js';
+import { monotonicMs } from './worker/clock.js';
 import { OFFLINE_CAUSES, Stat, STATES, type ClientState, type OfflineCause } from './protocol.js';
 
 export interface CachedStats {

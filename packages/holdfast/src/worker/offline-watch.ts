@@ -1,4 +1,4 @@
-import { monotonicMs } from '../monotonic.js';
+import { monotonicMs } from './clock.js';
 import { OFFLINE_CAUSES, Stat, type FromWorker, type OfflineCause } from '../protocol.js';
 
 /**
