@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** One file per core guarantee, chosen for speed: under a minute (51 s on a busy 2-core VM). */
+/** One file per core guarantee, chosen for speed: under a minute (51–55 s on a busy 2-core VM). */
 const QUICK = [
   'validation.test.ts', // 7: bad input gets a typed error at the call site
   'errors.test.ts', // 7: errors keep class and code across the thread boundary
