@@ -12,6 +12,7 @@ import { open, ErrorCodes, HoldfastError, type HealthReport, type HoldfastClient
 import {
   auditedBrokerWithProxy,
   needsRoot,
+  recordStderr,
   skipUnlessCI,
   tempDir,
   tinyTmpfs,
@@ -70,6 +71,7 @@ describe('bounded cache', () => {
     const cacheDir = join(disk.path, 'cache');
     await rig.proxy.refuse(true);
     let client: HoldfastClient | undefined;
+    const stderr = recordStderr();
     try {
       const opened = await openWithHealth(options('dev-full', cacheDir, { highWater: { messages: 200 } }));
       client = opened.client;
@@ -96,6 +98,8 @@ describe('bounded cache', () => {
       await waitUntil(() => errors.length > 0, 10_000, 'the disk-full error');
       await watching;
       assert.equal(errors[0]!.code, ErrorCodes.CACHE_WRITE_FAILED);
+      // lmdb-js prints each failed commit; the worker turns that into a log line, not a raw trace.
+      assert.doesNotMatch(stderr.text(), /Input\/output error|ENOSPC|write\.js/);
       const unhealthy = reports.find((r) => r.reasons.includes('cache not writable'));
       assert.ok(unhealthy, `/health said 'cache not writable' during the episode; it said: ${reports.map((r) => r.reasons.join(', ')).join(' | ')}`);
       assert.equal(unhealthy.status, 'unhealthy');
@@ -124,6 +128,7 @@ describe('bounded cache', () => {
       await reopened.close();
       assert.equal(quarantined, false, 'the cache was not corrupted');
     } finally {
+      stderr.stop();
       await client?.close();
       await rig.proxy.refuse(false);
       disk.remove();

@@ -29,10 +29,30 @@ after(async () => {
 
 const options = (clientId: string, cacheDir: string, brokerUrl = broker.url): HoldfastOptions => ({ broker: brokerUrl, clientId, cacheDir, protocolVersion: protocol });
 
+/**
+ * Catches process warnings instead of letting Node print them: the quarantine warning is asserted
+ * here, so it is not unlabelled noise in the test run.
+ */
+function catchWarnings(): { warnings: Array<Error & { code?: string }>; restore(): void } {
+  const printers = process.listeners('warning');
+  process.removeAllListeners('warning');
+  const warnings: Array<Error & { code?: string }> = [];
+  const onWarning = (warning: Error): number => warnings.push(warning);
+  process.on('warning', onWarning);
+  return {
+    warnings,
+    restore() {
+      process.off('warning', onWarning);
+      for (const printer of printers) process.on('warning', printer);
+    },
+  };
+}
+
 /** Opens on a damaged cache and checks the quarantine contract; returns the quarantined file. */
 async function openDamaged(clientId: string, dir: string, damagedBytes: Buffer): Promise<void> {
   const quarantineEvents: QuarantineInfo[] = [];
-  const client = await open(options(clientId, dir));
+  const caught = catchWarnings();
+  const client = await open(options(clientId, dir)).finally(() => setImmediate(() => caught.restore()));
   client.on('quarantine', (q: QuarantineInfo) => quarantineEvents.push(q));
   try {
     assert.ok(client.quarantined, 'open() reports the quarantine');
@@ -41,6 +61,10 @@ async function openDamaged(clientId: string, dir: string, damagedBytes: Buffer):
     assert.ok(readdirSync(dir).some((f) => f.startsWith('cache.mdb.corrupt-')));
     await new Promise((r) => setImmediate(r));
     assert.equal(quarantineEvents.length, 1, "a 'quarantine' event is emitted");
+    const warning = caught.warnings.find((w) => w.code === ErrorCodes.CACHE_QUARANTINED);
+    assert.ok(warning, 'a warning on stderr, even with no listener');
+    assert.equal(warning.name, 'HoldfastWarning');
+    assert.match(warning.message, /^cache quarantined: moved to .*cache\.mdb\.corrupt-/);
 
     // The fresh cache works.
     client.publish(`sensors/${clientId}`, JSON.stringify({ device: clientId, n: 1 }));

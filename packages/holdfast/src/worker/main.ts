@@ -18,7 +18,8 @@ import { DerivedMessageIds } from './message-ids.js';
 import { ProgressFile } from './progress-file.js';
 import { recoverInFlight } from './recovery.js';
 import { OutgoingStore } from './outgoing-store.js';
-import { createLogger, logEvent } from './log.js';
+import { createLogger, logEvent, routeConsoleToLog } from './log.js';
+import { OfflineWatch, overdueAfterMs } from './offline-watch.js';
 import { Sender } from './sender.js';
 import { Subscriber } from './subscriber.js';
 import { readIntakeLog, SegmentSweeper, type IntakeReplay } from './intake-replay.js';
@@ -29,6 +30,7 @@ const LATENCY_REPORT_MS = 1000;
 const { options, port, stats: statsBuffer } = workerData as WorkerInit;
 const stats = new Float64Array(statsBuffer);
 const log = createLogger(options.logLevel, options.clientId);
+routeConsoleToLog(log);
 const post = (msg: FromWorker, transfer?: ArrayBuffer[]): void => {
   if (msg.type === 'event') logEvent(log, msg.name, msg.data);
   else if (msg.type === 'error') log.error({ code: msg.error.code }, msg.error.message);
@@ -61,6 +63,7 @@ function run(): void {
     return;
   }
 
+  const offline = new OfflineWatch(stats, post, overdueAfterMs(options.timeoutMs));
   let sender: Sender | undefined;
   const store = new OutgoingStore({ completed: (entry) => sender?.onCompleted(entry), pubrec: (entry) => sender?.pubrec(entry) });
   const recovered = recoverInFlight({ progress: progress.current, cache, replayed: intake.batches, epoch, journal: options.durability === 'journal' });
@@ -79,6 +82,7 @@ function run(): void {
       if (stats[Stat.connected] === 0 && link.everConnected) stats[Stat.reconnects]! += 1;
       stats[Stat.connected] = 1;
       post({ type: 'event', name: 'connect', data: { sessionPresent } });
+      offline.connected();
       subscriber.connected(sessionPresent);
       sender?.linkUp(connection);
     },
@@ -87,6 +91,7 @@ function run(): void {
       stats[Stat.connected] = 0;
       stats[info.clean ? Stat.cleanDisconnects : Stat.networkDisconnects]! += 1;
       post({ type: 'event', name: 'disconnect', data: { clean: info.clean, reason: info.reason } });
+      offline.disconnected(info.reason);
       sender?.linkDown(info.connection, info.reason);
     },
     unreachable: () => sender?.linkUnreachable(),
@@ -170,6 +175,7 @@ function run(): void {
     const started = performance.now();
     const budget = options.closeTimeoutMs;
     clearInterval(latencyTimer);
+    offline.stop();
     try {
       await sender!.stop();
       if (link.connected) await sender!.settleInflight(Math.floor(budget * 0.4));

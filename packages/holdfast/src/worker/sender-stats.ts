@@ -1,4 +1,5 @@
 import { Stat, STATES } from '../protocol.js';
+import { monotonicMs } from './clock.js';
 import type { Cache } from './cache.js';
 import type { Exchange } from './exchange.js';
 import type { SenderState } from './states.js';
@@ -36,8 +37,10 @@ export class SenderStats {
     this.#s[Stat.deadLettered]! += count;
   }
 
+  /** Messages in flight, and when their exchange was sent (monotonic, for the offline watch; 0: none). */
   inflight(count: number): void {
     this.#s[Stat.inflight] = count;
+    this.#s[Stat.exchangeStartedMs] = count > 0 ? monotonicMs() : 0;
   }
 
   state(state: SenderState): void {
