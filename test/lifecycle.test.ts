@@ -55,11 +55,12 @@ describe('lifecycle', () => {
       await second.drained();
       assert.equal(second.state, 'direct');
       assert.equal(second.stats().cached.messages, 0);
-      // The readings published while draining went into the cache behind the backlog: one drain of 100.
-      assert.deepEqual(
-        drains.map(([name, data]) => [name, name === 'drain-start' ? data.cached : data.delivered]),
-        [['drain-start', 50], ['drain-end', 100]],
-      );
+      // One drain: the 50 cached, plus those of the readings published meanwhile that reached the cache
+      // before it ended (they wait in a 250 ms append window; what never reached it goes out from memory).
+      assert.deepEqual(drains.map(([name]) => name), ['drain-start', 'drain-end']);
+      assert.equal(drains[0]![1].cached, 50);
+      const drained = Number(drains[1]![1].delivered);
+      assert.ok(drained >= 50 && drained <= 100, `the drain delivered ${drained}`);
       // A second outage: its drain-end counts that drain (not the 110 delivered since open()). The
       // reading stuck in flight completes as the drain starts, so it may or may not count.
       await rig.proxy.refuse(true);
