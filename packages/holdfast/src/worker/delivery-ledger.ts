@@ -115,12 +115,17 @@ export class DeliveryLedger {
   }
 
   /**
-   * Dead letters are about to go back into the cache with their old seqs: first everything the floor
-   * covers leaves the cache, so that the floor can stop below them.
+   * Moves dead letters (all, or these seqs) back into the cache with their old seqs; resolves with how
+   * many. First everything the floor covers leaves the cache, and the floor stops below them.
    */
-  async requeuing(seqs: readonly number[]): Promise<void> {
+  async requeueDeadLetters(seqs: readonly number[] | undefined): Promise<number> {
+    await this.#cache.settled();
+    const recs = this.#cache.dead.takeForRequeue(seqs);
+    if (recs.length === 0) return 0;
     await this.removeDelivered();
-    for (const seq of seqs) if (seq <= this.#delivered) this.#requeued.add(seq);
+    for (const rec of recs) if (rec.seq <= this.#delivered) this.#requeued.add(rec.seq);
+    await this.#writer.requeue(recs, () => this.#cache.dead.removeInTxn(recs));
+    return recs.length;
   }
 
   /** Requeued readings no longer in the cache (evicted meanwhile): nothing to hold the floor for. */
