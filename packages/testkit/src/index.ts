@@ -6,7 +6,7 @@ export { freePort } from './ports.js';
 export { startBroker } from './broker.js';
 export type { Broker, BrokerOptions } from './broker-types.js';
 export { startLinkProxy } from './link-proxy.js';
-export type { LinkProxy, LinkProxyOptions } from './link-proxy.js';
+export type { Direction, LinkProxy, LinkProxyOptions, PacketFault, PacketFaultCounts, PacketName } from './link-proxy.js';
 export { startAuditor } from './auditor.js';
 export type { Auditor, AuditorOptions } from './auditor.js';
 export { defaultExtract } from './extract.js';
