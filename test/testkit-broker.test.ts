@@ -116,6 +116,19 @@ describe('broker (mosquitto when installed)', () => {
     }
   });
 
+  it('mosquitto logs connections to mosquitto.log in its dir', async (t) => {
+    if (broker.kind !== 'mosquitto') return t.skip('Aedes keeps its own log');
+    const other = await startBroker({ log: () => {} });
+    try {
+      const client = await mqtt.connectAsync(other.url, { clientId: 'logged-client', reconnectPeriod: 0 });
+      await client.endAsync();
+      await other.stop(); // mosquitto buffers its log until it exits
+      assert.match(readFileSync(path.join(other.dir, 'mosquitto.log'), 'utf8'), /New client connected .* as logged-client/);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('close kills it and removes its dir, idempotently', async () => {
     const other = await startBroker({ log: () => {} });
     other.pause(); // close must also end a paused broker
