@@ -17,7 +17,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startAuditor, startBroker, startLinkProxy, type AuditMessage, type Reading } from '@holdfast/testkit';
+import { extractReadingNumber, startAuditor, startBroker, startLinkProxy } from '@holdfast/testkit';
 import { parsePowerCutArgs } from './power-cut/args.js';
 import { runChaos } from './power-cut/chaos.js';
 import { Fleet } from './power-cut/fleet.js';
@@ -49,22 +49,11 @@ function median(values: readonly number[]): number {
   return sorted[sorted.length >> 1] ?? 0;
 }
 
-/** Readings are audited by the device's own number n, so the truth survives restarts. */
-function extract(msg: AuditMessage): Reading[] {
-  try {
-    const body = JSON.parse(msg.payload.toString()) as { device?: unknown; n?: unknown };
-    if (typeof body.device === 'string' && typeof body.n === 'number') return [{ device: body.device, seq: body.n }];
-  } catch {
-    // Not a reading of ours.
-  }
-  return [];
-}
-
 const stampBefore = libraryStamp();
 const plan = planChaos(args.durationS * 1000, args.kills, seededRandom(args.seed));
 const broker = await startBroker({ persistence: true, requireMosquitto: true, log: note });
 const link = await startLinkProxy({ targetPort: broker.port });
-const auditor = await startAuditor({ url: broker.url, topics: `sensors/${clientId}`, protocolVersion: 5, extract });
+const auditor = await startAuditor({ url: broker.url, topics: `sensors/${clientId}`, protocolVersion: 5, extract: extractReadingNumber });
 const cacheDir = mkdtempSync(join(tmpdir(), 'holdfast-bench-power-cut-'));
 const timeline = new Timeline();
 const fleet = new Fleet(
