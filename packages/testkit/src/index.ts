@@ -17,3 +17,9 @@ export type { DeviceEvent, DeviceExit, DeviceOptions, DeviceProcess } from './de
 export { makeTlsFiles, tlsListenerConfig, mosquittoPasswordFile, findMosquittoPasswd, type TlsFiles } from './tls.js';
 export { seededRandom } from './chaos/random.js';
 export { runs, compact } from './number-runs.js';
+export { runCampaign, type CampaignOptions, type CampaignResult } from './chaos/campaign.js';
+export { parseChaosArgs, reproCommand, CHAOS_USAGE, CHAOS_DEFAULTS, type ChaosArgs } from './chaos/args.js';
+export { summarize, passed, table, type ChaosSummary } from './chaos/report.js';
+export { FAULT_KINDS, planSeed, type FaultKind, type ChaosEvent, type SeedPlan } from './chaos/schedule.js';
+export { lossBoundPerKill, type Verdict } from './chaos/invariants.js';
+export type { SeedResult } from './chaos/run-seed.js';
