@@ -17,7 +17,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { extractReadingNumber, startAuditor, startBroker, startLinkProxy } from '@holdfast/testkit';
+import { extractReadingNumber, lossBoundPerKill, startAuditor, startBroker, startLinkProxy } from '@holdfast/testkit';
 import { parsePowerCutArgs } from './power-cut/args.js';
 import { runChaos } from './power-cut/chaos.js';
 import { Fleet } from './power-cut/fleet.js';
@@ -83,7 +83,8 @@ try {
   const bytesWrittenPerMessage = perMessage(ioSource === 'write_bytes' ? writeBytes : outcome.io.wchar);
   // In spill mode a cut loses what sits in memory: at most one timeout's worth of readings (then the
   // pending stream spills), plus the one in flight and one publishing tick still on its way to the worker.
-  const lossBound = Math.ceil((args.rate * args.timeoutMs) / 1000) + Math.ceil(args.rate / 100) + 1;
+  // The device keeps the library's default highWater (10,000 messages).
+  const lossBound = lossBoundPerKill(args.rate, args.timeoutMs, 10_000);
   const killed = outcome.lives.filter((l) => l.end === 'kill');
   const extras = {
     durationSeconds: Math.round(timeline.at() / 100) / 10,

@@ -13,6 +13,8 @@ export interface ChaosArgs {
   rate: number;
   timeoutMs: number;
   kinds: Set<FaultKind>;
+  /** Draw the schedule from these kinds only (denser); undefined: from all. */
+  focus: Set<FaultKind> | undefined;
   json: boolean;
   /** Run the committed regression seeds (bench/chaos/regressions.json) instead. */
   regressions: boolean;
@@ -22,7 +24,7 @@ export const CHAOS_DEFAULTS = { minutes: 5, durationS: 30, rate: 50, timeoutMs: 
 
 export const CHAOS_USAGE = [
   'usage: pnpm chaos [--minutes M | --seed N | --seeds 1,2,5 | --seeds 10..20 | --regressions]',
-  '                  [--from S] [--duration S] [--rate R] [--timeout-ms T] [--faults kind,…] [--without kind,…] [--json]',
+  '                  [--from S] [--duration S] [--rate R] [--timeout-ms T] [--faults kind,…] [--without kind,…] [--focus kind,…] [--json]',
   `fault kinds: ${FAULT_KINDS.join(', ')} (default: all)`,
 ].join('\n');
 
@@ -41,6 +43,7 @@ export function parseChaosArgs(argv: readonly string[]): ChaosArgs | 'help' {
       'timeout-ms': { type: 'string' },
       faults: { type: 'string' },
       without: { type: 'string' },
+      focus: { type: 'string' },
       json: { type: 'boolean' },
       regressions: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -74,6 +77,7 @@ export function parseChaosArgs(argv: readonly string[]): ChaosArgs | 'help' {
     rate: number('rate', values.rate, CHAOS_DEFAULTS.rate, 1),
     timeoutMs: Math.round(number('timeout-ms', values['timeout-ms'], CHAOS_DEFAULTS.timeoutMs, 50)),
     kinds: parseKinds(values.faults, values.without),
+    focus: values.focus === undefined ? undefined : new Set(kindList('focus', values.focus)),
     json: values.json === true,
     regressions: values.regressions === true,
   };
@@ -95,11 +99,12 @@ function kindList(flag: string, raw: string): FaultKind[] {
 }
 
 /** The one-line command that replays `seed` with these settings (defaults left out). */
-export function reproCommand(seed: number, a: Pick<ChaosArgs, 'durationMs' | 'rate' | 'timeoutMs' | 'kinds'>): string {
+export function reproCommand(seed: number, a: Pick<ChaosArgs, 'durationMs' | 'rate' | 'timeoutMs' | 'kinds' | 'focus'>): string {
   const parts = ['pnpm chaos', `--seed ${seed}`];
   if (a.durationMs !== CHAOS_DEFAULTS.durationS * 1000) parts.push(`--duration ${a.durationMs / 1000}`);
   if (a.rate !== CHAOS_DEFAULTS.rate) parts.push(`--rate ${a.rate}`);
   if (a.timeoutMs !== CHAOS_DEFAULTS.timeoutMs) parts.push(`--timeout-ms ${a.timeoutMs}`);
+  if (a.focus !== undefined) parts.push(`--focus ${FAULT_KINDS.filter((k) => a.focus!.has(k)).join(',')}`);
   if (a.kinds.size < FAULT_KINDS.length) parts.push(`--faults ${FAULT_KINDS.filter((k) => a.kinds.has(k)).join(',')}`);
   return parts.join(' ');
 }

@@ -70,6 +70,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
         timeoutMs: o.timeoutMs,
         highWater: o.highWater ?? 10_000,
         kinds,
+        focus: o.focus,
         deviceScript: o.deviceScript,
         execArgv: o.execArgv,
         libfaketime,
@@ -83,6 +84,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
         note('the client has no worker fault hook (Symbol.for("holdfast.test.injectWorkerFault") with HOLDFAST_TEST_HOOKS=1): worker-crash is not scheduled');
       }
       results.push(result);
+      for (const line of result.verdicts.flatMap((v) => v.notes)) o.log(`seed ${seed}: note: ${line}`);
       o.log(result.failures.length === 0 ? `seed ${seed}: ok (${result.faults} faults, ${Math.round(result.elapsedMs / 1000)} s)` : `seed ${seed}: FAILED\n${result.failures.map((f) => `  ${f}`).join('\n')}\n  trace: ${result.trace}\n  reproduce: ${repro}`);
     } catch (err) {
       const error = (err as Error).stack ?? String(err);

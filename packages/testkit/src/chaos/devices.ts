@@ -156,7 +156,10 @@ export class ChaosDevice {
     life.exit = exit;
     if (this.#expectingExit || this.#process !== device) return;
     life.end = life.log.some((e) => typeof e.openFailed === 'string') ? 'open-failed' : 'crash';
-    const stderr = device.stderr().trim().split('\n').slice(-3).join(' | ');
+    // The error line of the crash, not the end of its stack.
+    const tail = device.stderr().trim().split('\n').slice(-30);
+    const stderr = tail.find((l) => /^\s*\w*(Error|Exception)\b.*:|FATAL|Abort/.test(l))?.trim() ?? tail.at(-1) ?? '';
+    if (stderr !== '') life.errors.push(stderr);
     this.log(`${this.spec.clientId} life ${life.index} died by itself (${exit.signal ?? `code ${exit.code}`})${stderr ? `: ${stderr}` : ''}`);
     if (this.#stopped) return;
     this.#restarting = new Promise<void>((resolve) => setTimeout(resolve, RESTART_DELAY_MS)).then(() => (this.#stopped ? undefined : this.start()));
@@ -195,25 +198,24 @@ export class ChaosDevice {
 
   /**
    * Stops publishing and waits until the client has delivered everything and listed its dead letters,
-   * at most until `deadline` (performance.now()); a device that does not get there is wedged.
+   * at most until `deadline` (performance.now()); a device that does not get there is wedged. A life
+   * that crashes meanwhile stays a crash, and the restarted one is asked again.
    */
   async drain(deadline: number): Promise<boolean> {
-    await this.settled();
-    const device = this.#process;
-    const life = this.life;
-    if (device === undefined || life === undefined || life.end !== 'running') return false;
-    process.kill(device.pid, 'SIGUSR2');
-    const done = await device.waitForEvent((e) => e.drained === true, Math.max(0, deadline - performance.now())).catch(() => undefined);
-    this.#expectingExit = true;
-    if (done === undefined) {
-      life.end = 'wedged';
+    for (;;) {
+      await this.settled();
+      const device = this.#process;
+      const life = this.life;
+      if (device === undefined || life === undefined || life.end !== 'running') return false;
+      process.kill(device.pid, 'SIGUSR2');
+      const done = await device.waitForEvent((e) => e.drained === true, Math.max(0, deadline - performance.now())).catch(() => undefined);
+      if (done === undefined && life.end !== 'running') continue;
+      this.#expectingExit = true;
+      life.end = done === undefined ? 'wedged' : 'drained';
+      if (done !== undefined) await device.waitForEvent((e) => e.closed === true, 10_000).catch(() => undefined);
       await device.kill('SIGKILL');
-      return false;
+      return done !== undefined;
     }
-    life.end = 'drained';
-    await device.waitForEvent((e) => e.closed === true, 10_000).catch(() => undefined);
-    await device.kill('SIGKILL');
-    return true;
   }
 
   /** Lists what the cache holds, with the device script in read-only mode (HF_INSPECT=1); the device must be stopped. */

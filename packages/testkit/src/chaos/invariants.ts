@@ -6,7 +6,7 @@
  * Invariants:
  * - journal mode (persistent session): 0 lost, 0 duplicates, 0 reordered;
  * - spill mode: 0 duplicates, 0 reordered; readings lost only at a SIGKILL, at most
- *   min(highWater, rate × timeoutMs) + 1 per kill, or named by a worker-restart event. A reading still
+ *   lossBoundPerKill() per kill, or named by a worker-restart event. A reading still
  *   in the cache of a wedged device is stuck, not lost at a kill: it counts as lost, beyond the bound;
  * - a reading sent to a topic the broker refuses or disconnects on is never delivered, and is in the
  *   client's dead letters (spill mode may lose it at a kill, like any reading); no other reading is;
@@ -51,14 +51,20 @@ export interface Verdict {
   maxRssMb: number;
   /** One line per broken invariant; empty when the device kept every promise. */
   failures: string[];
+  /** What was allowed but worth knowing (a kill while the disk was full). */
+  notes: string[];
 }
 
 /** Three lives in a row that die by themselves: what systemd's start limit would call a crash loop. */
 const CRASH_LOOP = 3;
 const SHOWN = 12;
 
+/**
+ * What a SIGKILL may take in spill mode (README): min(highWater.messages, rate × timeoutMs) plus the one
+ * in flight, plus, as the power-cut bench counts it, the publishing tick still on its way to the worker.
+ */
 export function lossBoundPerKill(rate: number, timeoutMs: number, highWater: number): number {
-  return Math.min(highWater, Math.ceil((rate * timeoutMs) / 1000)) + 1;
+  return Math.min(highWater, Math.ceil((rate * timeoutMs) / 1000)) + 1 + Math.ceil(rate / 100);
 }
 
 export function judge(input: JudgeInput): Verdict {
@@ -109,33 +115,24 @@ export function judge(input: JudgeInput): Verdict {
       }
     }
   }
-  if (leaked.length > 0) failures.push(`${leaked.length} poison readings reached subscribers: n ${compact(leaked)}`);
-  if (wronglyDead.length > 0) failures.push(`${wronglyDead.length} readings on an allowed topic were dead-lettered: n ${compact(wronglyDead)}`);
+  if (leaked.length > 0) failures.push(`${mode}: ${leaked.length} poison readings reached subscribers: n ${compact(leaked)}`);
+  if (wronglyDead.length > 0) failures.push(`${mode}: ${wronglyDead.length} readings on an allowed topic were dead-lettered: n ${compact(wronglyDead)}`);
 
   // A wedged device's cache still holds some: stuck, not gone (a liveness failure, not a loss at a kill).
   const stuck = missing.filter((m) => input.leftover?.cached.has(m.a.seq) === true);
-  const notCached = missing.filter((m) => input.leftover?.cached.has(m.a.seq) !== true).sort((x, y) => x.a.seq - y.a.seq);
-  // The evict event names a count, not seqs. Eviction takes the oldest first within a priority, and
-  // every reading here has the same priority, so the oldest that many gone readings are the evicted ones.
-  const excused = Math.min(evicted, notCached.length);
-  const gone = notCached.slice(excused);
-  const lost = missing.length - excused;
+  const gone = missing.filter((m) => input.leftover?.cached.has(m.a.seq) !== true);
   if (stuck.length > 0) failures.push(`${mode}: ${stuck.length} accepted readings still in the cache when the device wedged: ${describeMissing(stuck, lives)}`);
+  // The evict event names a count, not seqs: that many gone readings are excused, no more.
+  const lost = missing.length - Math.min(evicted, gone.length);
+  const notes: string[] = [];
   let lostBeyondBound = 0;
   if (mode === 'journal') {
-    if (gone.length > 0) failures.push(`journal: ${gone.length} accepted readings are gone (neither delivered, nor in the cache, nor reported evicted): ${describeMissing(gone, lives)}`);
+    if (gone.length > evicted) failures.push(`journal: ${gone.length - evicted} accepted readings are gone (neither delivered nor in the cache${evicted > 0 ? `, beyond ${evicted} reported evicted` : ''}): ${describeMissing(gone, lives)}`);
   } else {
-    const bound = lossBoundPerKill(input.rate, input.timeoutMs, input.highWater);
-    let allowed = gone.filter((m) => namedByRestart(m.a)).length;
-    const unexplained: Array<{ a: Accepted; life: Life }> = [];
-    for (const life of lives) {
-      const mine = gone.filter((m) => m.life === life && !namedByRestart(m.a));
-      if (life.end !== 'kill') unexplained.push(...mine);
-      else if (mine.length > bound) failures.push(`spill: the kill of life ${life.index} lost ${mine.length} readings, bound ${bound}: n ${compact(mine.map((m) => m.a.n))}`);
-      if (life.end === 'kill') allowed += Math.min(bound, mine.length);
-    }
-    if (unexplained.length > 0) failures.push(`spill: ${unexplained.length} readings gone without a kill, an eviction or a worker restart naming them: ${describeMissing(unexplained, lives)}`);
-    lostBeyondBound = Math.max(0, lost - allowed);
+    const judged = judgeSpillLosses(gone.filter((m) => !namedByRestart(m.a)), lives, lossBoundPerKill(input.rate, input.timeoutMs, input.highWater));
+    lostBeyondBound = judged.beyond;
+    failures.push(...judged.failures);
+    notes.push(...judged.notes);
   }
   if (duplicates > 0) failures.push(`${mode}: ${duplicates} duplicates: n ${compact(duplicated.map(([n]) => n))}`);
   if (reordered > 0) failures.push(`${mode}: ${reordered} out of order: ${reorderedShown.join(', ')}`);
@@ -167,8 +164,55 @@ export function judge(input: JudgeInput): Verdict {
 
   return {
     mode, accepted, delivered, lost, lostBeyondBound, deadLettered, evicted, duplicates, reordered,
-    kills: lives.filter((l) => l.end === 'kill').length, wedged, crashes: crashed.length, crashLoop, maxRssMb, failures,
+    kills: lives.filter((l) => l.end === 'kill').length, wedged, crashes: crashed.length, crashLoop, maxRssMb, failures, notes,
   };
+}
+
+type Missing = { a: Accepted; life: Life };
+
+/**
+ * Spill mode's losses, per life. A killed life may lose up to the bound; but when the kill found its
+ * cache refusing writes (a full disk), the readings waiting in memory for space are gone too, and the
+ * bound does not hold: that is reported as a note. A life that was not killed may lose nothing. An
+ * eviction in life j may have taken readings of any life up to j (the event names no seqs), so its
+ * count excuses what is left beyond those limits, latest lives first.
+ */
+function judgeSpillLosses(gone: readonly Missing[], lives: readonly Life[], bound: number): { beyond: number; failures: string[]; notes: string[] } {
+  const excess = lives.map((life) => {
+    const mine = gone.filter((m) => m.life === life).length;
+    if (life.end !== 'kill') return mine;
+    return cacheRefusingWrites(life) ? 0 : Math.max(0, mine - bound);
+  });
+  for (let j = lives.length - 1; j >= 0; j--) {
+    let budget = lives[j]!.evicted;
+    for (let i = j; i >= 0 && budget > 0; i--) {
+      const used = Math.min(budget, excess[i]!);
+      excess[i]! -= used;
+      budget -= used;
+    }
+  }
+  const failures: string[] = [];
+  const notes: string[] = [];
+  lives.forEach((life, i) => {
+    const mine = gone.filter((m) => m.life === life);
+    if (mine.length === 0) return;
+    const ns = compact(mine.map((m) => m.a.n));
+    if (life.end === 'kill' && cacheRefusingWrites(life)) notes.push(`spill: life ${life.index} was killed while its cache refused writes (disk full) and lost ${mine.length} readings waiting in memory (bound ${bound} when the disk has room): n ${ns}`);
+    else if (excess[i]! === 0) return;
+    else if (life.end === 'kill') failures.push(`spill: the kill of life ${life.index} lost ${mine.length} readings, bound ${bound}${life.evicted > 0 ? ' (after counting evictions)' : ''}: n ${ns}`);
+    else failures.push(`spill: life ${life.index} (${life.end}) lost ${excess[i]} readings without a kill, an eviction or a worker restart naming them: n ${ns}`);
+  });
+  return { beyond: excess.reduce((sum, e) => sum + e, 0), failures, notes };
+}
+
+/** Whether the life's last word on its cache was a refused write (no recovery after it). */
+function cacheRefusingWrites(life: Life): boolean {
+  let refusing = false;
+  for (const e of life.log) {
+    if (e.ev === 'error' && String(e.data).startsWith('HOLDFAST_CACHE_WRITE_FAILED')) refusing = true;
+    else if (e.ev === 'cache-recovered') refusing = false;
+  }
+  return refusing;
 }
 
 /**

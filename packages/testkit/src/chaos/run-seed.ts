@@ -30,6 +30,7 @@ export interface SeedOptions {
   timeoutMs: number;
   highWater: number;
   kinds: ReadonlySet<FaultKind>;
+  focus: ReadonlySet<FaultKind> | undefined;
   /** The device script (the device protocol in packages/testkit/README.md) and its Node flags. */
   deviceScript: string;
   execArgv: string[];
@@ -86,7 +87,7 @@ export async function runSeed(o: SeedOptions): Promise<SeedResult> {
     lines.push(line);
     o.log(line);
   };
-  const plan = planSeed(o.seed, { durationMs: o.durationMs, devices: MODES.length, timeoutMs: o.timeoutMs, kinds: o.kinds });
+  const plan = planSeed(o.seed, { durationMs: o.durationMs, devices: MODES.length, timeoutMs: o.timeoutMs, kinds: o.kinds, focus: o.focus });
   const root = mkdtempSync(join(tmpdir(), `holdfast-chaos-${o.seed}-`));
   const aclFile = join(root, 'acl');
   writeFileSync(aclFile, `${ACL.join('\n')}\n`, { mode: 0o644 });

@@ -3,7 +3,8 @@
  * (link and broker), acknowledgements (per-packet faults in the proxy), the devices (power cuts,
  * worker crashes, a full disk, clock jumps) and poison readings (topics the broker refuses or
  * disconnects on). The whole schedule is always drawn, then the kinds not selected are left out, so
- * `--faults` narrows a failing seed down without moving the faults that remain.
+ * `--faults` narrows a failing seed down without moving the faults that remain. `--focus` instead draws
+ * from fewer kinds: a different, denser schedule, for hunting in one area.
  */
 import { Draw } from './random.js';
 
@@ -48,6 +49,8 @@ export interface PlanOptions {
   devices: number;
   timeoutMs: number;
   kinds: ReadonlySet<FaultKind>;
+  /** Draw only these kinds (a denser, different schedule from the same seed); undefined: draw all. */
+  focus?: ReadonlySet<FaultKind> | undefined;
 }
 
 type Track = { kinds: readonly FaultKind[]; gapMs: [number, number] };
@@ -73,11 +76,13 @@ const ACKS: readonly AckPacket[] = [
 export function planSeed(seed: number, opts: PlanOptions): SeedPlan {
   const events: ChaosEvent[] = [];
   TRACKS.forEach((track, i) => {
+    const kinds = opts.focus === undefined ? track.kinds : track.kinds.filter((k) => opts.focus!.has(k));
+    if (kinds.length === 0) return;
     // One independent stream per track: selecting kinds on one track never moves another's events.
     const draw = new Draw(seed * 31 + i);
     let at = FIRST_MS + draw.int(0, track.gapMs[1]);
     while (at < opts.durationMs * LAST) {
-      const event = drawEvent(draw, draw.pick(track.kinds), at, opts);
+      const event = drawEvent(draw, draw.pick(kinds), at, opts);
       events.push(event);
       at += spanMs(event) + draw.int(track.gapMs[0], track.gapMs[1]);
     }
