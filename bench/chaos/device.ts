@@ -4,7 +4,7 @@
  * device protocol of @holdfast/testkit's chaos runner (packages/testkit/README.md, "Chaos campaign").
  *
  * stdout, one JSON object per line, written synchronously so every line survives a SIGKILL:
- *   {"open":true,"hooks":bool}              open() resolved; hooks: the worker fault hook exists
+ *   {"open":true,"hooks":bool,"cached":n}   open() resolved; hooks: the worker fault hook exists
  *   {"openFailed":"CODE: message"}           open() rejected (the process then exits 3)
  *   {"n":42,"seq":…}                         reading 42 was accepted by publish() (printed before the next)
  *   {"n":43,"seq":…,"poison":"refused"}      the same, for a reading sent to a poison topic on command
@@ -73,7 +73,7 @@ try {
 }
 
 const hooks = typeof (client as unknown as Record<symbol, unknown>)[INJECT] === 'function';
-say({ open: true, hooks });
+say({ open: true, hooks, cached: client.stats().cached.messages });
 
 for (const name of ['state', 'spill', 'drain-start', 'drain-end', 'connect', 'disconnect', 'connection-error', 'evict', 'dead-letter', 'quarantine', 'cache-recovered', 'intake-replayed', 'worker-restart', 'error']) {
   client.on(name, (data: unknown) => say({ ev: name, data: data instanceof Error ? `${(data as { code?: string }).code ?? data.name}: ${data.message}` : data }));

@@ -98,10 +98,12 @@ export class ChaosDevice {
     return this.lives.some((l) => l.hooks);
   }
 
-  /** Readings waiting anywhere in the client (memory, in flight, cache) at the last stats line. */
+  /** Readings waiting anywhere in the client (memory, in flight, cache) at the last stats line, or in its cache at open. */
   get backlog(): number {
     const s = this.life?.stats;
-    return s === undefined ? 0 : s[2]! + s[3]! + s[4]!;
+    if (s !== undefined) return s[2]! + s[3]! + s[4]!;
+    const open = this.life?.log.find((e) => e.open === true);
+    return typeof open?.cached === 'number' ? open.cached : 0;
   }
 
   /** Starts the next life; resolves once its client is open (or its open() failed). */
@@ -111,7 +113,7 @@ export class ChaosDevice {
       script: s.script,
       execArgv: s.execArgv,
       cwd: dirname(s.script),
-      env: { ...s.env, HF_N_START: String(this.#nextN), HF_CONTROL: s.controlFile, TSX_DISABLE_CACHE: '1' },
+      env: { ...s.env, HF_N_START: String(this.#nextN), HF_CONTROL: s.controlFile },
     });
     const life: Life = {
       index: this.lives.length, pid: device.pid, accepted: [], end: 'running', hooks: false, deadLetters: new Set(), workerRestarts: [],
@@ -221,7 +223,7 @@ export class ChaosDevice {
   /** Lists what the cache holds, with the device script in read-only mode (HF_INSPECT=1); the device must be stopped. */
   async inspect(): Promise<Leftover | undefined> {
     const s = this.spec;
-    const reader = spawnDevice({ script: s.script, execArgv: s.execArgv, cwd: dirname(s.script), env: { ...s.env, HF_INSPECT: '1', TSX_DISABLE_CACHE: '1' } });
+    const reader = spawnDevice({ script: s.script, execArgv: s.execArgv, cwd: dirname(s.script), env: { ...s.env, HF_INSPECT: '1' } });
     const found = await reader.waitForEvent((e) => e.inspected === true, OPEN_TIMEOUT_MS).catch((err: Error) => {
       this.log(`${s.clientId}: could not inspect the cache: ${err.message.split('\n')[0]}`);
       return undefined;

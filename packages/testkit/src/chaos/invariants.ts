@@ -1,7 +1,8 @@
 /**
  * Judges one device after a seed, from two independent sources: what the device printed as accepted
  * (the ground truth) and what the auditor, a separate subscriber on the broker, received. The client's
- * own reports (dead letters, evictions, worker restarts) only excuse a missing reading when they name it.
+ * own reports excuse a missing reading only when they name it (dead letters, worker restarts by seq), or
+ * by count for evictions, whose event names no seqs.
  *
  * Invariants:
  * - journal mode (persistent session): 0 lost, 0 duplicates, 0 reordered;
@@ -130,7 +131,8 @@ export function judge(input: JudgeInput): Verdict {
     if (gone.length > evicted) failures.push(`journal: ${gone.length - evicted} accepted readings are gone (neither delivered nor in the cache${evicted > 0 ? `, beyond ${evicted} reported evicted` : ''}): ${describeMissing(gone, lives)}`);
   } else {
     const judged = judgeSpillLosses(gone.filter((m) => !namedByRestart(m.a)), lives, lossBoundPerKill(input.rate, input.timeoutMs, input.highWater));
-    lostBeyondBound = judged.beyond;
+    // Stuck in a wedged cache is not a loss at a kill: beyond the bound too.
+    lostBeyondBound = judged.beyond + stuck.length;
     failures.push(...judged.failures);
     notes.push(...judged.notes);
   }

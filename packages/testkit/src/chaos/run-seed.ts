@@ -60,7 +60,7 @@ export interface SeedResult {
 }
 
 // Devices publish this long after the faults stop, then drain.
-const CALM_MS = 2000;
+const CALM_MS = 1000;
 // Reconnect backoff (≤ 1 s), a connect timeout (2 s) and a process start fit in this.
 const LIVENESS_BASE_MS = 5000;
 const AUDIT_WAIT_MS = 5000;
@@ -108,32 +108,7 @@ export async function runSeed(o: SeedOptions): Promise<SeedResult> {
     for (const [i, mode] of MODES.entries()) {
       const disk = DeviceDisk.create(join(root, `disk-${mode}`), o.diskMb);
       disks.push(disk);
-      const clientId = `chaos-${mode}-${o.seed}`;
-      devices.push(
-        new ChaosDevice(
-          {
-            clientId,
-            mode,
-            script: o.deviceScript,
-            execArgv: o.execArgv,
-            controlFile: join(root, `control-${mode}`),
-            env: {
-              HF_BROKER: proxy.url,
-              HF_CLIENT_ID: clientId,
-              HF_CACHE_DIR: join(disk.path, 'cache'),
-              HF_DURABILITY: mode,
-              HF_RATE: String(o.rate),
-              HF_TIMEOUT_MS: String(o.timeoutMs),
-              HF_HIGH_WATER: String(o.highWater),
-              // Below the disk's size, as the README asks; the disk-full fault takes the rest.
-              HF_MAX_CACHE_BYTES: String(Math.floor((o.diskMb << 20) / 4)),
-              HOLDFAST_TEST_HOOKS: '1',
-              ...clocks[i]?.env,
-            },
-          },
-          log,
-        ),
-      );
+      devices.push(makeDevice(o, mode, { broker: proxy.url, root, disk, clock: clocks[i], log }));
     }
     log(`seed ${o.seed}: ${plan.events.length} faults in ${o.durationMs / 1000} s, ${o.rate} readings/s per device`);
     for (const e of plan.events) lines.push(`  planned ${describeEvent(e, devices.map((d) => d.spec.clientId))}`);
@@ -182,6 +157,8 @@ export async function runSeed(o: SeedOptions): Promise<SeedResult> {
     );
     const failures = verdicts.flatMap((v) => v.failures);
     for (const [kind, n] of player.applied) if (n > 0) lines.push(`  applied ${kind} ×${n}`);
+    for (const event of player.skipped) lines.push(`  skipped (the device did not acknowledge it) ${event}`);
+    await auditor.close();
     // Mosquitto writes its log out when it exits.
     await broker.stop();
     const brokerLog = readLog(broker.dir);
@@ -207,6 +184,25 @@ export async function runSeed(o: SeedOptions): Promise<SeedResult> {
     for (const disk of disks) disk.remove();
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+/** A device of `mode` on its own disk, publishing through the link proxy at `broker`. */
+function makeDevice(o: SeedOptions, mode: (typeof MODES)[number], at: { broker: string; root: string; disk: DeviceDisk; clock: DeviceClock | undefined; log: (line: string) => void }): ChaosDevice {
+  const clientId = `chaos-${mode}-${o.seed}`;
+  const env = {
+    HF_BROKER: at.broker,
+    HF_CLIENT_ID: clientId,
+    HF_CACHE_DIR: join(at.disk.path, 'cache'),
+    HF_DURABILITY: mode,
+    HF_RATE: String(o.rate),
+    HF_TIMEOUT_MS: String(o.timeoutMs),
+    HF_HIGH_WATER: String(o.highWater),
+    // Below the disk's size, as the README asks; the disk-full fault takes the rest.
+    HF_MAX_CACHE_BYTES: String(Math.floor((o.diskMb << 20) / 4)),
+    HOLDFAST_TEST_HOOKS: '1',
+    ...at.clock?.env,
+  };
+  return new ChaosDevice({ clientId, mode, script: o.deviceScript, execArgv: o.execArgv, controlFile: join(at.root, `control-${mode}`), env }, at.log);
 }
 
 function readLog(dir: string): string {
