@@ -29,7 +29,7 @@ let result: CampaignResult;
 if (args.regressions) {
   const parts: CampaignResult[] = [];
   for (const r of loadRegressions()) {
-    log(`regression (${r.expect}): ${r.failure}`);
+    log(`regression (${r.expect}): ${r.note}`);
     parts.push(await run(r.parsed));
   }
   result = {

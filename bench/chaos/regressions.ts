@@ -1,7 +1,8 @@
 /**
- * Seeds that once failed, kept as regression cases: `pnpm chaos --regressions` and test/chaos.test.ts
- * run each. `expect` is 'pass', or 'fails-until-F-fixes' for a failure of the library that issue F
- * is fixing (the test marks those todo); flip it to 'pass' once the fix lands.
+ * CI's short campaign: a seed that passes today, and every seed that ever failed, kept as a regression
+ * case. `pnpm chaos --regressions` and test/chaos.test.ts run each. `expect` is 'pass', or
+ * 'fails-until-F-fixes' for a failure of the library that issue F is fixing (the test marks those
+ * todo); flip it to 'pass' once the fix lands.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -10,8 +11,8 @@ import { parseChaosArgs, type ChaosArgs } from '@holdfast/testkit';
 export interface Regression {
   /** The arguments after `pnpm chaos`, exactly as the reproduction command printed them. */
   args: string;
-  /** One line: what failed, as seen in the trace. */
-  failure: string;
+  /** One line: what failed, as seen in the trace (or, for a seed that never failed, what it covers). */
+  note: string;
   expect: 'pass' | 'fails-until-F-fixes';
 }
 

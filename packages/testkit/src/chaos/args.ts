@@ -105,6 +105,10 @@ export function reproCommand(seed: number, a: Pick<ChaosArgs, 'durationMs' | 'ra
   if (a.rate !== CHAOS_DEFAULTS.rate) parts.push(`--rate ${a.rate}`);
   if (a.timeoutMs !== CHAOS_DEFAULTS.timeoutMs) parts.push(`--timeout-ms ${a.timeoutMs}`);
   if (a.focus !== undefined) parts.push(`--focus ${FAULT_KINDS.filter((k) => a.focus!.has(k)).join(',')}`);
-  if (a.kinds.size < FAULT_KINDS.length) parts.push(`--faults ${FAULT_KINDS.filter((k) => a.kinds.has(k)).join(',')}`);
+  if (a.kinds.size < FAULT_KINDS.length) {
+    const kept = FAULT_KINDS.filter((k) => a.kinds.has(k));
+    const left = FAULT_KINDS.filter((k) => !a.kinds.has(k));
+    parts.push(kept.length <= left.length ? `--faults ${kept.join(',')}` : `--without ${left.join(',')}`);
+  }
   return parts.join(' ');
 }
