@@ -108,6 +108,8 @@ export class ChaosDevice {
 
   /** Starts the next life; resolves once its client is open (or its open() failed). */
   async start(): Promise<void> {
+    // A track still playing when a failed seed is torn down must not start a process after abort().
+    if (this.#stopped) return;
     const s = this.spec;
     const device = spawnDevice({
       script: s.script,

@@ -36,7 +36,6 @@ export class FaultPlayer {
   readonly #packetFaults: PacketFault[] = [];
   /** Background faults still active (a full disk), each with its early end. */
   readonly #releases = new Set<() => void>();
-  #stopping = false;
   #t0 = 0;
 
   constructor(private readonly t: FaultTargets) {}
@@ -63,7 +62,6 @@ export class FaultPlayer {
   async #track(events: readonly ChaosEvent[]): Promise<void> {
     for (const e of events) {
       await sleep(Math.max(0, e.atMs - this.#elapsed()));
-      if (this.#stopping) return;
       const names = this.t.devices.map((d) => d.spec.clientId);
       this.t.log(`  ${(this.#elapsed() / 1000).toFixed(1)}s ${describeEvent(e, names).replace(/^\S+ /, '')}`);
       if (await this.#apply(e)) this.applied.set(e.kind, (this.applied.get(e.kind) ?? 0) + 1);
@@ -147,7 +145,6 @@ export class FaultPlayer {
    * real again. Per-packet faults not yet triggered are disarmed; delayed packets still go out.
    */
   async stop(): Promise<void> {
-    this.#stopping = true;
     const { proxy, broker } = this.t;
     for (const f of this.#packetFaults) f.cancel();
     proxy.stall(false);
