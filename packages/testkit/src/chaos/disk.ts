@@ -12,6 +12,8 @@ export class DeviceDisk {
   #ballasts = 0;
   readonly #live = new Set<string>();
 
+  #removed = false;
+
   private constructor(
     /** Where the device's files go. */
     readonly path: string,
@@ -57,8 +59,10 @@ export class DeviceDisk {
     this.#live.clear();
   }
 
-  /** Unmounts (lazily, in case a killed device still holds a file) and removes the directory. */
+  /** Unmounts (lazily, in case a killed device still holds a file) and removes the directory. Idempotent. */
   remove(): void {
+    if (this.#removed) return;
+    this.#removed = true;
     if (this.mounted) execFileSync('umount', ['-l', this.path]);
     rmSync(this.path, { recursive: true, force: true });
   }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startAuditor, type Auditor } from '../auditor.js';
 import { startBroker } from '../broker.js';
+import { atParentExit } from '../children.js';
 import type { Broker } from '../broker-types.js';
 import { extractReadingNumber } from '../extract.js';
 import { startLinkProxy, type LinkProxy } from '../link-proxy.js';
@@ -89,13 +90,18 @@ export async function runSeed(o: SeedOptions): Promise<SeedResult> {
   };
   const plan = planSeed(o.seed, { durationMs: o.durationMs, devices: MODES.length, timeoutMs: o.timeoutMs, kinds: o.kinds, focus: o.focus });
   const root = mkdtempSync(join(tmpdir(), `holdfast-chaos-${o.seed}-`));
+  const disks: DeviceDisk[] = [];
+  // A campaign killed half-way (a test timeout, Ctrl-C) leaves no tmpfs mounted and no temp dir.
+  const cancelRootCleanup = atParentExit(() => {
+    for (const disk of disks) disk.remove();
+    rmSync(root, { recursive: true, force: true });
+  });
   const aclFile = join(root, 'acl');
   writeFileSync(aclFile, `${ACL.join('\n')}\n`, { mode: 0o644 });
 
   let broker: Broker | undefined;
   let proxy: LinkProxy | undefined;
   let auditor: Auditor | undefined;
-  const disks: DeviceDisk[] = [];
   const devices: ChaosDevice[] = [];
   // The zero of the schedule, and of the trace's clock.
   let faultsBegan = performance.now();
@@ -183,6 +189,7 @@ export async function runSeed(o: SeedOptions): Promise<SeedResult> {
     await broker?.close();
     for (const disk of disks) disk.remove();
     rmSync(root, { recursive: true, force: true });
+    cancelRootCleanup();
   }
 }
 
