@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { open, HoldfastError, ErrorCodes, type HoldfastOptions, type ClientState } from 'holdfast';
-import { auditedBrokerWithProxy, tempDir } from './helpers.js';
+import { auditedBrokerWithProxy, tempDir, waitUntil } from './helpers.js';
 
 const rig = auditedBrokerWithProxy();
 
@@ -165,11 +165,3 @@ describe('lifecycle', () => {
     }
   });
 });
-
-async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

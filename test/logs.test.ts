@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { spawnDevice } from '@holdfast/testkit';
-import { brokerWithProxy, deviceScript, sleep, tempDir } from './helpers.js';
+import { brokerWithProxy, deviceScript, tempDir } from './helpers.js';
 
 const rig = brokerWithProxy();
 
@@ -18,8 +18,8 @@ it('logs lifecycle events as JSON and never a payload', async () => {
     env: { HF_BROKER: rig.proxy.url, HF_CLIENT_ID: 'dev-logs', HF_CACHE_DIR: dir.path, HF_RATE: '100', HF_COUNT: '300', HF_TIMEOUT_MS: '300', HF_PROTOCOL: String(protocol), HF_AFTER: 'drain', HF_LOG_LEVEL: 'info' },
   });
   try {
-    await device.waitForEvent((e) => e.open === true, 15_000);
-    await sleep(500);
+    // Connected and sending before the outage, so there is a disconnect to log.
+    await device.waitForEvent((e) => typeof e.stats === 'object' && (e.stats as { delivered: number }).delivered > 0, 15_000);
     await rig.proxy.outage(1500);
     await device.waitForEvent((e) => e.drained === true, 30_000);
     await device.exited;

@@ -28,6 +28,7 @@ export class IntakeLog {
   #index = 0;
   #bytes = 0;
   #lastSeq = 0;
+  /** performance.now() of the last failed write. */
   #failedAt = -Infinity;
   #retired: RetiredSegment[] = [];
   #frame = Buffer.allocUnsafe(64 * 1024);
@@ -94,7 +95,8 @@ export class IntakeLog {
   }
 
   #startSegment(): boolean {
-    if (Date.now() - this.#failedAt < RETRY_MS) return false;
+    // Monotonic: a wall clock set back during the wait would otherwise stop the log retrying for good.
+    if (performance.now() - this.#failedAt < RETRY_MS) return false;
     const name = segmentName(this.#epoch, this.#index++);
     try {
       this.#fd = openSync(join(this.#dir, name), 'wx', 0o600);
@@ -121,8 +123,9 @@ export class IntakeLog {
   #fail(err: Error): void {
     // Never write after a failure: a damaged frame can then only be a segment's last one.
     this.#endSegment();
-    const first = this.#failedAt === -Infinity || Date.now() - this.#failedAt >= 60_000;
-    this.#failedAt = Date.now();
+    const now = performance.now();
+    const first = this.#failedAt === -Infinity || now - this.#failedAt >= 60_000;
+    this.#failedAt = now;
     if (first) this.#onFailure(err);
   }
 }

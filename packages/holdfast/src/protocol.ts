@@ -65,7 +65,22 @@ export interface DeliveryLatencyEvent {
   latenciesMs: number[];
 }
 
-export type HoldfastEventName = 'connect' | 'disconnect' | 'reconnecting' | 'spill' | 'drain-start' | 'drain-end' | 'dead-letter' | 'evict' | 'cache-recovered' | 'intake-replayed' | 'quarantine' | 'connection-error' | 'delivery-latency';
+export type HoldfastEventName =
+  | 'connect'
+  | 'disconnect'
+  | 'reconnecting'
+  | 'spill'
+  | 'drain-start'
+  | 'drain-end'
+  | 'dead-letter'
+  | 'evict'
+  | 'cache-recovered'
+  | 'intake-replayed'
+  | 'quarantine'
+  | 'connection-error'
+  | 'delivery-latency'
+  /** An exchange had no acknowledgement for watchdogMs on a live connection: the client reconnects to resend it. */
+  | 'watchdog';
 
 export type FromWorker =
   | WorkerReady

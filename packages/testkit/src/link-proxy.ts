@@ -85,7 +85,7 @@ export interface LinkProxy {
   readonly packetFaults: Readonly<PacketFaultCounts>;
   /** Currently open client connections. */
   readonly connections: number;
-  /** Date.now() of every accepted client connection, in order. */
+  /** performance.now() of every accepted client connection, in order. */
   readonly attempts: readonly number[];
   close(): Promise<void>;
 }
@@ -214,7 +214,7 @@ class FaultyLink implements LinkProxy {
   }
 
   private accept(client: net.Socket): void {
-    this.accepted.push(Date.now());
+    this.accepted.push(performance.now());
     const upstream = net.connect({ host: this.targetHost, port: this.targetPort });
     const conn = new ProxiedConnection(client, upstream, this.faults, () => this.open.delete(conn));
     this.open.add(conn);

@@ -65,7 +65,7 @@ export async function runAudit(args: AuditArgs & Parameters<typeof resolveConnec
     else if (n === LIVE_LINES_PER_KIND + 1) note(`(more ${e.event} events are counted in the summary)`);
   };
 
-  const started = Date.now();
+  const started = performance.now();
   // Listening from the start: Ctrl-C while connecting still ends with a summary, not a kill.
   const stop = onStopSignal();
   try {
@@ -104,8 +104,8 @@ export async function runAudit(args: AuditArgs & Parameters<typeof resolveConnec
     await subscriber.close(args['keep-session']);
 
     const summary = tracker.summary();
-    if (args.json) process.stdout.write(`${JSON.stringify({ event: 'summary', durationMs: Date.now() - started, ...summary })}\n`);
-    else printSummary(summary, Date.now() - started);
+    if (args.json) process.stdout.write(`${JSON.stringify({ event: 'summary', durationMs: Math.round(performance.now() - started), ...summary })}\n`);
+    else printSummary(summary, performance.now() - started);
     return summary.lost > 0 ? 1 : 0;
   } finally {
     stop.dispose();

@@ -51,8 +51,8 @@ const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.m
 export async function runDemo(s: DemoSettings, interrupted: Promise<unknown>): Promise<Verdict> {
   const screen = s.json ? undefined : new DemoScreen(process.stdout.isTTY === true);
   // The schedule's clock starts when the device is up, so a slow start never eats into the faults.
-  let started = Date.now();
-  const elapsed = (): number => Date.now() - started;
+  let started = performance.now();
+  const elapsed = (): number => performance.now() - started;
   const say = (text: string): void => screen?.note(text, elapsed());
   let stopEarly = false;
   void interrupted.then(() => {
@@ -111,7 +111,7 @@ export async function runDemo(s: DemoSettings, interrupted: Promise<unknown>): P
     let device = startDevice();
     cleanups.push(() => Promise.all(devices.map((d) => d.kill())));
     await device.waitForEvent((e) => e.open === true, 20_000);
-    started = Date.now();
+    started = performance.now();
 
     ticker = setInterval(() => {
       view.elapsedMs = elapsed();

@@ -34,7 +34,7 @@ class DeviceLoop {
   readonly #s: FleetSettings;
   readonly #sim: SimulatedDevice;
   readonly #reporter: Reporter;
-  readonly #started = Date.now();
+  readonly #started = performance.now();
   #timer: NodeJS.Timeout | undefined;
   #n = 0;
   #readings = 0;
@@ -48,10 +48,10 @@ class DeviceLoop {
     this.#reporter = reporter;
     this.#sim = new SimulatedDevice(member.device, member.profile);
     this.done = new Promise<void>((resolve) => (this.#finish = resolve));
-    member.client.on('disconnect', () => (this.#offlineSince ??= Date.now()));
+    member.client.on('disconnect', () => (this.#offlineSince ??= performance.now()));
     member.client.on('connect', () => {
       if (this.#offlineSince === undefined) return;
-      this.#publish('event', { type: 'reconnected', offlineMs: Date.now() - this.#offlineSince }, Math.min(10, settings.priority + 3));
+      this.#publish('event', { type: 'reconnected', offlineMs: Math.round(performance.now() - this.#offlineSince) }, Math.min(10, settings.priority + 3));
       this.#offlineSince = undefined;
     });
   }
@@ -84,14 +84,14 @@ class DeviceLoop {
       this.#publish('event', { type: 'anomaly', metric: reading.anomaly, value }, Math.min(10, this.#s.priority + 3));
       this.#reporter.info('anomaly', { device: this.#m.device, metric: reading.anomaly });
     }
-    if (this.#readings % this.#sim.profile.statusEvery === 0) this.#publish('status', this.#status(now), Math.max(1, this.#s.priority - 2));
+    if (this.#readings % this.#sim.profile.statusEvery === 0) this.#publish('status', this.#status(), Math.max(1, this.#s.priority - 2));
     this.#stopped();
   }
 
-  #status(now: number): Record<string, unknown> {
+  #status(): Record<string, unknown> {
     const s = this.#m.client.stats();
     return {
-      uptimeS: Math.round((now - this.#started) / 1000),
+      uptimeS: Math.round((performance.now() - this.#started) / 1000),
       queue: { state: s.state, connected: s.connected, memory: s.memoryQueued, cached: s.cached.messages, cachedBytes: s.cached.bytes, delivered: s.delivered, spilled: s.spilled, evicted: s.evicted, reconnects: s.reconnects },
     };
   }

@@ -1,15 +1,10 @@
 import type { Database, PutOptions, RootDatabase } from 'lmdb';
 import { ErrorCodes, HoldfastError } from '../errors.js';
-import type { DeadLetter } from '../protocol.js';
 import { keyCheckMatches, sealKeyCheck, type CacheCipher } from './cipher.js';
-import type { OutgoingEntry } from './outgoing-store.js';
-import { decodeRecord, encodeRecord, openValue, recordSize, sealValue, storedSize, type Rec } from './record.js';
+import { DeadLetterTable } from './dead-letters.js';
+import { OutgoingTable } from './outgoing-table.js';
+import { decodeRecord, encodeRecord, storedSize, type Rec } from './record.js';
 import { KEY_BYTES, keyPriority, keySeq, MAX_PRIORITY, MIN_PRIORITY, recordKey, recordsBySeq, RECORDS_DB, type RecordsDb } from './cache-layout.js';
-
-
-/** A dead letter as stored: with a cacheKey, topic and payload are sealed together. */
-type StoredDeadLetter = Omit<DeadLetter, 'topic' | 'payload'> & { flags: number; topic?: string; payload?: Uint8Array; sealed?: Uint8Array };
-type StoredOutgoing = Omit<OutgoingEntry, 'packet'> & { packet?: OutgoingEntry['packet']; sealed?: Uint8Array };
 
 export interface CacheLimits {
   messages: number;
@@ -23,11 +18,26 @@ interface Counters {
   byPriority: number[];
 }
 
-/** What an eviction removed, per priority (index 0..9 = priority 1..10). */
+/** What an eviction removed, per priority (index 0..9 = priority 1..10), and which seqs. */
 export interface Eviction {
   messages: number;
   bytes: number;
   byPriority: number[];
+  seqs: number[];
+}
+
+/** A cached record that cannot be decoded: its key and its stored bytes, as they are. */
+export interface UnreadableRecord {
+  seq: number;
+  priority: number;
+  stored: Uint8Array;
+  reason: string;
+}
+
+/** What the drain reads: the oldest records, and any undecodable ones met on the way. */
+export interface OldestRead {
+  recs: Rec[];
+  unreadable: UnreadableRecord[];
 }
 
 /**
@@ -55,8 +65,10 @@ export class Cache {
   readonly #root: RootDatabase;
   readonly #records: RecordsDb;
   readonly #meta: Database<unknown, string>;
-  readonly #outgoing: Database<StoredOutgoing, number>;
-  readonly #dead: Database<StoredDeadLetter, number>;
+  /** MQTT.js's persisted in-flight packets. */
+  readonly outgoing: OutgoingTable;
+  /** Refused and unreadable messages, with their reasons. */
+  readonly dead: DeadLetterTable;
   readonly #cipher: CacheCipher | undefined;
   readonly #limits: CacheLimits;
   readonly counters: Counters;
@@ -73,8 +85,8 @@ export class Cache {
     this.#cipher = cipher;
     this.#records = root.openDB<Buffer, Buffer>({ name: RECORDS_DB, encoding: 'binary', keyEncoding: 'binary' });
     this.#meta = root.openDB<unknown, string>({ name: 'meta', encoding: 'msgpack' });
-    this.#outgoing = root.openDB<StoredOutgoing, number>({ name: 'outgoing', encoding: 'msgpack' });
-    this.#dead = root.openDB<StoredDeadLetter, number>({ name: 'dead', encoding: 'msgpack' });
+    this.outgoing = new OutgoingTable(root.openDB({ name: 'outgoing', encoding: 'msgpack' }), cipher);
+    this.dead = new DeadLetterTable(root.openDB({ name: 'dead', encoding: 'msgpack' }), cipher);
     const format = this.#meta.get('format');
     checkFormat(format);
     this.#checkKey();
@@ -138,14 +150,19 @@ export class Cache {
    * Appends records in one transaction, then evicts (lowest priority first, oldest first within a
    * priority, never a protected seq) until the cache is within its limits. `alsoInTxn` runs in the
    * same transaction (the outgoing store persists the in-flight packet atomically with a spill).
+   * `onEvict` hears each seq the transaction evicts, as it happens, before the commit.
    */
-  append(recs: readonly Rec[], alsoInTxn?: () => void, isProtected?: (seq: number) => boolean): Promise<Eviction> {
+  append(recs: readonly Rec[], alsoInTxn?: () => void, isProtected?: (seq: number) => boolean, onEvict?: (seq: number) => void): Promise<Eviction> {
     let eviction = noEviction();
+    let through = 0;
     return this.#write(() => {
       const key = this.#key;
       // MDB_APPEND skips the tree search; it is only valid past the last key, which is the usual
       // case (newer records of the highest priority cached).
       let [lastPriority, lastSeq] = this.#lastKeyInTxn();
+      // The committed mark, read inside the transaction: a raise by a transaction that failed to
+      // commit was rolled back with it and must not be written again by this one.
+      through = (this.#meta.get('appendedThrough') as number | undefined) ?? 0;
       for (const rec of recs) {
         const append = rec.priority > lastPriority || (rec.priority === lastPriority && rec.seq > lastSeq);
         this.#records.putSync(recordKey(rec.priority, rec.seq, key), encodeRecord(rec, this.#cipher), append ? APPEND : OVERWRITE);
@@ -154,14 +171,16 @@ export class Cache {
           lastSeq = rec.seq;
         }
         count(this.counters, rec.priority, rec.size, 1);
-        if (rec.seq > this.#appendedThrough) this.#appendedThrough = rec.seq;
+        if (rec.seq > through) through = rec.seq;
       }
-      // Written on every append: a failed commit rolls it back, and the retry writes it again.
-      if (recs.length > 0) this.#meta.putSync('appendedThrough', this.#appendedThrough);
+      if (recs.length > 0) this.#meta.putSync('appendedThrough', through);
       alsoInTxn?.();
-      eviction = this.#evictInTxn(this.counters.messages - this.#limits.messages, this.counters.bytes - this.#limits.bytes, isProtected);
+      eviction = this.#evictInTxn(this.counters.messages - this.#limits.messages, this.counters.bytes - this.#limits.bytes, isProtected, onEvict);
       this.#meta.putSync('counters', this.counters);
-    }).then(() => eviction);
+    }).then(() => {
+      if (through > this.#appendedThrough) this.#appendedThrough = through;
+      return eviction;
+    });
   }
 
   /** The largest record key as [priority, seq] ([0, 0] when empty), read inside the transaction. */
@@ -179,7 +198,43 @@ export class Cache {
     }).then(() => eviction);
   }
 
-  #evictInTxn(excessMessages: number, excessBytes: number, isProtected?: (seq: number) => boolean): Eviction {
+  /**
+   * The first `count` unprotected records in eviction order (lowest priority first, oldest first within
+   * it), read from the last commit without changing anything: the disk-full path weighs them against
+   * the records waiting in memory before it evicts either.
+   */
+  evictionCandidates(count: number, isProtected: (seq: number) => boolean): Array<{ priority: number; seq: number }> {
+    const out: Array<{ priority: number; seq: number }> = [];
+    if (count <= 0) return out;
+    for (const key of this.#records.getKeys()) {
+      const seq = keySeq(key);
+      if (isProtected(seq)) continue;
+      out.push({ priority: keyPriority(key), seq });
+      if (out.length >= count) break;
+    }
+    return out;
+  }
+
+  /** Evicts these records (those still cached), in one transaction. */
+  evictRecords(victims: ReadonlyArray<{ priority: number; seq: number }>, isProtected: (seq: number) => boolean): Promise<Eviction> {
+    const eviction = noEviction();
+    return this.#write(() => {
+      for (const { priority, seq } of victims) {
+        if (isProtected(seq)) continue;
+        const key = recordKey(priority, seq, this.#key);
+        const value = this.#records.get(key);
+        if (!value) continue;
+        const size = sizeOrZero(value);
+        this.#records.removeSync(key);
+        count(this.counters, priority, size, -1);
+        count(eviction, priority, size, 1);
+        eviction.seqs.push(seq);
+      }
+      this.#meta.putSync('counters', this.counters);
+    }).then(() => eviction);
+  }
+
+  #evictInTxn(excessMessages: number, excessBytes: number, isProtected?: (seq: number) => boolean, onEvict?: (seq: number) => void): Eviction {
     const eviction = noEviction();
     if (excessMessages <= 0 && excessBytes <= 0) return eviction;
     // Key order is eviction order; the size is in the value's header, so nothing is decoded.
@@ -191,6 +246,8 @@ export class Cache {
       this.#records.removeSync(key);
       count(this.counters, priority, size, -1);
       count(eviction, priority, size, 1);
+      eviction.seqs.push(seq);
+      onEvict?.(seq);
       if (eviction.messages >= excessMessages && eviction.bytes >= excessBytes) break;
     }
     return eviction;
@@ -254,20 +311,30 @@ export class Cache {
     );
   }
 
-  /** Oldest committed records, in seq order, within both limits (at least one if any exists). */
-  readOldest(maxMessages: number, maxBytes: number, skip?: ReadonlySet<number>): Rec[] {
-    const out: Rec[] = [];
+  /**
+   * Oldest committed records, in seq order, within both limits (at least one if any exists). A record
+   * that cannot be decoded is returned apart, so the drain can dead-letter it and go on.
+   */
+  readOldest(maxMessages: number, maxBytes: number, skip?: ReadonlySet<number>): OldestRead {
+    const recs: Rec[] = [];
+    const unreadable: UnreadableRecord[] = [];
     let bytes = 0;
     for (const { key, value } of recordsBySeq(this.#records)) {
       const seq = keySeq(key);
       if (skip?.has(seq)) continue;
-      if (out.length >= maxMessages) break;
-      const rec = decodeRecord(seq, value, this.#cipher);
-      if (out.length > 0 && bytes + rec.size > maxBytes) break;
-      out.push(rec);
+      if (recs.length + unreadable.length >= maxMessages) break;
+      let rec: Rec;
+      try {
+        rec = decodeRecord(seq, value, this.#cipher);
+      } catch (err) {
+        unreadable.push({ seq, priority: keyPriority(key), stored: Buffer.from(value), reason: (err as Error).message });
+        continue;
+      }
+      if (recs.length > 0 && bytes + rec.size > maxBytes) break;
+      recs.push(rec);
       bytes += rec.size;
     }
-    return out;
+    return { recs, unreadable };
   }
 
   /** The cached records among `seqs` (a recovered in-flight packet's readings). */
@@ -277,83 +344,35 @@ export class Cache {
     for (const seq of seqs) {
       for (let p = MIN_PRIORITY; p <= MAX_PRIORITY; p++) {
         const bytes = this.#records.get(recordKey(p, seq));
-        if (bytes) {
+        if (!bytes) continue;
+        try {
           out.push(decodeRecord(seq, bytes, this.#cipher));
-          break;
+        } catch {
+          // Unreadable: the drain dead-letters it when it reaches it.
         }
+        break;
       }
     }
     return out;
   }
 
-  /** Inside a transaction: keeps refused records, with the broker's reason, in the dead-letter table. */
-  deadLetterInTxn(recs: readonly Rec[], reason: string): void {
-    for (const rec of recs) {
-      const payload = Buffer.from(typeof rec.payload === 'string' ? Buffer.from(rec.payload) : rec.payload);
-      const base = { seq: rec.seq, priority: rec.priority, ts: rec.ts, reason, flags: rec.flags };
-      const letter: StoredDeadLetter = this.#cipher ? { ...base, sealed: sealValue([rec.topic, payload], this.#cipher) } : { ...base, topic: rec.topic, payload };
-      this.#dead.putSync(rec.seq, letter);
-    }
-  }
-
-  #readDeadLetter(stored: StoredDeadLetter): DeadLetter & { flags: number } {
-    const [topic, payload] = stored.sealed ? (openValue(stored.sealed, this.#cipher) as [string, Uint8Array]) : [stored.topic ?? '', stored.payload ?? new Uint8Array()];
-    return { seq: stored.seq, topic, payload: Buffer.from(payload), priority: stored.priority, ts: stored.ts, reason: stored.reason, flags: stored.flags ?? 1 };
-  }
-
-  listDeadLetters(): DeadLetter[] {
-    const out: DeadLetter[] = [];
-    for (const { value } of this.#dead.getRange()) {
-      const { flags: _flags, ...letter } = this.#readDeadLetter(value);
-      out.push(letter);
-    }
-    return out;
-  }
-
-  /** Moves dead letters back into the records (in one transaction); resolves with their count. */
-  async requeueDeadLetters(seqs: readonly number[] | undefined): Promise<number> {
-    const wanted = seqs ? new Set(seqs) : undefined;
-    const recs: Rec[] = [];
-    for (const { value } of this.#dead.getRange()) {
-      if (wanted && !wanted.has(value.seq)) continue;
-      const d = this.#readDeadLetter(value);
-      recs.push({ seq: d.seq, topic: d.topic, payload: d.payload, priority: d.priority, flags: d.flags, ts: d.ts, size: recordSize(d.topic, d.payload) });
-    }
-    if (recs.length === 0) return 0;
-    await this.append(recs, () => {
-      for (const rec of recs) this.#dead.removeSync(rec.seq);
+  /** Removes undecodable records and keeps their bytes as dead letters, in one transaction. */
+  deadLetterUnreadable(unreadable: readonly UnreadableRecord[]): Promise<void> {
+    return this.#write(() => {
+      for (const u of unreadable) {
+        const key = recordKey(u.priority, u.seq, this.#key);
+        if (!this.#records.doesExist(key)) continue;
+        this.#records.removeSync(key);
+        count(this.counters, u.priority, sizeOrZero(u.stored), -1);
+        this.dead.putUnreadableInTxn(u.seq, u.priority, u.stored, `unreadable cache record: ${u.reason}`);
+      }
+      this.#meta.putSync('counters', this.counters);
     });
-    return recs.length;
-  }
-
-  /** Inside a transaction: persists an in-flight packet (sealed with a cacheKey: it holds topic and payload). */
-  putOutgoingInTxn(entry: OutgoingEntry): void {
-    const stored: StoredOutgoing = this.#cipher
-      ? { messageId: entry.messageId, seqs: entry.seqs, sealed: sealValue(entry.packet, this.#cipher) }
-      : entry;
-    this.#outgoing.putSync(entry.messageId, stored);
-  }
-
-  removeOutgoingInTxn(messageId: number): void {
-    this.#outgoing.removeSync(messageId);
-  }
-
-  clearOutgoingInTxn(): void {
-    for (const { key } of this.#outgoing.getRange()) this.#outgoing.removeSync(key);
-  }
-
-  listOutgoing(): OutgoingEntry[] {
-    const out: OutgoingEntry[] = [];
-    for (const { value } of this.#outgoing.getRange()) {
-      const packet = value.sealed ? (openValue(value.sealed, this.#cipher) as OutgoingEntry['packet']) : value.packet!;
-      out.push({ messageId: value.messageId, seqs: value.seqs, packet });
-    }
-    return out;
   }
 
   /** The wall-clock stamp of the oldest record, for oldestAgeMs (0 when empty). */
   oldestTimestamp(): number {
-    return this.readOldest(1, Number.MAX_SAFE_INTEGER)[0]?.ts ?? 0;
+    return this.readOldest(1, Number.MAX_SAFE_INTEGER).recs[0]?.ts ?? 0;
   }
 
   async close(): Promise<void> {
@@ -379,6 +398,15 @@ function count(c: Counters, priority: number, size: number, sign: 1 | -1): void 
   c.byPriority[priority - 1]! += sign;
 }
 
+/** The accounted size from a record's header; 0 when the header itself is damaged. */
+function sizeOrZero(stored: Uint8Array): number {
+  try {
+    return storedSize(stored);
+  } catch {
+    return 0;
+  }
+}
+
 function noEviction(): Eviction {
-  return emptyCounters();
+  return { ...emptyCounters(), seqs: [] };
 }

@@ -27,6 +27,7 @@ const LEVELS: Record<HoldfastEventName, 'info' | 'warn' | 'error' | 'debug'> = {
   quarantine: 'error',
   'connection-error': 'warn',
   'delivery-latency': 'debug',
+  watchdog: 'warn',
 };
 
 export function logEvent(log: Logger, name: HoldfastEventName, data: Record<string, unknown>): void {

@@ -10,10 +10,13 @@ import { Stat, type FromWorker, type ToWorker, type WorkerInit } from '../protoc
 import type { Cache } from './cache.js';
 import { openCache } from './cache-open.js';
 import type { QuarantineInfo } from '../protocol.js';
+import { JournalPolicy } from './durability/journal.js';
+import { SpillPolicy } from './durability/spill.js';
 import { Link } from './link.js';
 import { OutgoingStore } from './outgoing-store.js';
 import { createLogger, logEvent } from './log.js';
 import { Sender } from './sender.js';
+import { Subscriber } from './subscriber.js';
 import { readIntakeLog, SegmentSweeper, type IntakeReplay } from './intake-replay.js';
 
 /** How often delivery latencies go to the facade (for the /metrics histogram). */
@@ -55,41 +58,35 @@ function run(): void {
   let sender: Sender | undefined;
   const store = new OutgoingStore(cache, (entry) => sender?.onCompleted(entry));
   const recovered = store.recover();
-  if (options.durability === 'journal') store.persistAlways();
-  sender = new Sender({ options, cache, store, stats, post });
-
-  /** Filters the app subscribed to, sent again on every connection (our reconnects bypass MQTT.js's resubscribe). */
-  const subscriptions = new Map<string, { qos: 0 | 1 | 2; id: number }>();
-  const subscribe = (filter: string, sub: { qos: 0 | 1 | 2; id: number }): void => {
-    // MQTT 5: the Subscription Identifier lets the facade give each copy only to its own handlers.
-    const opts = options.protocolVersion === 5 ? { qos: sub.qos, properties: { subscriptionIdentifier: sub.id } } : { qos: sub.qos };
-    link.client.subscribe(filter, opts, () => undefined);
-  };
-  const subscribeAll = (): void => {
-    for (const [filter, sub] of subscriptions) subscribe(filter, sub);
-  };
+  for (const u of recovered.unreadable) {
+    post({ type: 'event', name: 'quarantine', data: { movedTo: '(dropped)', reason: `in-flight packet ${u.messageId} (seqs ${u.seqs.join(', ')}) could not be read: ${u.reason}; its readings are sent again from the cache` } });
+  }
+  const policy = options.durability === 'journal' ? new JournalPolicy() : new SpillPolicy();
 
   const link = new Link(options, store, {
-    up: () => {
-      subscribeAll();
+    up: ({ connection, sessionPresent }) => {
       if (stats[Stat.connected] === 0 && link.everConnected) stats[Stat.reconnects]! += 1;
       stats[Stat.connected] = 1;
-      post({ type: 'event', name: 'connect', data: {} });
-      sender?.onConnectionChange();
+      post({ type: 'event', name: 'connect', data: { sessionPresent } });
+      subscriber.connected(sessionPresent);
+      sender?.linkUp(connection);
     },
+    ready: () => sender?.linkReady(),
     down: (info) => {
       stats[Stat.connected] = 0;
       stats[info.clean ? Stat.cleanDisconnects : Stat.networkDisconnects]! += 1;
-      post({ type: 'event', name: 'disconnect', data: { ...info } });
-      sender?.onConnectionChange();
+      post({ type: 'event', name: 'disconnect', data: { clean: info.clean, reason: info.reason } });
+      sender?.linkDown(info.connection, info.reason);
     },
-    error: (info) => {
-      if (/^Invalid (puback|pubrec|pubcomp) reason code/.test(info.message)) sender?.onUnreadableRefusal(info.message);
-      else post({ type: 'event', name: 'connection-error', data: { ...info } });
-    },
+    unreachable: () => sender?.linkUnreachable(),
+    error: (info) => post({ type: 'event', name: 'connection-error', data: { ...info } }),
     reconnecting: (delayMs) => post({ type: 'event', name: 'reconnecting', data: { delayMs } }),
+    acked: (messageId, cmd, reasonCode) => sender?.acked(messageId, cmd, reasonCode),
+    unreadableAck: (reason) => sender?.unreadableAck(reason),
   });
-  sender.start(link.client, recovered, () => link.serverMaximumPacketSize);
+  const subscriber = new Subscriber(link, options.protocolVersion);
+  sender = new Sender({ options, policy, cache, store, link, stats, post });
+  sender.start(recovered.entries);
   link.client.on('message', (topic, payload, packet) => {
     // A copy the facade owns; its buffer is transferred, not cloned.
     const bytes = new Uint8Array(payload);
@@ -121,18 +118,16 @@ function run(): void {
         break;
       case 'deadLetters':
         // Reads see the last commit: wait for every write issued so far.
-        void cache.settled().then(() => post({ type: 'reply', id: msg.id, value: cache.listDeadLetters() }));
+        void cache.settled().then(() => post({ type: 'reply', id: msg.id, value: cache.dead.list() }));
         break;
       case 'requeue':
         void sender.requeue(msg.id, msg.seqs);
         break;
       case 'subscribe':
-        subscriptions.set(msg.filter, { qos: msg.qos, id: msg.id });
-        if (link.connected) subscribe(msg.filter, { qos: msg.qos, id: msg.id });
+        subscriber.add(msg.filter, { qos: msg.qos, id: msg.id });
         break;
       case 'unsubscribe':
-        subscriptions.delete(msg.filter);
-        if (link.connected) link.client.unsubscribe(msg.filter, () => undefined);
+        subscriber.remove(msg.filter);
         break;
       case 'intakeRetired':
         sweeper.add(msg.segments);
@@ -154,13 +149,14 @@ function run(): void {
   });
 
   async function shutdown(id: number): Promise<void> {
-    const started = Date.now();
+    // Monotonic: a wall clock that jumps during close() must neither stretch nor collapse the budget.
+    const started = performance.now();
     const budget = options.closeTimeoutMs;
     clearInterval(latencyTimer);
     try {
       await sender!.stop();
       if (link.connected) await sender!.settleInflight(Math.floor(budget * 0.4));
-      await link.end(Math.max(100, budget - (Date.now() - started) - 500));
+      await link.end(Math.max(100, budget - (performance.now() - started) - 500));
       await cache.settled();
       sweeper.sweep(sender!.lowestVolatileSeq);
       await cache.close();

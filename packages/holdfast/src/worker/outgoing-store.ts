@@ -10,6 +10,8 @@ export interface OutgoingEntry {
   messageId: number;
   seqs: number[];
   packet: Packet;
+  /** Set when the broker refused it (PUBREC or PUBACK with a reason code ≥ 0x80). */
+  refusal: string | undefined;
 }
 
 type Callback = (err?: Error, packet?: Packet) => void;
@@ -41,11 +43,42 @@ export class OutgoingStore implements IStore {
     this.#onCompleted = onCompleted;
   }
 
-  /** Loads packets left in flight by the previous run; they will be resent before anything else. */
-  recover(): OutgoingEntry[] {
-    for (const entry of this.#cache.listOutgoing()) this.#entries.set(entry.messageId, entry);
+  /**
+   * Loads packets left in flight by the previous run; they will be resent before anything else. A
+   * persisted packet that cannot be opened is dropped and reported: its readings are still in the
+   * cache and go out fresh (at least once).
+   */
+  recover(): { entries: OutgoingEntry[]; unreadable: Array<{ messageId: number; seqs: number[]; reason: string }> } {
+    const { entries, unreadable } = this.#cache.outgoing.list();
+    for (const entry of entries) this.#entries.set(entry.messageId, entry);
+    if (unreadable.length > 0) void this.#cache.write(() => unreadable.forEach((u) => this.#cache.outgoing.removeInTxn(u.messageId)));
     if (this.#entries.size > 0) this.#persistent = true;
-    return [...this.#entries.values()];
+    return { entries, unreadable };
+  }
+
+  /** The broker refused this exchange: MQTT.js deletes it next, and del() reports the refusal. */
+  markRefused(messageId: number, reason: string): void {
+    const entry = this.#entries.get(messageId);
+    if (entry) entry.refusal = reason;
+  }
+
+  entry(messageId: number): OutgoingEntry | undefined {
+    return this.#entries.get(messageId);
+  }
+
+  /** The entry carrying this seq, if MQTT.js has it. */
+  entryOf(seq: number): OutgoingEntry | undefined {
+    for (const entry of this.#entries.values()) if (entry.seqs.includes(seq)) return entry;
+    return undefined;
+  }
+
+  /**
+   * Drops an exchange that was dead-lettered while MQTT.js still held it (it made the broker drop the
+   * connection again and again, or its acknowledgement was unreadable), so it is not resent on the
+   * next connection. The persisted copy goes with removePersistedInTxn, in the dead-letter transaction.
+   */
+  forget(messageId: number): void {
+    this.#entries.delete(messageId);
   }
 
   get persistent(): boolean {
@@ -54,12 +87,6 @@ export class OutgoingStore implements IStore {
 
   get size(): number {
     return this.#entries.size;
-  }
-
-  /** The packet id of the exchange carrying `seq`, if MQTT.js has it. */
-  messageIdOf(seq: number): number | undefined {
-    for (const entry of this.#entries.values()) if (entry.seqs.includes(seq)) return entry.messageId;
-    return undefined;
   }
 
   /**
@@ -86,11 +113,14 @@ export class OutgoingStore implements IStore {
   /** Switches to LMDB; call inside a cache transaction so the switch commits with the spill. */
   persistInTxn(): void {
     this.#persistent = true;
-    for (const entry of this.#entries.values()) this.#cache.putOutgoingInTxn(entry);
+    for (const entry of this.#entries.values()) this.#cache.outgoing.putInTxn(entry);
   }
 
-  /** Journal mode: every packet is committed before it goes on the wire. */
-  persistAlways(): void {
+  /**
+   * From now on every packet is committed before it goes on the wire (journal mode always; spill mode
+   * while it sends from the cache). Call only with nothing in flight, or use persistInTxn.
+   */
+  persistFromNow(): void {
     this.#persistent = true;
   }
 
@@ -98,12 +128,12 @@ export class OutgoingStore implements IStore {
   unpersist(): Promise<void> {
     if (!this.#persistent) return Promise.resolve();
     this.#persistent = false;
-    return this.#cache.write(() => this.#cache.clearOutgoingInTxn());
+    return this.#cache.write(() => this.#cache.outgoing.clearInTxn());
   }
 
   /** For use inside the transaction that removes the delivered records. */
   removePersistedInTxn(messageId: number): void {
-    this.#cache.removeOutgoingInTxn(messageId);
+    this.#cache.outgoing.removeInTxn(messageId);
   }
 
   put(packet: Packet, cb: (err?: Error) => void): this {
@@ -120,7 +150,7 @@ export class OutgoingStore implements IStore {
       this.#nextSeqs = undefined;
       this.#nextProperties = undefined;
     }
-    const entry: OutgoingEntry = { messageId, seqs, packet };
+    const entry: OutgoingEntry = { messageId, seqs, packet, refusal: previous?.refusal };
     this.#entries.set(messageId, entry);
     if (!this.#persistent) {
       cb();
@@ -132,18 +162,33 @@ export class OutgoingStore implements IStore {
 
   /**
    * The packet goes on the wire only after this commit: a power cut can never leave a sent packet
-   * unrecorded. A failed commit (disk full) is retried until it succeeds rather than reported: MQTT.js
-   * drops a store error for a publish without a word, and would then neither send the packet nor free
-   * its id, so the exchange would wait for a reconnect that a healthy link never makes.
+   * unrecorded. When the commit fails (disk full) the packet goes out anyway, and is committed once
+   * there is room: holding it back would wedge the queue (MQTT.js drops a store error for a publish
+   * without a word, and would neither send it nor free its id), and while the disk is full the client
+   * is degraded to at least once for this packet, which a crash could resend from the cache.
    */
   #persist(entry: OutgoingEntry, cb: (err?: Error) => void): void {
-    this.#cache.write(() => this.#cache.putOutgoingInTxn(entry)).then(
+    this.#commit(entry).then(
       () => cb(),
       () => {
-        if (this.#closed || this.#entries.get(entry.messageId) !== entry) return;
-        setTimeout(() => this.#persist(entry, cb), PERSIST_RETRY_MS).unref();
+        cb();
+        this.#persistLater(entry);
       },
     );
+  }
+
+  #persistLater(entry: OutgoingEntry): void {
+    setTimeout(() => {
+      if (this.#closed || this.#entries.get(entry.messageId) !== entry) return;
+      this.#commit(entry).catch(() => this.#persistLater(entry));
+    }, PERSIST_RETRY_MS).unref();
+  }
+
+  /** Commits the entry unless it completed meanwhile (its removal is ordered after, or already done). */
+  #commit(entry: OutgoingEntry): Promise<void> {
+    return this.#cache.write(() => {
+      if (this.#entries.get(entry.messageId) === entry) this.#cache.outgoing.putInTxn(entry);
+    });
   }
 
   del(packet: Pick<Packet, 'messageId'>, cb: Callback): this {
@@ -155,9 +200,9 @@ export class OutgoingStore implements IStore {
     }
     this.#entries.delete(messageId);
     cb(undefined, entry.packet);
-    // MQTT.js reports a refusal (PUBREC/PUBACK reason code >= 0x80) to the publish callback right after
-    // this del; deferring lets the owner see that first. The owner removes the persisted copy together
-    // with the delivered records, in one transaction.
+    // MQTT.js is still inside its ack handling; the owner acts once it is done. A refusal was marked
+    // on the entry before MQTT.js got here (Link's acked hook sees every ack first). The owner removes
+    // the persisted copy together with the delivered records, in one transaction.
     queueMicrotask(() => this.#onCompleted(entry));
     return this;
   }
