@@ -1,7 +1,10 @@
 /**
  * A device's wall clock, moved at run time with libfaketime: the library is preloaded into the
- * device process only, and reads its offset from a file on every call (FAKETIME_NO_CACHE), so the
- * campaign jumps the clock by rewriting the file. Monotonic time is left real.
+ * device process only, and re-reads its offset from a file every second, so the campaign jumps
+ * the clock by rewriting the file. Monotonic time is left real. Not FAKETIME_NO_CACHE: re-reading the
+ * file on every call runs fopen (malloc) inside clock_gettime, which libfaketime's own issues report
+ * as crashing multi-threaded programs; a device that crashed with glibc malloc assertions under it was
+ * never seen to crash without it.
  */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -43,7 +46,7 @@ export class DeviceClock {
 
   /** The environment that puts the device on this clock. */
   get env(): Record<string, string> {
-    return { LD_PRELOAD: this.lib, FAKETIME_TIMESTAMP_FILE: this.file, FAKETIME_NO_CACHE: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1' };
+    return { LD_PRELOAD: this.lib, FAKETIME_TIMESTAMP_FILE: this.file, FAKETIME_CACHE_DURATION: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1' };
   }
 
   /** Moves the wall clock to `offsetSec` from the real time. */
