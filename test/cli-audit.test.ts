@@ -57,6 +57,24 @@ describe('holdfast audit', () => {
     assert.deepEqual({ lost: summary.lost, duplicates: summary.duplicates, outOfOrder: summary.outOfOrder }, { lost: 0, duplicates: 0, outOfOrder: 0 });
   });
 
+  it('piped, prints the running counts every --progress-every, not only at the end', async () => {
+    const audit = startCli(['audit', '--broker', broker.url, '--topic', 'progress/#', '--duration', '30s', '--progress-every', '300ms']);
+    const json = startCli(['audit', '--broker', broker.url, '--topic', 'progress/#', '--duration', '30s', '--progress-every', '300ms', '--json']);
+    try {
+      const first = await audit.waitForLine((l) => l.startsWith('progress '), 10_000);
+      assert.match(first, /^progress \d+ s: devices 0 \| received 0 \| unique 0 \| lost 0 \| duplicates 0 \| reordered 0$/);
+      await audit.waitForLine((l) => l.startsWith('progress ') && l !== first, 5000);
+      const line = JSON.parse(await json.waitForLine((l) => l.includes('"msg":"progress"'), 10_000, 'stderr')) as Record<string, unknown>;
+      assert.equal(line.lost, 0);
+      assert.equal(json.stdout(), '', 'stdout keeps only events and the summary');
+    } finally {
+      audit.kill('SIGINT');
+      json.kill('SIGINT');
+    }
+    assert.equal((await audit.done).code, 0);
+    assert.equal((await json.done).code, 0);
+  });
+
   it('reports gaps, duplicates and late arrivals live and in the summary; exit 1 while gaps remain', async (t) => {
     if (!broker.protocolVersions.includes(5)) return skipUnlessCI(t, 'needs an MQTT 5 broker (mosquitto)');
     const audit = await startAudit('gaps/#', ['--duration', '3s']);

@@ -252,3 +252,17 @@ export async function drainOutcome(client: HoldfastClient, timeoutMs: number): P
     clearTimeout(timer);
   }
 }
+
+/**
+ * Records what reaches this process's stderr (a worker thread's console included) while still
+ * printing it, so a test can assert that nothing unexpected was printed. stop() ends the recording.
+ */
+export function recordStderr(): { text(): string; stop(): void } {
+  const write = process.stderr.write.bind(process.stderr);
+  let text = '';
+  process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]): boolean => {
+    text += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+    return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
+  }) as typeof process.stderr.write;
+  return { text: () => text, stop: () => void (process.stderr.write = write) };
+}

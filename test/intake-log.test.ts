@@ -128,10 +128,12 @@ describe('intake log (journal mode)', () => {
         `/health said 'cache not writable' during the episode; it said: ${reports.map((r) => r.reasons.join(', ')).join(' | ')}`,
       );
 
+      // The episode ends with the link still down, so eviction never races an exchange in flight
+      // (which it must never take, whatever its priority).
+      await waitUntil(() => c.stats().cacheWritable, 30_000, 'the cache to recover');
       await rig.proxy.refuse(false);
       const arrivals = await withTimeout(settledArrivals(rig.auditor, c, 'dev-intake-full', published.length + 1), 60_000, () => `the drain after the disk-full episode; stats ${JSON.stringify(c.stats())}, files ${readdirSync(cacheDir).join(' ')}`);
-      // Reading 1 went into the exchange while the link was down: in flight, never evicted.
-      const evicted = assertEvictedByPriority(published, arrivals, [1]);
+      const evicted = assertEvictedByPriority(published, arrivals);
       assert.ok(evicted.length > 0, 'the full disk really forced evictions');
       assert.equal(c.stats().evicted, evicted.length, 'every reading missing at the subscriber was counted as evicted');
       await c.close();

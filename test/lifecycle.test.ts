@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { open, HoldfastError, ErrorCodes, type HoldfastOptions, type ClientState } from 'holdfast';
+import { open, HoldfastError, ErrorCodes, type HoldfastOptions, type ClientState, type Connectivity } from 'holdfast';
 import { auditedBrokerWithProxy, tempDir, waitUntil } from './helpers.js';
 
 const rig = auditedBrokerWithProxy();
@@ -46,17 +46,36 @@ describe('lifecycle', () => {
       await rig.proxy.refuse(false);
 
       const second = await open(options('dev-restart', dir.path));
+      // Attached after open() resolved, as an app does: the start's drain-start still arrives.
+      const drains: Array<[string, Record<string, unknown>]> = [];
+      for (const name of ['drain-start', 'drain-end']) second.on(name, (data: Record<string, unknown>) => drains.push([name, data]));
       assert.equal(second.state, 'draining');
       assert.equal(second.stats().cached.messages, 50);
       for (let n = 51; n <= 100; n++) second.publish('sensors/dev-restart', reading('dev-restart', n));
       await second.drained();
       assert.equal(second.state, 'direct');
       assert.equal(second.stats().cached.messages, 0);
+      // The readings published while draining went into the cache behind the backlog: one drain of 100.
+      assert.deepEqual(
+        drains.map(([name, data]) => [name, name === 'drain-start' ? data.cached : data.delivered]),
+        [['drain-start', 50], ['drain-end', 100]],
+      );
+      // A second outage: its drain-end counts that drain (not the 110 delivered since open()). The
+      // reading stuck in flight completes as the drain starts, so it may or may not count.
+      await rig.proxy.refuse(true);
+      await waitUntil(() => second.stats().offline, 5000);
+      for (let n = 101; n <= 110; n++) second.publish('sensors/dev-restart', reading('dev-restart', n));
+      await second.flush();
+      await rig.proxy.refuse(false);
+      await second.drained();
+      assert.deepEqual(drains.slice(2).map(([name]) => name), ['drain-start', 'drain-end']);
+      const delivered = Number(drains[3]![1].delivered);
+      assert.ok(delivered >= 9 && delivered <= 10, `the second drain delivered ${delivered}`);
       await second.close();
 
-      const report = await rig.auditor.waitFor({ 'dev-restart': range(1, 100) }, 10_000);
+      const report = await rig.auditor.waitFor({ 'dev-restart': range(1, 110) }, 10_000);
       assert.deepEqual([report.lost, report.duplicates, report.outOfOrder], [0, 0, 0]);
-      assert.deepEqual(rig.auditor.arrivals('dev-restart'), range(1, 100));
+      assert.deepEqual(rig.auditor.arrivals('dev-restart'), range(1, 110));
     } finally {
       dir.remove();
     }
@@ -94,11 +113,16 @@ describe('lifecycle', () => {
     const dir = tempDir('states');
     try {
       const client = await open(options('dev-states', dir.path));
-      const states: ClientState[] = [];
-      client.on('state', (s: ClientState) => states.push(s));
       client.publish('sensors/dev-states', reading('dev-states', 1));
       await client.drained();
       assert.equal(client.stats().connected, true);
+      const states: ClientState[] = [];
+      const offline: boolean[] = [];
+      client.on('state', (s: ClientState, c: Connectivity) => {
+        // Also emitted when only the offline flag changes: record each state once, in order.
+        if (states.at(-1) !== s) states.push(s);
+        if (offline.at(-1) !== c.offline) offline.push(c.offline);
+      });
       await rig.proxy.refuse(true);
       for (let n = 2; n <= 40; n++) client.publish('sensors/dev-states', reading('dev-states', n));
       await waitUntil(() => client.state === 'caching', 5000);
@@ -116,7 +140,9 @@ describe('lifecycle', () => {
       assert.equal(end.cached.messages, 0);
       assert.ok(end.reconnects >= 1);
       assert.ok(end.networkDisconnects >= 1);
-      assert.deepEqual(states, ['caching', 'draining', 'direct']);
+      assert.deepEqual(states, ['direct', 'caching', 'draining', 'direct']);
+      // Offline through the outage and online after it (a slow exchange under load may flag a short overdue in between).
+      assert.deepEqual([offline[0], offline.at(-1)], [true, false], `offline flags: ${offline.join(',')}`);
       await client.close();
       assert.equal(client.state, 'closed');
       const report = await rig.auditor.waitFor({ 'dev-states': range(1, 40) }, 10_000);

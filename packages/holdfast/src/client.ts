@@ -7,7 +7,7 @@ import { FLAG_QOS2, FLAG_RETAIN, Stat, STATES, type ClientState, type DeadLetter
 import { IntakeLog } from './intake-log.js';
 import { CacheCipher } from './worker/cipher.js';
 import type { SeqAllocator } from './seq.js';
-import { snapshotStats, type HoldfastStats } from './stats.js';
+import { readConnectivity, snapshotStats, type Connectivity, type HoldfastStats } from './stats.js';
 import { Subscriptions, validateFilter, type IncomingMessage, type MessageHandler } from './subscriptions.js';
 import { DEFAULT_PRIORITY, validatePayload, validatePublishOptions, validateTopic, type PublishOptions } from './validate.js';
 
@@ -103,7 +103,7 @@ export class HoldfastClient extends EventEmitter {
     this.#defaultQosFlag = options.qos === 2 ? FLAG_QOS2 : 0;
     this.#closeTimeoutMs = options.closeTimeoutMs;
     this.#state = STATES[this.#stats[Stat.state] ?? 0] ?? 'direct';
-    port.on('message', (msg: FromWorker) => this.#onMessage(msg));
+
     worker.on('error', (err) => this.#onWorkerGone(new HoldfastError(ErrorCodes.WORKER_CRASHED, `holdfast worker crashed: ${err.message}`, { cause: err })));
     worker.on('exit', (code) => {
       if (!this.#exitExpected) this.#onWorkerGone(new HoldfastError(ErrorCodes.WORKER_CRASHED, `holdfast worker exited unexpectedly (code ${code})`));
@@ -297,6 +297,8 @@ export class HoldfastClient extends EventEmitter {
 
   #postBatch(): void {
     if (this.#closed) return;
+    // Before the batch holding their first records, so the worker can sync them.
+    for (const name of this.#intake?.takeOpened() ?? []) this.#port.postMessage({ type: 'intakeOpened', name } satisfies ToWorker);
     if (this.#topics.length > 0) this.#postRecords();
     // After the batch that holds their last records, so the worker has appended those first.
     const retired = this.#intake?.takeRetired();
@@ -325,11 +327,12 @@ export class HoldfastClient extends EventEmitter {
     this.#arena = undefined;
   }
 
-  #onMessage(msg: FromWorker): void {
+  /** @internal open() forwards the worker's messages here. */
+  receive(msg: FromWorker): void {
     switch (msg.type) {
       case 'state':
         this.#state = msg.state;
-        this.emit('state', msg.state);
+        this.#emitState();
         break;
       case 'reply': {
         const pending = this.#pending.get(msg.id);
@@ -355,6 +358,8 @@ export class HoldfastClient extends EventEmitter {
       }
       case 'event':
         this.emit(msg.name, msg.data);
+        // The offline flag is part of what a 'state' listener learns.
+        if (msg.name === 'offline' || msg.name === 'online') this.#emitState();
         break;
       case 'error':
         this.#emitError(deserializeError(msg.error));
@@ -393,6 +398,11 @@ export class HoldfastClient extends EventEmitter {
     this.#pending.clear();
     this.#port.close();
     this.#state = state;
-    this.emit('state', state);
+    this.#emitState();
+  }
+
+  /** 'state' carries the state and, second, whether the client is offline (see HoldfastStats.offline). */
+  #emitState(): void {
+    this.emit('state', this.#state, readConnectivity(this.#stats, this.#state === 'closed') satisfies Connectivity);
   }
 }

@@ -31,6 +31,8 @@ export class IntakeLog {
   /** performance.now() of the last failed write. */
   #failedAt = -Infinity;
   #retired: RetiredSegment[] = [];
+  /** Segments started since the last takeOpened(), for the worker to sync. */
+  #opened: string[] = [];
   #frame = Buffer.allocUnsafe(64 * 1024);
   /** Reused for every append, so publish() allocates nothing for the log. */
   readonly #rec: Rec = { seq: 0, topic: '', payload: '', priority: 0, flags: 0, ts: 0, size: 0 };
@@ -81,6 +83,14 @@ export class IntakeLog {
     if (this.#bytes >= SEGMENT_BYTES) this.#endSegment();
   }
 
+  /** Segments started since the last call, for the worker to sync (it opens them by name). */
+  takeOpened(): string[] | undefined {
+    if (this.#opened.length === 0) return undefined;
+    const opened = this.#opened;
+    this.#opened = [];
+    return opened;
+  }
+
   /** Segments closed since the last call, for the worker to delete once committed. */
   takeRetired(): RetiredSegment[] | undefined {
     if (this.#retired.length === 0) return undefined;
@@ -106,6 +116,7 @@ export class IntakeLog {
     }
     this.#name = name;
     this.#bytes = 0;
+    this.#opened.push(name);
     return true;
   }
 

@@ -27,39 +27,56 @@ export async function open(options: HoldfastOptions): Promise<HoldfastClient> {
   const init: WorkerInit = { options: resolved, port: port2, stats };
   const worker = new Worker(new URL('./worker/main.js', import.meta.url), { workerData: init, transferList: [port2], resourceLimits: WORKER_LIMITS });
 
-  let onMessage: ((msg: FromWorker) => void) | undefined;
   let onError: ((err: Error) => void) | undefined;
   let onExit: ((code: number) => void) | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let client: HoldfastClient | undefined;
+  // What the worker says until open() has returned (the start's 'draining' and 'drain-start' come
+  // before 'ready'), kept in order for the client rather than dropped; see release().
+  let held: FromWorker[] | undefined = [];
+  let onReady: ((msg: FromWorker) => void) | undefined;
+  const route = (msg: FromWorker): void => {
+    if (client === undefined) onReady?.(msg);
+    else if (held) held.push(msg);
+    else client.receive(msg);
+  };
+  const release = (): void => {
+    for (const msg of held ?? []) client!.receive(msg);
+    held = undefined;
+  };
+  port1.on('message', route);
   try {
     const ready = await new Promise<WorkerReady>((resolve, reject) => {
-      onMessage = (msg) => {
+      onReady = (msg) => {
         if (msg.type === 'ready') resolve(msg);
         else if (msg.type === 'error') reject(deserializeError(msg.error));
+        else held!.push(msg);
       };
       onError = (err) => reject(new HoldfastError(ErrorCodes.WORKER_CRASHED, `holdfast worker failed to start: ${err.message}`, { cause: err }));
       onExit = (code) => {
         // 'exit' can overtake the worker's last message (why it gave up, e.g. a wrong cacheKey): read
         // that first, so the app gets the reason rather than a crash.
         const last = receiveMessageOnPort(port1)?.message as FromWorker | undefined;
-        if (last) onMessage?.(last);
+        if (last) route(last);
         reject(new HoldfastError(ErrorCodes.WORKER_CRASHED, `holdfast worker exited during open() (code ${code})`));
       };
       timer = setTimeout(() => reject(new HoldfastError(ErrorCodes.TIMEOUT, `open() took longer than ${OPEN_TIMEOUT_MS} ms`)), OPEN_TIMEOUT_MS);
-      port1.on('message', onMessage);
       worker.once('error', onError);
       worker.once('exit', onExit);
     });
     const seqs = new SeqAllocator(ready.epoch, () => port1.postMessage({ type: 'reserveEpoch' }));
-    const client = new HoldfastClient(worker, port1, stats, seqs, resolved, ready);
+    client = new HoldfastClient(worker, port1, stats, seqs, resolved, ready);
     if (resolved.health) {
       try {
         client.attachHealth(await startHealthServer(client, { ...resolved.health, maxCache: resolved.maxCache, cacheDir: resolved.cacheDir }));
       } catch (err) {
+        release();
         await client.close();
         throw err;
       }
     }
+    // After the app's continuation of `await open()`, where it attaches its listeners.
+    setImmediate(release);
     return client;
   } catch (err) {
     port1.close();
@@ -67,7 +84,6 @@ export async function open(options: HoldfastOptions): Promise<HoldfastClient> {
     throw err;
   } finally {
     clearTimeout(timer);
-    if (onMessage) port1.off('message', onMessage);
     if (onError) worker.off('error', onError);
     if (onExit) worker.off('exit', onExit);
   }

@@ -15,7 +15,10 @@ export interface HoldfastOptions {
    * publish() returns (a crash loses nothing accepted) and commits it to LMDB before sending. @default 'spill'
    */
   durability?: 'spill' | 'journal';
-  /** How long to wait for PUBCOMP before spilling the pending stream to the cache. @default 10000 */
+  /**
+   * How long to wait for PUBCOMP before spilling the pending stream to the cache. A quarter of it
+   * without an answer already counts as offline (stats().offline, 'exchange-overdue'). @default 10000
+   */
   timeoutMs?: number;
   /**
    * The watchdog: an exchange with no acknowledgement for this long on a live connection (a lost
@@ -63,8 +66,8 @@ export interface HoldfastOptions {
   /** A file holding the cacheKey (hex, base64 or 32 raw bytes), read by the worker. @default undefined */
   cacheKeyFile?: string;
   /**
-   * JSON logs to stdout (for journald): connect, disconnect (with reason), spill, drain start and end,
-   * eviction, dead letter, quarantine. Off by default so a program that owns its stdout keeps it;
+   * JSON logs to stdout (for journald): connect, disconnect (with reason), every outage (offline with its
+   * cause, online with its duration), spill, drain start and end, eviction, dead letter, quarantine. Off by default so a program that owns its stdout keeps it;
    * a quarantine is always reported on stderr regardless. @default 'silent'
    */
   logLevel?: 'silent' | 'fatal' | 'error' | 'warn' | 'info' | 'debug';

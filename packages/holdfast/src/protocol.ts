@@ -43,6 +43,8 @@ export type ToWorker =
   /** Subscribe (again) to a filter; the worker also re-subscribes on every connection. */
   | { type: 'subscribe'; filter: string; qos: 0 | 1 | 2; id: number }
   | { type: 'unsubscribe'; filter: string }
+  /** Journal mode: the facade started an intake log segment (sent before the batch holding its first record). */
+  | { type: 'intakeOpened'; name: string }
   /** Journal mode: intake log segments closed, sent after the batch holding their last records. */
   | { type: 'intakeRetired'; segments: RetiredSegment[] }
   | { type: 'close'; id: number };
@@ -69,6 +71,8 @@ export type HoldfastEventName =
   | 'connect'
   | 'disconnect'
   | 'reconnecting'
+  | 'offline'
+  | 'online'
   | 'spill'
   | 'drain-start'
   | 'drain-end'
@@ -81,6 +85,13 @@ export type HoldfastEventName =
   | 'delivery-latency'
   /** An exchange had no acknowledgement for watchdogMs on a live connection: the client reconnects to resend it. */
   | 'watchdog';
+
+/**
+ * Why the client is offline: no connection to the broker, or a connection on which the exchange in
+ * flight has gone unanswered for longer than the overdue threshold (a hung broker, a stalled link).
+ */
+export type OfflineCause = 'disconnected' | 'exchange-overdue';
+export const OFFLINE_CAUSES: readonly OfflineCause[] = ['disconnected', 'exchange-overdue'];
 
 export type FromWorker =
   | WorkerReady
@@ -149,8 +160,16 @@ export const Stat = {
   networkDisconnects: 18,
   /** 10 slots: cached messages by priority 1..10. */
   byPriority: 19,
+  /** When the exchange in flight was sent, in monotonic ms (monotonicMs()); 0 when none is. */
+  exchangeStartedMs: 29,
+  /** 1 while offline (see OfflineCause), else 0. */
+  offline: 30,
+  /** When the current outage began, in monotonic ms. */
+  offlineSinceMs: 31,
+  /** Index into OFFLINE_CAUSES while offline. */
+  offlineCause: 32,
 } as const;
-export const STAT_SLOTS = Stat.byPriority + 10;
+export const STAT_SLOTS = Stat.offlineCause + 1;
 
 /** Seqs are epoch·2^32 + counter: each open() reserves a new epoch durably, so seqs never repeat. */
 export const EPOCH_SPAN = 2 ** 32;

@@ -9,8 +9,14 @@ import { slowFsync, type SyncCounts } from './slow-fsync.js';
  */
 
 export interface DeviceOptions {
-  /** Path of the script, run with the current Node binary. */
+  /** Path of the script, run with `node`. */
   script: string;
+  /**
+   * The Node binary that runs the script, e.g. another version or another CPU's build from
+   * `platformNode()`.
+   * @default process.execPath
+   */
+  node?: string;
   args?: string[];
   /** Added to (and overriding) process.env. */
   env?: Record<string, string>;
@@ -62,7 +68,8 @@ function tail(text: string, lines: number): string {
 
 export function spawnDevice(opts: DeviceOptions): DeviceProcess {
   const flash = opts.slowFsyncMs === undefined ? undefined : slowFsync(opts.slowFsyncMs, opts.env?.LD_PRELOAD ?? process.env.LD_PRELOAD);
-  const child = spawn(process.execPath, [...(opts.execArgv ?? []), opts.script, ...(opts.args ?? [])], {
+  const node = opts.node ?? process.execPath;
+  const child = spawn(node, [...(opts.execArgv ?? []), opts.script, ...(opts.args ?? [])], {
     cwd: opts.cwd,
     env: { ...process.env, ...opts.env, ...flash?.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -70,7 +77,7 @@ export function spawnDevice(opts: DeviceOptions): DeviceProcess {
   if (child.pid === undefined) {
     // spawn() reports failures asynchronously; swallow that duplicate report.
     child.once('error', () => {});
-    throw new Error(`spawnDevice: could not start ${process.execPath} ${opts.script}`);
+    throw new Error(`spawnDevice: could not start ${node} ${opts.script}`);
   }
   trackChild(child);
 

@@ -14,6 +14,8 @@ export type { AuditMessage, Extract, Reading } from './extract.js';
 export type { AuditReport, DeviceReport } from './audit-ledger.js';
 export { spawnDevice } from './device-process.js';
 export type { DeviceEvent, DeviceExit, DeviceOptions, DeviceProcess } from './device-process.js';
+export { fetchPlatformNode, NODE_PLATFORMS, platformNode, platformNodeCache } from './platform-node.js';
+export type { NodePlatform, PlatformNode } from './platform-node.js';
 export { slowFsync, slowFsyncShim, readSyncCounts, SLOW_FSYNC_COUNTS_ENV, SLOW_FSYNC_MS_ENV } from './slow-fsync.js';
 export type { SlowFsync, SyncCounts } from './slow-fsync.js';
 export type { NativeBuild } from './native-build.js';

@@ -37,7 +37,7 @@ say({ open: true, state: client.state, cached: client.stats().cached.messages })
 
 const stats = setInterval(() => {
   const s = client.stats();
-  say({ stats: { state: s.state, connected: s.connected, memory: s.memoryQueued, cached: s.cached.messages, delivered: s.delivered, reconnects: s.reconnects } });
+  say({ stats: { state: s.state, offline: s.offline, offlineCause: s.offlineCause, offlineForMs: s.offlineForMs, cached: s.cached.messages } });
 }, 200);
 
 let stopping = false;

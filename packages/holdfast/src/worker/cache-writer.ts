@@ -3,6 +3,15 @@ import type { Cache, Eviction } from './cache.js';
 import { DiskFullRecovery } from './disk-full.js';
 import type { Rec } from './record.js';
 
+/**
+ * Input that arrives during trouble is appended in one transaction per this window (a synced commit
+ * is two flushes: on an SD card, one per reading would leave no flushes for the drain). A spill, a
+ * flush() or close() writes at once.
+ */
+const APPEND_WINDOW_MS = 250;
+/** Or as soon as this much is waiting. */
+const APPEND_WINDOW_MESSAGES = 4096;
+
 export interface CacheWriterHooks {
   /** Seqs that must never be evicted (the exchange in flight). */
   isProtected(seq: number): boolean;
@@ -24,6 +33,9 @@ export interface CacheWriterHooks {
 export class CacheWriter {
   /** Appends issued but not yet committed, oldest first. */
   readonly #uncommitted: Array<{ minSeq: number; maxSeq: number }> = [];
+  /** Input waiting for the next windowed append (not yet issued), oldest first. */
+  #windowed: Rec[] = [];
+  #windowTimer: NodeJS.Timeout | undefined;
   /** Seqs a transaction not yet committed is evicting: they must not be sent meanwhile. */
   readonly #evicting = new Set<number>();
   #pendingWrites = 0;
@@ -46,11 +58,49 @@ export class CacheWriter {
       isProtected: this.#isProtected,
       evicted: (eviction) => hooks.evicted(eviction),
       failed: (err, first) => hooks.failed(err, first),
-      recovered: () => hooks.recovered(),
+      recovered: () => {
+        hooks.recovered();
+        hooks.committed();
+      },
       append: (recs, then) => this.#appendNow(recs, undefined, then),
       remove: (recs, alsoInTxn) => this.remove(recs, alsoInTxn),
       appendsPending: () => this.#uncommitted.length > 0,
+      settled: () => hooks.committed(),
     });
+  }
+
+  /**
+   * Input that arrives during trouble: appended with whatever else arrives within APPEND_WINDOW_MS, in
+   * one transaction. Until then it is memory, like spill mode's queue (lowestVolatileSeq counts it).
+   */
+  appendWindowed(recs: Rec[]): void {
+    for (const rec of recs) this.#windowed.push(rec);
+    if (this.#windowed.length >= APPEND_WINDOW_MESSAGES) return this.hurry();
+    this.#windowTimer ??= setTimeout(() => this.hurry(), APPEND_WINDOW_MS).unref();
+  }
+
+  /** Issues the windowed append now (a flush() waits for it, or close(), or the drain reached it). */
+  hurry(): void {
+    clearTimeout(this.#windowTimer);
+    this.#windowTimer = undefined;
+    if (this.#windowed.length === 0) return;
+    const recs = this.#windowed;
+    this.#windowed = [];
+    this.append(recs);
+  }
+
+  /** Input not yet issued to the cache: it goes back to memory when the drain is done before it. */
+  takeWindowed(): Rec[] {
+    clearTimeout(this.#windowTimer);
+    this.#windowTimer = undefined;
+    const recs = this.#windowed;
+    this.#windowed = [];
+    return recs;
+  }
+
+  /** Whether an append is issued and not yet committed. */
+  get appending(): boolean {
+    return this.#uncommitted.length > 0;
   }
 
   /** Appends records behind everything written so far (one transaction, evicting to the limits). */
@@ -114,15 +164,18 @@ export class CacheWriter {
     );
   }
 
-  /** Removes delivered records; if the disk refuses, they are remembered so they are never resent. */
-  remove(recs: readonly Rec[], alsoInTxn?: () => void): void {
+  /**
+   * Removes delivered (or dead-lettered) records; if the disk refuses, they are remembered so they are
+   * never resent. Resolves when the removal committed, or was taken over by the disk-full recovery.
+   */
+  remove(recs: readonly Rec[], alsoInTxn?: () => void): Promise<void> {
     this.#pendingWrites++;
     for (const rec of recs) this.#removing.add(rec.seq);
     const settled = (): void => {
       for (const rec of recs) this.#removing.delete(rec.seq);
       this.#pendingWrites--;
     };
-    this.#cache.remove(recs, alsoInTxn).then(
+    return this.#cache.remove(recs, alsoInTxn).then(
       () => {
         settled();
         this.#recovery.maybeRecovered();
@@ -150,9 +203,9 @@ export class CacheWriter {
     );
   }
 
-  /** The lowest seq written but not yet durable (Infinity when none). */
+  /** The lowest seq written but not yet durable, or waiting for its windowed append (Infinity when none). */
   get lowestVolatileSeq(): number {
-    let lowest = this.#recovery.overflowHead?.seq ?? Infinity;
+    let lowest = Math.min(this.#recovery.overflowHead?.seq ?? Infinity, this.#windowed[0]?.seq ?? Infinity);
     for (const span of this.#uncommitted) if (span.minSeq < lowest) lowest = span.minSeq;
     return lowest;
   }
@@ -163,16 +216,16 @@ export class CacheWriter {
   }
 
   /**
-   * Whether a transaction that adds or evicts records is pending. The drain must not read meanwhile:
-   * reads see the last commit, so it could send a record that the pending transaction evicts, or
-   * overtake an older record still on its way in.
+   * Whether the disk-full recovery's eviction is pending: the drain waits for it (it does not mark
+   * what it evicts as it runs, as appends do). Appends do not stop the drain: it sends nothing past
+   * lowestVolatileSeq, and nothing an append's transaction is evicting (isEvicting).
    */
   get reshaping(): boolean {
-    return this.#uncommitted.length > 0 || this.#recovery.evicting || this.#evicting.size > 0;
+    return this.#recovery.evicting;
   }
 
   get idle(): boolean {
-    return this.#uncommitted.length === 0 && this.#pendingWrites === 0 && this.#recovery.idle;
+    return this.#uncommitted.length === 0 && this.#windowed.length === 0 && this.#pendingWrites === 0 && this.#recovery.idle;
   }
 
   /** False while the cache refuses writes (disk or map full). */
@@ -188,9 +241,27 @@ export class CacheWriter {
     return this.#recovery.overflowHead;
   }
 
-  /** Delivered records still in the cache (their removal waits for space): the drain skips them. */
-  get unremovedSeqs(): ReadonlySet<number> | undefined {
-    return this.#recovery.unremovedSeqs;
+  /**
+   * Records the drain must skip though its read still sees them: their removal (delivered, or moved to
+   * the dead letters) is on its way, or waits for disk space.
+   */
+  get leavingSeqs(): ReadonlySet<number> | undefined {
+    const unremoved = this.#recovery.unremovedSeqs;
+    if (this.#removing.size === 0) return unremoved;
+    if (!unremoved) return this.#removing;
+    return new Set([...this.#removing, ...unremoved]);
+  }
+
+  /** Counts a removal made outside remove() (unreadable records) so the drain skips those seqs meanwhile. */
+  removing(seqs: readonly number[], write: Promise<void>): void {
+    for (const seq of seqs) this.#removing.add(seq);
+    const settled = (): void => {
+      for (const seq of seqs) this.#removing.delete(seq);
+    };
+    this.track(write.then(settled, (err: unknown) => {
+      settled();
+      throw err;
+    }));
   }
 
   /** Records delivered (or refused) while still waiting for disk space leave the overflow. */
@@ -204,6 +275,7 @@ export class CacheWriter {
   }
 
   stop(): void {
+    this.hurry();
     this.#recovery.stop();
   }
 }

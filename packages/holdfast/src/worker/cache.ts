@@ -44,7 +44,13 @@ export interface OldestRead {
  * The on-disk layout this code reads and writes, stored in meta. Another holdfast's cache is refused
  * (not quarantined: it is not damaged, and a downgrade must not destroy it).
  */
-export const CACHE_FORMAT = 2;
+export const CACHE_FORMAT = 3;
+/**
+ * Formats this code opens and upgrades. 2 kept the in-flight packet in the `outgoing` table, which 3
+ * still reads (its packet is resent with its stored id) but no longer writes: format 3 keeps delivery
+ * progress in the `progress` file, and a format-2 holdfast would resend what that file says is done.
+ */
+const UPGRADABLE_FORMATS: readonly unknown[] = [2];
 
 const APPEND: PutOptions = { append: true };
 const OVERWRITE: PutOptions = {};
@@ -90,7 +96,7 @@ export class Cache {
     const format = this.#meta.get('format');
     checkFormat(format);
     this.#checkKey();
-    if (format === undefined) this.#meta.putSync('format', CACHE_FORMAT);
+    if (format !== CACHE_FORMAT) this.#meta.putSync('format', CACHE_FORMAT);
     this.#appendedThrough = (this.#meta.get('appendedThrough') as number | undefined) ?? 0;
     const stored = this.#meta.get('counters') as Counters | undefined;
     // The tree's own entry count (O(1)); getCount() would walk every leaf page and so map the whole file.
@@ -315,11 +321,11 @@ export class Cache {
    * Oldest committed records, in seq order, within both limits (at least one if any exists). A record
    * that cannot be decoded is returned apart, so the drain can dead-letter it and go on.
    */
-  readOldest(maxMessages: number, maxBytes: number, skip?: ReadonlySet<number>): OldestRead {
+  readOldest(maxMessages: number, maxBytes: number, skip?: ReadonlySet<number>, afterSeq = 0): OldestRead {
     const recs: Rec[] = [];
     const unreadable: UnreadableRecord[] = [];
     let bytes = 0;
-    for (const { key, value } of recordsBySeq(this.#records)) {
+    for (const { key, value } of recordsBySeq(this.#records, { afterSeq })) {
       const seq = keySeq(key);
       if (skip?.has(seq)) continue;
       if (recs.length + unreadable.length >= maxMessages) break;
@@ -356,6 +362,38 @@ export class Cache {
     return out;
   }
 
+  /**
+   * Removes every record whose seq is in one of the inclusive ranges, in one transaction: delivered
+   * records, which leave the cache in batches (DeliveryLedger). Each priority's part of a range is one
+   * key range, so nothing is decoded. Resolves with how many went.
+   */
+  removeRanges(ranges: ReadonlyArray<readonly [number, number]>): Promise<number> {
+    let removed = 0;
+    return this.#write(() => {
+      for (const [from, to] of ranges) {
+        if (to < from) continue;
+        for (let p = MIN_PRIORITY; p <= MAX_PRIORITY; p++) {
+          for (const { key, value } of this.#records.getRange({ start: recordKey(p, from), end: recordKey(p, to + 1) })) {
+            this.#records.removeSync(key);
+            count(this.counters, p, sizeOrZero(value), -1);
+            removed++;
+          }
+        }
+      }
+      if (removed > 0) this.#meta.putSync('counters', this.counters);
+    }).then(() => removed);
+  }
+
+  removeThrough(floor: number): Promise<void> {
+    return this.removeRanges([[1, floor]]).then(() => undefined);
+  }
+
+  /** Whether a record with this seq is cached (any priority). */
+  has(seq: number): boolean {
+    for (let p = MIN_PRIORITY; p <= MAX_PRIORITY; p++) if (this.#records.doesExist(recordKey(p, seq))) return true;
+    return false;
+  }
+
   /** Removes undecodable records and keeps their bytes as dead letters, in one transaction. */
   deadLetterUnreadable(unreadable: readonly UnreadableRecord[]): Promise<void> {
     return this.#write(() => {
@@ -370,9 +408,9 @@ export class Cache {
     });
   }
 
-  /** The wall-clock stamp of the oldest record, for oldestAgeMs (0 when empty). */
-  oldestTimestamp(): number {
-    return this.readOldest(1, Number.MAX_SAFE_INTEGER).recs[0]?.ts ?? 0;
+  /** The wall-clock stamp of the oldest record after `afterSeq`, for oldestAgeMs (0 when none). */
+  oldestTimestamp(afterSeq = 0): number {
+    return this.readOldest(1, Number.MAX_SAFE_INTEGER, undefined, afterSeq).recs[0]?.ts ?? 0;
   }
 
   async close(): Promise<void> {
@@ -383,7 +421,7 @@ export class Cache {
 
 /** Refuses a cache written in another format (undefined: a new cache, stamped by the caller). */
 export function checkFormat(format: unknown): void {
-  if (format !== undefined && format !== CACHE_FORMAT) {
+  if (format !== undefined && format !== CACHE_FORMAT && !UPGRADABLE_FORMATS.includes(format)) {
     throw new HoldfastError(
       ErrorCodes.CACHE_FORMAT_UNSUPPORTED,
       `the cache is in format ${String(format)}, and this holdfast reads format ${CACHE_FORMAT}: use the holdfast version that wrote it, or move the cache aside`,

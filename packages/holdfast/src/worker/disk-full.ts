@@ -29,6 +29,8 @@ export interface DiskFullHooks {
   remove(recs: readonly Rec[], alsoInTxn: (() => void) | undefined): void;
   /** Whether appends are still waiting for their commit (recovery waits for them to settle). */
   appendsPending(): boolean;
+  /** One of its own writes settled: the sender may move on (a drained() may be waiting for it). */
+  settled(): void;
 }
 
 /**
@@ -90,16 +92,18 @@ export class DiskFullRecovery {
     return this.#unremoved.size > 0 ? new Set(this.#unremoved.keys()) : undefined;
   }
 
-  /** New input while records wait for space: it waits behind them. */
+  /**
+   * Records to write while others wait for space: they wait with them, in seq order (new input goes
+   * at the end; an exchange spilled back from the overflow goes back to its place).
+   */
   hold(recs: readonly Rec[]): void {
-    for (const rec of recs) this.#overflow.push(rec);
+    for (const rec of recs) insertBySeq(this.#overflow, rec);
     this.#bound();
   }
 
   /** An append the cache refused. */
   refusedAppend(recs: readonly Rec[], err: unknown): void {
-    for (const rec of recs) this.#overflow.push(rec);
-    this.#overflow.sort((a, b) => a.seq - b.seq);
+    for (const rec of recs) insertBySeq(this.#overflow, rec);
     this.#bound();
     this.fail(err);
   }
@@ -193,9 +197,11 @@ export class DiskFullRecovery {
         (fromDisk) => {
           this.#pendingEvictions--;
           if (fromDisk.messages > 0) this.#hooks.evicted(fromDisk);
+          this.#hooks.settled();
         },
         () => {
           this.#pendingEvictions--;
+          this.#hooks.settled();
         },
       );
     }
@@ -222,17 +228,37 @@ export class DiskFullRecovery {
       (err: unknown) => {
         this.#pendingEvictions--;
         this.fail(err);
+        this.#hooks.settled();
       },
     );
   }
 
   /** Writes the records waiting for space, oldest first, one chunk per transaction. */
   #writeOverflow(): void {
-    if (this.#overflow.length === 0) return this.maybeRecovered();
+    if (this.#overflow.length === 0) {
+      this.maybeRecovered();
+      return this.#hooks.settled();
+    }
     let bytes = 0;
     let count = 0;
     while (count < this.#overflow.length && (count === 0 || bytes + this.#overflow[count]!.size <= OVERFLOW_CHUNK_BYTES)) bytes += this.#overflow[count++]!.size;
     // Newer appends keep joining the overflow behind these until it is empty, so order holds.
     this.#hooks.append(this.#overflow.splice(0, count), () => this.#writeOverflow());
   }
+}
+
+/** Inserts keeping `recs` sorted by seq; appending past the end, the usual case, costs nothing more. */
+function insertBySeq(recs: Rec[], rec: Rec): void {
+  if (recs.length === 0 || recs[recs.length - 1]!.seq < rec.seq) {
+    recs.push(rec);
+    return;
+  }
+  let lo = 0;
+  let hi = recs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (recs[mid]!.seq < rec.seq) lo = mid + 1;
+    else hi = mid;
+  }
+  recs.splice(lo, 0, rec);
 }

@@ -2,9 +2,11 @@ import type { ResolvedOptions } from '../options.js';
 import type { FromWorker } from '../protocol.js';
 import type { Cache } from './cache.js';
 import type { CacheWriter } from './cache-writer.js';
+import type { DeliveryLedger } from './delivery-ledger.js';
 import { Exchange, InFlight } from './exchange.js';
 import { LatencySampler } from './latency.js';
 import type { LinkPublish } from './link.js';
+import type { DerivedMessageIds } from './message-ids.js';
 import type { OutgoingEntry, OutgoingStore } from './outgoing-store.js';
 import { buildFitting } from './packet.js';
 import { describeRefusal, isRefusal } from './reason-codes.js';
@@ -34,6 +36,10 @@ export interface DispatcherDeps {
   options: ResolvedOptions;
   cache: Cache;
   writer: CacheWriter;
+  ledger: DeliveryLedger;
+  ids: DerivedMessageIds;
+  /** Whether an exchange sent from memory records its PUBREC durably too (journal mode). */
+  progressInDirect: boolean;
   store: OutgoingStore;
   link: DispatchLink;
   stats: SenderStats;
@@ -56,6 +62,11 @@ export class Dispatcher {
   readonly #o: ResolvedOptions;
   readonly #cache: Cache;
   readonly #writer: CacheWriter;
+  readonly #ledger: DeliveryLedger;
+  readonly #ids: DerivedMessageIds;
+  readonly #progressInDirect: boolean;
+  /** Recovered packets a format-2 cache kept in its outgoing table: removed from it once they end. */
+  readonly #legacy = new Set<number>();
   readonly #store: OutgoingStore;
   readonly #link: DispatchLink;
   readonly #stats: SenderStats;
@@ -63,7 +74,8 @@ export class Dispatcher {
   readonly #hooks: DispatchHooks;
 
   constructor(deps: DispatcherDeps) {
-    ({ options: this.#o, cache: this.#cache, writer: this.#writer, store: this.#store, link: this.#link, stats: this.#stats, post: this.#post, hooks: this.#hooks } = deps);
+    ({ options: this.#o, cache: this.#cache, writer: this.#writer, ledger: this.#ledger, ids: this.#ids, progressInDirect: this.#progressInDirect } = deps);
+    ({ store: this.#store, link: this.#link, stats: this.#stats, post: this.#post, hooks: this.#hooks } = deps);
     this.inflight = new InFlight(this.#o.timeoutMs, this.#o.watchdogMs, {
       timedOut: () => this.#hooks.timedOut(),
       stuck: (exchange, silentMs) => this.#onStuck(exchange, silentMs),
@@ -74,8 +86,12 @@ export class Dispatcher {
     return this.inflight.current !== undefined;
   }
 
-  /** Packets the last run left in flight: MQTT.js resends them on connect, before anything new. */
-  recover(entries: readonly OutgoingEntry[]): void {
+  /**
+   * Packets the last run left in flight: MQTT.js resends them on connect, before anything new.
+   * `legacy` are those a format-2 cache kept in its outgoing table.
+   */
+  recover(entries: readonly OutgoingEntry[], legacy: readonly number[] = []): void {
+    for (const id of legacy) this.#legacy.add(id);
     for (const entry of entries) {
       const exchange = new Exchange(entry.seqs, this.#cache.readSeqs(entry.seqs), true, entry.messageId);
       if (this.inflight.current) this.#recovered.push(exchange);
@@ -101,8 +117,8 @@ export class Dispatcher {
     if (fitted.count < exchange.recs.length) exchange = new Exchange(exchange.seqs.slice(0, fitted.count), exchange.recs.slice(0, fitted.count), exchange.cached);
     this.inflight.begin(exchange, this.#link.connection);
     this.#stats.inflight(exchange.seqs.length);
-    if (exchange.cached) this.#store.persistFromNow();
     this.#store.expect([...exchange.seqs], fitted.packet.properties);
+    this.#ids.nextPublish(exchange.firstSeq);
     this.#link.publish(fitted.packet, (err) => {
       // Completion and refusal arrive through the store and acked(); an error without a reason code
       // while the store never got the packet means MQTT.js gave up on it before sending: send it again.
@@ -124,14 +140,35 @@ export class Dispatcher {
     if (exchange && (exchange.recoveredId ?? this.#store.entryOf(exchange.firstSeq)?.messageId) === messageId) this.inflight.progressed();
   }
 
+  /**
+   * A PUBREC arrived and the PUBREL waits for this: an exchange of cached readings (or any, in journal
+   * mode) is recorded as done, durably, first. Undefined when nothing needs to be written.
+   */
+  pubrec(entry: OutgoingEntry): Promise<void> | undefined {
+    const exchange = this.#exchangeOf(entry);
+    if (!exchange || exchange.seqs.length === 0 || (!exchange.cached && !this.#progressInDirect)) return undefined;
+    return this.#ledger.recordPubrec(entry.messageId, exchange.firstSeq, exchange.lastSeq);
+  }
+
+  /**
+   * The exchange in flight is being spilled to the cache. If its PUBREC already came (MQTT.js holds
+   * its PUBREL), that is recorded now: after a power cut the PUBREL is resent, never the PUBLISH.
+   */
+  spilling(): void {
+    const exchange = this.inflight.current;
+    const entry = exchange ? this.#entryOf(exchange) : undefined;
+    if (!exchange || !entry || entry.packet.cmd !== 'pubrel' || exchange.seqs.length === 0) return;
+    this.#ledger.guard(this.#ledger.recordPubrec(entry.messageId, exchange.firstSeq, exchange.lastSeq));
+  }
+
   /** Called (deferred) by the outgoing store when MQTT.js completes an exchange, or ends a refused one. */
   completed(entry: OutgoingEntry): void {
-    const current = this.inflight.current;
-    const isIt = (e: Exchange): boolean => (e.recoveredId !== undefined ? e.recoveredId === entry.messageId : e.firstSeq === entry.seqs[0]);
-    if (current && isIt(current)) return this.#finish(current, entry.refusal, entry.messageId);
-    // A packet left by the last run, resent out of the order they were loaded in.
-    const index = this.#recovered.findIndex(isIt);
-    if (index >= 0) this.#finish(this.#recovered.splice(index, 1)[0]!, entry.refusal, entry.messageId);
+    const exchange = this.#exchangeOf(entry);
+    if (!exchange) return;
+    // A packet left by the last run may be resent out of the order they were loaded in.
+    const index = this.#recovered.indexOf(exchange);
+    if (index >= 0) this.#recovered.splice(index, 1);
+    this.#finish(exchange, entry.refusal, entry.messageId, entry.packet.cmd === 'pubrel' ? 'pubcomp' : 'puback');
   }
 
   /** An acknowledgement mqtt-packet could not parse ends the exchange in flight as refused. */
@@ -160,8 +197,18 @@ export class Dispatcher {
   }
 
   /** Dead-letters the exchange while MQTT.js still holds it, so it is never resent. */
+  #exchangeOf(entry: OutgoingEntry): Exchange | undefined {
+    const isIt = (e: Exchange): boolean => (e.recoveredId !== undefined ? e.recoveredId === entry.messageId : e.firstSeq === entry.seqs[0]);
+    const current = this.inflight.current;
+    return current && isIt(current) ? current : this.#recovered.find(isIt);
+  }
+
+  #entryOf(exchange: Exchange): OutgoingEntry | undefined {
+    return exchange.recoveredId !== undefined ? this.#store.entry(exchange.recoveredId) : this.#store.entryOf(exchange.firstSeq);
+  }
+
   #abandon(exchange: Exchange, reason: string): void {
-    const entry = exchange.recoveredId !== undefined ? this.#store.entry(exchange.recoveredId) : this.#store.entryOf(exchange.firstSeq);
+    const entry = this.#entryOf(exchange);
     if (entry) {
       this.#store.forget(entry.messageId);
       this.#link.abandon(entry.messageId);
@@ -169,25 +216,34 @@ export class Dispatcher {
     this.#finish(exchange, reason, entry?.messageId);
   }
 
-  /** Ends an exchange: delivered, or dead-lettered with `refusal`; its records leave the cache. */
-  #finish(exchange: Exchange, refusal: string | undefined, messageId: number | undefined): void {
+  /**
+   * Ends an exchange: delivered, or dead-lettered with `refusal`. Delivered cached records leave the
+   * cache with the ledger's next batch; a dead letter moves at once, and no progress write may overtake it.
+   */
+  #finish(exchange: Exchange, refusal: string | undefined, messageId: number | undefined, acked?: 'puback' | 'pubcomp'): void {
     if (this.inflight.current === exchange) this.inflight.end();
     this.#stats.inflight(0);
     const recs = exchange.recs;
     this.#writer.forget(recs);
+    const legacy = messageId !== undefined && this.#legacy.delete(messageId);
     if (refusal) {
       this.#stats.deadLettered(exchange.seqs.length);
       this.#post({ type: 'event', name: 'dead-letter', data: { seqs: [...exchange.seqs], reason: refusal } });
+      this.#ledger.guard(
+        this.#writer.remove(exchange.cached ? recs : [], () => {
+          this.#cache.dead.putInTxn(recs, refusal);
+          if (legacy) this.#cache.outgoing.removeInTxn(messageId);
+        }),
+      );
     } else {
       this.#stats.delivered(exchange);
       this.latencies.record(recs);
-    }
-    const persisted = messageId !== undefined && this.#store.persistent;
-    if (exchange.cached || persisted || refusal) {
-      this.#writer.remove(exchange.cached ? recs : [], () => {
-        if (refusal) this.#cache.dead.putInTxn(recs, refusal);
-        if (persisted) this.#store.removePersistedInTxn(messageId);
-      });
+      if (exchange.cached && exchange.seqs.length > 0) {
+        // QoS 1 has no PUBREL, so no progress write yet: it is written now, on its way.
+        if (acked === 'puback') this.#ledger.recordAck(exchange.lastSeq);
+        this.#ledger.completed(exchange.seqs, recs);
+      }
+      if (legacy) this.#writer.track(this.#cache.write(() => this.#cache.outgoing.removeInTxn(messageId)));
     }
     const next = this.#recovered.shift();
     if (next) this.inflight.begin(next, this.#link.connected ? this.#link.connection : undefined);

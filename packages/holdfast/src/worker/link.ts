@@ -3,6 +3,7 @@ import mqtt, { Store, type IClientOptions, type IClientPublishOptions, type Mqtt
 import type { ResolvedOptions } from '../options.js';
 import { Backoff } from './backoff.js';
 import { classifyConnectionError, type ConnectionErrorInfo } from './connection-errors.js';
+import type { DerivedMessageIds } from './message-ids.js';
 import type { OutgoingStore } from './outgoing-store.js';
 
 /** A connection that stayed up this long resets the backoff. */
@@ -88,11 +89,11 @@ export class Link {
   /** The last error reported during the current attempt (reset on each new attempt). */
   #lastError: string | undefined;
 
-  constructor(options: ResolvedOptions, store: OutgoingStore, hooks: LinkHooks) {
+  constructor(options: ResolvedOptions, store: OutgoingStore, ids: DerivedMessageIds, hooks: LinkHooks) {
     this.#hooks = hooks;
     this.#backoff = new Backoff(options.reconnect.minMs, options.reconnect.maxMs);
     this.#stores = { incomingStore: new Store(), outgoingStore: store };
-    this.client = mqtt.connect(options.broker, clientOptions(options, this.#stores));
+    this.client = mqtt.connect(options.broker, { ...clientOptions(options, this.#stores), messageIdProvider: ids });
     this.client.on('packetreceive', (packet) => this.#onPacket(packet));
     this.client.on('packetsend', (packet) => store.stamp(packet));
     this.client.on('connect', () => {

@@ -3,7 +3,7 @@
  * messages. Everything that touches the network or the disk runs here, never on the app thread.
  */
 import { workerData } from 'node:worker_threads';
-import { ErrorCodes, serializeError } from '../errors.js';
+import { ErrorCodes, HoldfastError, serializeError } from '../errors.js';
 import { readCacheKeyFile } from '../cache-key.js';
 import { CacheCipher } from './cipher.js';
 import { Stat, type FromWorker, type ToWorker, type WorkerInit } from '../protocol.js';
@@ -12,9 +12,14 @@ import { openCache } from './cache-open.js';
 import type { QuarantineInfo } from '../protocol.js';
 import { JournalPolicy } from './durability/journal.js';
 import { SpillPolicy } from './durability/spill.js';
+import { IntakeSync } from './intake-sync.js';
 import { Link } from './link.js';
+import { DerivedMessageIds } from './message-ids.js';
+import { ProgressFile } from './progress-file.js';
+import { recoverInFlight } from './recovery.js';
 import { OutgoingStore } from './outgoing-store.js';
-import { createLogger, logEvent } from './log.js';
+import { createLogger, logEvent, routeConsoleToLog } from './log.js';
+import { OfflineWatch, overdueAfterMs } from './offline-watch.js';
 import { Sender } from './sender.js';
 import { Subscriber } from './subscriber.js';
 import { readIntakeLog, SegmentSweeper, type IntakeReplay } from './intake-replay.js';
@@ -25,6 +30,7 @@ const LATENCY_REPORT_MS = 1000;
 const { options, port, stats: statsBuffer } = workerData as WorkerInit;
 const stats = new Float64Array(statsBuffer);
 const log = createLogger(options.logLevel, options.clientId);
+routeConsoleToLog(log);
 const post = (msg: FromWorker, transfer?: ArrayBuffer[]): void => {
   if (msg.type === 'event') logEvent(log, msg.name, msg.data);
   else if (msg.type === 'error') log.error({ code: msg.error.code }, msg.error.message);
@@ -43,11 +49,13 @@ function run(): void {
   let epoch: number;
   let cacheKey: Buffer | undefined;
   let intake: IntakeReplay;
+  let progress: ProgressFile;
   try {
     cacheKey = loadCacheKey();
     const cipher = cacheKey ? new CacheCipher(cacheKey) : undefined;
     ({ cache, quarantined } = openCache(options.cacheDir, options.maxCache, cipher));
-    intake = readIntakeLog(options.cacheDir, cache.appendedThrough, cipher);
+    progress = ProgressFile.open(options.cacheDir);
+    intake = readIntakeLog(options.cacheDir, { appendedThrough: cache.appendedThrough, progress: progress.current }, cipher);
     epoch = cache.reserveEpoch();
   } catch (err) {
     post({ type: 'error', error: serializeError(err, ErrorCodes.CACHE_UNAVAILABLE) });
@@ -55,19 +63,26 @@ function run(): void {
     return;
   }
 
+  const offline = new OfflineWatch(stats, post, overdueAfterMs(options.timeoutMs));
   let sender: Sender | undefined;
-  const store = new OutgoingStore(cache, (entry) => sender?.onCompleted(entry));
-  const recovered = store.recover();
+  const store = new OutgoingStore({ completed: (entry) => sender?.onCompleted(entry), pubrec: (entry) => sender?.pubrec(entry) });
+  const recovered = recoverInFlight({ progress: progress.current, cache, replayed: intake.batches, epoch, journal: options.durability === 'journal' });
+  store.recover(recovered.entries);
   for (const u of recovered.unreadable) {
     post({ type: 'event', name: 'quarantine', data: { movedTo: '(dropped)', reason: `in-flight packet ${u.messageId} (seqs ${u.seqs.join(', ')}) could not be read: ${u.reason}; its readings are sent again from the cache` } });
   }
-  const policy = options.durability === 'journal' ? new JournalPolicy() : new SpillPolicy();
+  const intakeSync = options.durability === 'journal'
+    ? new IntakeSync(options.cacheDir, () => sender?.settle(), (err) => post({ type: 'error', error: serializeError(new HoldfastError(ErrorCodes.CACHE_WRITE_FAILED, `intake log sync failed: ${err.message}`)) }))
+    : undefined;
+  const policy = intakeSync ? new JournalPolicy(intakeSync) : new SpillPolicy();
+  const ids = new DerivedMessageIds();
 
-  const link = new Link(options, store, {
+  const link = new Link(options, store, ids, {
     up: ({ connection, sessionPresent }) => {
       if (stats[Stat.connected] === 0 && link.everConnected) stats[Stat.reconnects]! += 1;
       stats[Stat.connected] = 1;
       post({ type: 'event', name: 'connect', data: { sessionPresent } });
+      offline.connected();
       subscriber.connected(sessionPresent);
       sender?.linkUp(connection);
     },
@@ -76,6 +91,7 @@ function run(): void {
       stats[Stat.connected] = 0;
       stats[info.clean ? Stat.cleanDisconnects : Stat.networkDisconnects]! += 1;
       post({ type: 'event', name: 'disconnect', data: { clean: info.clean, reason: info.reason } });
+      offline.disconnected(info.reason);
       sender?.linkDown(info.connection, info.reason);
     },
     unreachable: () => sender?.linkUnreachable(),
@@ -85,8 +101,8 @@ function run(): void {
     unreadableAck: (reason) => sender?.unreadableAck(reason),
   });
   const subscriber = new Subscriber(link, options.protocolVersion);
-  sender = new Sender({ options, policy, cache, store, link, stats, post });
-  sender.start(recovered.entries);
+  sender = new Sender({ options, policy, cache, progress, ids, store, link, stats, post });
+  sender.start(recovered.entries, recovered.legacy);
   link.client.on('message', (topic, payload, packet) => {
     // A copy the facade owns; its buffer is transferred, not cloned.
     const bytes = new Uint8Array(payload);
@@ -108,7 +124,12 @@ function run(): void {
   port.on('message', (msg: ToWorker) => {
     switch (msg.type) {
       case 'publish':
-        if (!closing) sender.onBatch(msg);
+        if (closing) break;
+        intakeSync?.received(msg.firstSeq + msg.topics.length - 1);
+        sender.onBatch(msg);
+        break;
+      case 'intakeOpened':
+        intakeSync?.opened(msg.name);
         break;
       case 'flush':
         sender.flush(msg.id, msg.upTo);
@@ -130,6 +151,7 @@ function run(): void {
         subscriber.remove(msg.filter);
         break;
       case 'intakeRetired':
+        intakeSync?.retired(msg.segments.map((seg) => seg.name));
         sweeper.add(msg.segments);
         sweeper.sweep(sender.lowestVolatileSeq);
         break;
@@ -153,6 +175,7 @@ function run(): void {
     const started = performance.now();
     const budget = options.closeTimeoutMs;
     clearInterval(latencyTimer);
+    offline.stop();
     try {
       await sender!.stop();
       if (link.connected) await sender!.settleInflight(Math.floor(budget * 0.4));
@@ -160,6 +183,8 @@ function run(): void {
       await cache.settled();
       sweeper.sweep(sender!.lowestVolatileSeq);
       await cache.close();
+      intakeSync?.close();
+      progress.close();
       stats[Stat.connected] = 0;
       post({ type: 'reply', id });
     } catch (err) {

@@ -1,6 +1,5 @@
 import { Readable } from 'node:stream';
 import type { IPublishPacket, IStore } from 'mqtt';
-import type { Cache } from './cache.js';
 import type { PublishProperties } from './packet.js';
 
 type Packet = Parameters<IStore['put']>[0];
@@ -16,44 +15,46 @@ export interface OutgoingEntry {
 
 type Callback = (err?: Error, packet?: Packet) => void;
 
-/** How long to wait before committing an in-flight packet again after a failed write (disk full). */
-const PERSIST_RETRY_MS = 1000;
+export interface OutgoingStoreHooks {
+  /** MQTT.js completed an exchange (PUBCOMP, or PUBACK at QoS 1), or ended a refused one. */
+  completed(entry: OutgoingEntry): void;
+  /**
+   * A PUBREC arrived and MQTT.js is about to send PUBREL: the promise (when the exchange must survive a
+   * power cut) resolves once that is durable, and the PUBREL waits for it.
+   */
+  pubrec(entry: OutgoingEntry): Promise<void> | undefined;
+}
 
 /**
- * MQTT.js's outgoing store (its `IStore` seam), kept in memory while the link is healthy and in LMDB
- * from the moment of a spill (or always, in journal mode). Persisted, the in-flight PUBLISH or PUBREL
- * survives a power cut with its packet id, and MQTT.js resends it after a restart, so a broker with a
- * persistent session de-duplicates it. It also holds each PUBLISH's MQTT 5 properties, which
- * publish() is not given (see expect() and stamp()).
+ * MQTT.js's outgoing store (its `IStore` seam), in memory. Nothing in it is written to disk: a
+ * reading's packet id is derived from its seq (message-ids.ts) and the reading itself is in the cache
+ * or the intake log, so a PUBLISH needs no durable copy; the one durable write of an exchange is the
+ * PUBREC's, made by the DeliveryLedger before the PUBREL goes out (the `pubrec` hook). It also holds
+ * each PUBLISH's MQTT 5 properties, which publish() is not given (see expect() and stamp()).
  *
- * `del` is MQTT.js saying the exchange completed (PUBCOMP, or PUBACK at QoS 1): that is the one source
- * of truth for delivery, whether the packet was sent in this run or recovered from the last.
+ * `del` is MQTT.js saying the exchange completed: the one source of truth for delivery, whether the
+ * packet was sent in this run or recovered from the last.
  */
 export class OutgoingStore implements IStore {
   readonly #entries = new Map<number, OutgoingEntry>();
-  readonly #cache: Cache;
-  readonly #onCompleted: (entry: OutgoingEntry) => void;
-  #persistent = false;
-  #closed = false;
+  readonly #hooks: OutgoingStoreHooks;
   #nextSeqs: number[] | undefined;
   #nextProperties: PublishProperties;
 
-  constructor(cache: Cache, onCompleted: (entry: OutgoingEntry) => void) {
-    this.#cache = cache;
-    this.#onCompleted = onCompleted;
+  constructor(hooks: OutgoingStoreHooks) {
+    this.#hooks = hooks;
   }
 
   /**
-   * Loads packets left in flight by the previous run; they will be resent before anything else. A
-   * persisted packet that cannot be opened is dropped and reported: its readings are still in the
-   * cache and go out fresh (at least once).
+   * Packets MQTT.js must resend first when it connects (PUBRELs the last run may have left waiting, or
+   * packets a format-2 cache kept): they go out before anything else, with their own ids.
    */
-  recover(): { entries: OutgoingEntry[]; unreadable: Array<{ messageId: number; seqs: number[]; reason: string }> } {
-    const { entries, unreadable } = this.#cache.outgoing.list();
+  recover(entries: readonly OutgoingEntry[]): void {
     for (const entry of entries) this.#entries.set(entry.messageId, entry);
-    if (unreadable.length > 0) void this.#cache.write(() => unreadable.forEach((u) => this.#cache.outgoing.removeInTxn(u.messageId)));
-    if (this.#entries.size > 0) this.#persistent = true;
-    return { entries, unreadable };
+  }
+
+  get size(): number {
+    return this.#entries.size;
   }
 
   /** The broker refused this exchange: MQTT.js deletes it next, and del() reports the refusal. */
@@ -72,21 +73,9 @@ export class OutgoingStore implements IStore {
     return undefined;
   }
 
-  /**
-   * Drops an exchange that was dead-lettered while MQTT.js still held it (it made the broker drop the
-   * connection again and again, or its acknowledgement was unreadable), so it is not resent on the
-   * next connection. The persisted copy goes with removePersistedInTxn, in the dead-letter transaction.
-   */
+  /** Drops an exchange that was dead-lettered while MQTT.js still held it, so it is not resent. */
   forget(messageId: number): void {
     this.#entries.delete(messageId);
-  }
-
-  get persistent(): boolean {
-    return this.#persistent;
-  }
-
-  get size(): number {
-    return this.#entries.size;
   }
 
   /**
@@ -102,38 +91,12 @@ export class OutgoingStore implements IStore {
   /**
    * Gives a PUBLISH about to be encoded the properties of its stored copy. MQTT.js stores a clone of
    * each PUBLISH before writing the original, so only the copy got them in put(). Packets resent from
-   * the store (after a reconnect or a restart) are the stored copies and carry them already.
+   * the store (after a reconnect) are the stored copies and carry them already.
    */
   stamp(packet: Packet): void {
     if (packet.cmd !== 'publish' || packet.properties !== undefined) return;
     const stored = this.#entries.get(packet.messageId ?? -1)?.packet as IPublishPacket | undefined;
     if (stored?.properties !== undefined) packet.properties = stored.properties;
-  }
-
-  /** Switches to LMDB; call inside a cache transaction so the switch commits with the spill. */
-  persistInTxn(): void {
-    this.#persistent = true;
-    for (const entry of this.#entries.values()) this.#cache.outgoing.putInTxn(entry);
-  }
-
-  /**
-   * From now on every packet is committed before it goes on the wire (journal mode always; spill mode
-   * while it sends from the cache). Call only with nothing in flight, or use persistInTxn.
-   */
-  persistFromNow(): void {
-    this.#persistent = true;
-  }
-
-  /** Back to memory (the link is healthy again and nothing is in flight from the cache). */
-  unpersist(): Promise<void> {
-    if (!this.#persistent) return Promise.resolve();
-    this.#persistent = false;
-    return this.#cache.write(() => this.#cache.outgoing.clearInTxn());
-  }
-
-  /** For use inside the transaction that removes the delivered records. */
-  removePersistedInTxn(messageId: number): void {
-    this.#cache.outgoing.removeInTxn(messageId);
   }
 
   put(packet: Packet, cb: (err?: Error) => void): this {
@@ -152,43 +115,18 @@ export class OutgoingStore implements IStore {
     }
     const entry: OutgoingEntry = { messageId, seqs, packet, refusal: previous?.refusal };
     this.#entries.set(messageId, entry);
-    if (!this.#persistent) {
+    const durable = packet.cmd === 'pubrel' ? this.#hooks.pubrec(entry) : undefined;
+    if (durable) {
+      // A failed write (disk full) does not hold the PUBREL back: that would wedge the exchange. The
+      // ledger reports it; the exchange is then only at least once across a power cut.
+      durable.then(
+        () => cb(),
+        () => cb(),
+      );
+    } else {
       cb();
-      return this;
     }
-    this.#persist(entry, cb);
     return this;
-  }
-
-  /**
-   * The packet goes on the wire only after this commit: a power cut can never leave a sent packet
-   * unrecorded. When the commit fails (disk full) the packet goes out anyway, and is committed once
-   * there is room: holding it back would wedge the queue (MQTT.js drops a store error for a publish
-   * without a word, and would neither send it nor free its id), and while the disk is full the client
-   * is degraded to at least once for this packet, which a crash could resend from the cache.
-   */
-  #persist(entry: OutgoingEntry, cb: (err?: Error) => void): void {
-    this.#commit(entry).then(
-      () => cb(),
-      () => {
-        cb();
-        this.#persistLater(entry);
-      },
-    );
-  }
-
-  #persistLater(entry: OutgoingEntry): void {
-    setTimeout(() => {
-      if (this.#closed || this.#entries.get(entry.messageId) !== entry) return;
-      this.#commit(entry).catch(() => this.#persistLater(entry));
-    }, PERSIST_RETRY_MS).unref();
-  }
-
-  /** Commits the entry unless it completed meanwhile (its removal is ordered after, or already done). */
-  #commit(entry: OutgoingEntry): Promise<void> {
-    return this.#cache.write(() => {
-      if (this.#entries.get(entry.messageId) === entry) this.#cache.outgoing.putInTxn(entry);
-    });
   }
 
   del(packet: Pick<Packet, 'messageId'>, cb: Callback): this {
@@ -201,9 +139,8 @@ export class OutgoingStore implements IStore {
     this.#entries.delete(messageId);
     cb(undefined, entry.packet);
     // MQTT.js is still inside its ack handling; the owner acts once it is done. A refusal was marked
-    // on the entry before MQTT.js got here (Link's acked hook sees every ack first). The owner removes
-    // the persisted copy together with the delivered records, in one transaction.
-    queueMicrotask(() => this.#onCompleted(entry));
+    // on the entry before MQTT.js got here (Link's acked hook sees every ack first).
+    queueMicrotask(() => this.#hooks.completed(entry));
     return this;
   }
 
@@ -224,7 +161,11 @@ export class OutgoingStore implements IStore {
   }
 
   close(cb: (err?: Error) => void): void {
-    this.#closed = true;
     cb();
   }
+}
+
+/** The PUBREL MQTT.js resends for an exchange the last run left waiting for its PUBCOMP. */
+export function pubrelEntry(messageId: number, seqs: number[]): OutgoingEntry {
+  return { messageId, seqs, packet: { cmd: 'pubrel', qos: 2, messageId } as Packet, refusal: undefined };
 }

@@ -1,4 +1,5 @@
 import { Stat, STATES } from '../protocol.js';
+import { monotonicMs } from './clock.js';
 import type { Cache } from './cache.js';
 import type { Exchange } from './exchange.js';
 import type { SenderState } from './states.js';
@@ -36,8 +37,10 @@ export class SenderStats {
     this.#s[Stat.deadLettered]! += count;
   }
 
+  /** Messages in flight, and when their exchange was sent (monotonic, for the offline watch; 0: none). */
   inflight(count: number): void {
     this.#s[Stat.inflight] = count;
+    this.#s[Stat.exchangeStartedMs] = count > 0 ? monotonicMs() : 0;
   }
 
   state(state: SenderState): void {
@@ -49,11 +52,12 @@ export class SenderStats {
     this.#s[Stat.memoryBytes] = bytes;
   }
 
-  cache(cache: Cache): void {
+  /** The cache's totals; the oldest age counts only what is after the delivered floor. */
+  cache(cache: Cache, afterSeq: number): void {
     const c = cache.counters;
     this.#s[Stat.cachedMessages] = c.messages;
     this.#s[Stat.cachedBytes] = c.bytes;
     for (let p = 0; p < 10; p++) this.#s[Stat.byPriority + p] = c.byPriority[p] ?? 0;
-    this.#s[Stat.oldestCachedTs] = c.messages > 0 ? cache.oldestTimestamp() : 0;
+    this.#s[Stat.oldestCachedTs] = c.messages > 0 ? cache.oldestTimestamp(afterSeq) : 0;
   }
 }

@@ -8,10 +8,13 @@ import { CacheWriter } from './cache-writer.js';
 import { nextToDrain } from './drain.js';
 import { monotonicMs } from './clock.js';
 import type { DurabilityPolicy } from './durability/policy.js';
+import { DeliveryLedger } from './delivery-ledger.js';
 import { Dispatcher, type DispatchLink } from './dispatcher.js';
 import { Exchange } from './exchange.js';
 import { MemoryQueue } from './memory-queue.js';
+import type { DerivedMessageIds } from './message-ids.js';
 import type { OutgoingEntry, OutgoingStore } from './outgoing-store.js';
+import type { ProgressFile } from './progress-file.js';
 import { recordSize, type Rec } from './record.js';
 import { SenderStats } from './sender-stats.js';
 import { transition, type SenderEvent, type SenderState } from './states.js';
@@ -21,6 +24,8 @@ export interface SenderDeps {
   options: ResolvedOptions;
   policy: DurabilityPolicy;
   cache: Cache;
+  progress: ProgressFile;
+  ids: DerivedMessageIds;
   store: OutgoingStore;
   link: DispatchLink;
   stats: Float64Array;
@@ -46,13 +51,15 @@ export class Sender {
   readonly #o: ResolvedOptions;
   readonly #policy: DurabilityPolicy;
   readonly #cache: Cache;
-  readonly #store: OutgoingStore;
+  readonly #ledger: DeliveryLedger;
+  /** Dead letters are on their way back into the cache: the drain waits (see requeue()). */
+  #requeueing = false;
   readonly #link: DispatchLink;
   readonly #stats: SenderStats;
   readonly #post: (msg: FromWorker) => void;
 
   constructor(deps: SenderDeps) {
-    ({ options: this.#o, policy: this.#policy, cache: this.#cache, store: this.#store, link: this.#link, post: this.#post } = deps);
+    ({ options: this.#o, policy: this.#policy, cache: this.#cache, link: this.#link, post: this.#post } = deps);
     this.#stats = new SenderStats(deps.stats);
     this.#waiters = new Waiters((id) => this.#post({ type: 'reply', id }));
     const ballast = new Ballast(this.#o.cacheDir);
@@ -65,21 +72,17 @@ export class Sender {
         this.#settleWaiters();
         this.#pump();
       },
-      evicted: (eviction) => {
-        // Journal mode's queue mirrors the cache: what the cache evicted leaves the queue too.
-        if (this.#policy.queuedAreCached && this.#mem.length > 0) this.#mem.removeSeqs(new Set(eviction.seqs));
-        health.evicted(eviction);
-      },
-      failed: (err, first) => {
-        health.failed(err, first);
-        if (this.#policy.queuedAreCached) this.#on('cache-failing');
-      },
+      evicted: (eviction) => health.evicted(eviction),
+      failed: (err, first) => health.failed(err, first),
       recovered: () => health.recovered(),
     });
+    this.#ledger = new DeliveryLedger(deps.progress, this.#cache, this.#writer);
     this.#dispatcher = new Dispatcher({
       ...deps,
+      ledger: this.#ledger,
       stats: this.#stats,
       writer: this.#writer,
+      progressInDirect: this.#policy.progressInDirect,
       hooks: {
         settled: (exchange, delivered) => this.#settled(exchange, delivered),
         unsent: (exchange) => this.#unsent(exchange),
@@ -89,9 +92,10 @@ export class Sender {
   }
 
   /** Starts: a backlog or a packet left in flight by the last run means the cache drains first. */
-  start(recovered: readonly OutgoingEntry[]): void {
-    this.#dispatcher.recover(recovered);
-    if (this.#policy.persistsInDirect || this.#cache.messages > 0) this.#store.persistFromNow();
+  start(recovered: readonly OutgoingEntry[], legacy: readonly number[]): void {
+    // What the progress file says is done leaves the cache before anything is read from it.
+    void this.#ledger.sweepAtStart();
+    this.#dispatcher.recover(recovered, legacy);
     if (this.#cache.messages > 0 || recovered.length > 0) this.#enter('draining', 'a backlog from the last run drains first');
     else this.#enter('direct', 'nothing left from the last run');
     this.#updateCacheStats();
@@ -105,8 +109,8 @@ export class Sender {
   /** The lowest seq a crash could still lose (Infinity when none). */
   get lowestVolatileSeq(): number {
     const exchange = this.#dispatcher.inflight.current;
-    const uncached = exchange && !exchange.cached ? exchange.recs[0] : undefined;
-    return this.#policy.lowestVolatile(this.#writer, uncached, this.#mem.peek());
+    const uncached = exchange && !exchange.cached ? exchange.recs[0]?.seq : undefined;
+    return Math.min(this.#writer.lowestVolatileSeq, uncached ?? Infinity, this.#mem.peek()?.seq ?? Infinity);
   }
 
   // ── input ─────────────────────────────────────────────────────────────────────────────────
@@ -120,13 +124,12 @@ export class Sender {
     }
     this.#stats.received(recs.length);
     if (this.#state !== 'direct') {
-      // Trouble: input goes the cache's way, behind the backlog.
-      this.#writer.append(recs);
+      // Trouble: input goes the cache's way, behind the backlog, a window's worth per transaction.
+      this.#writer.appendWindowed(recs);
       this.#stats.spilled(recs.length);
       this.#updateCacheStats();
     } else {
       for (const rec of recs) this.#mem.push(rec);
-      this.#policy.admit(recs, this.#writer);
       if (this.#mem.length > this.#o.highWater.messages || this.#mem.bytes > this.#o.highWater.bytes) this.#on('high-water');
     }
     this.#updateMemStats();
@@ -135,6 +138,8 @@ export class Sender {
 
   flush(id: number, upTo: number): void {
     this.#waiters.addFlush(id, upTo);
+    this.#policy.hurry(upTo);
+    this.#writer.hurry();
     if (this.#policy.flushSpillsOffline && !this.#link.connected) this.#on('flush-offline');
     this.#settleWaiters();
   }
@@ -149,7 +154,15 @@ export class Sender {
       await this.#cache.settled();
       const recs = this.#cache.dead.takeForRequeue(seqs);
       if (recs.length > 0) {
-        await this.#writer.requeue(recs, () => this.#cache.dead.removeInTxn(recs));
+        // They keep their old seqs, below the delivered floor: the ledger holds the floor below them
+        // before they land, and the drain waits until they have.
+        this.#requeueing = true;
+        try {
+          await this.#ledger.requeuing(recs.map((r) => r.seq));
+          await this.#writer.requeue(recs, () => this.#cache.dead.removeInTxn(recs));
+        } finally {
+          this.#requeueing = false;
+        }
         this.#stats.deadLettered(-recs.length);
         this.#on('requeue');
       }
@@ -195,6 +208,16 @@ export class Sender {
     this.#dispatcher.completed(entry);
   }
 
+  /** The outgoing store's PUBREC hook: the PUBREL waits for what this returns. */
+  pubrec(entry: OutgoingEntry): Promise<void> | undefined {
+    return this.#dispatcher.pubrec(entry);
+  }
+
+  /** Something became durable outside the cache (journal mode's intake log): flush() may settle. */
+  settle(): void {
+    this.#settleWaiters();
+  }
+
   // ── what goes next ────────────────────────────────────────────────────────────────────────
 
   #pump(): void {
@@ -202,30 +225,36 @@ export class Sender {
     if (this.#state === 'direct') {
       const rec = this.#mem.peek();
       if (!rec) return this.#settleWaiters();
-      if (!this.#policy.canSend(rec, this.#writer)) return;
       this.#mem.shift();
       this.#updateMemStats();
-      this.#dispatcher.send(new Exchange([rec.seq], [rec], this.#policy.queuedAreCached), false);
+      this.#dispatcher.send(new Exchange([rec.seq], [rec], false), false);
     } else if (this.#state === 'draining') {
       this.#scheduleCacheRead();
     }
   }
 
-  #scheduleCacheRead(): void {
+  /**
+   * The drain reads on the next turn, not after the writes in progress: a read sees the last commit,
+   * and nothing it could wrongly send is missing from it (records on their way in are newer than
+   * anything sendable, see nextToDrain; records on their way out are skipped, writer.leavingSeqs). On a
+   * slow card a commit takes two flushes, which the drain would otherwise wait out before every read.
+   */
+  #scheduleCacheRead(afterWrites = false): void {
     if (this.#readScheduled) return;
     this.#readScheduled = true;
-    // Reads see only committed data, so wait for every write issued so far.
-    void this.#cache.settled().then(() => {
+    const read = (): void => {
       this.#readScheduled = false;
       this.#drainNext();
-    });
+    };
+    if (afterWrites) void this.#cache.settled().then(read);
+    else setImmediate(read);
   }
 
   /** Sends the oldest pending reading, from the cache (or from memory while it waits for disk space). */
   #drainNext(): void {
-    if (this.#closing || this.#dispatcher.busy || this.#state !== 'draining' || !this.#link.ready) return;
-    if (this.#writer.reshaping) return this.#scheduleCacheRead();
-    const step = nextToDrain(this.#cache, this.#writer, this.#o.bulk);
+    if (this.#closing || this.#requeueing || this.#dispatcher.busy || this.#state !== 'draining' || !this.#link.ready) return;
+    if (this.#writer.reshaping) return this.#scheduleCacheRead(true);
+    const step = nextToDrain(this.#cache, this.#writer, this.#ledger, this.#o.bulk);
     switch (step.kind) {
       case 'send':
         this.#updateMemStats();
@@ -233,9 +262,19 @@ export class Sender {
       case 'unreadable':
         this.#stats.deadLettered(step.unreadable.length);
         for (const u of step.unreadable) this.#post({ type: 'event', name: 'dead-letter', data: { seqs: [u.seq], reason: `unreadable cache record: ${u.reason}` } });
-        this.#writer.track(this.#cache.deadLetterUnreadable(step.unreadable));
+        this.#writer.removing(
+          step.unreadable.map((u) => u.seq),
+          this.#cache.deadLetterUnreadable(step.unreadable),
+        );
         return this.#scheduleCacheRead();
+      case 'wait':
+        // The next reading is on its way into the cache: no need to wait out the append window.
+        this.#writer.hurry();
+        return this.#scheduleCacheRead(true);
       case 'empty':
+        // Input that never reached the cache goes back to memory, ahead of anything newer.
+        this.#mem.restore(this.#writer.takeWindowed());
+        void this.#ledger.removeDelivered();
         this.#post({ type: 'event', name: 'drain-end', data: { delivered: this.#drainedCount } });
         return this.#on('cache-empty');
     }
@@ -280,14 +319,18 @@ export class Sender {
   /** The pending stream (the exchange in flight and the memory queue) into the cache, in one transaction. */
   #spill(event: SenderEvent): void {
     const exchange = this.#dispatcher.inflight.current;
-    const uncached = exchange && !exchange.cached ? exchange.recs : undefined;
-    if (exchange) exchange.cached = true;
-    const recs = this.#policy.toSpill(uncached, this.#mem.drain());
+    const uncached = exchange && !exchange.cached ? exchange.recs : [];
+    if (exchange && !exchange.cached) {
+      exchange.cached = true;
+      this.#dispatcher.spilling();
+    }
+    const recs = [...uncached, ...this.#mem.drain()];
     this.#updateMemStats();
-    if (recs.length > 0 || !this.#store.persistent) this.#writer.append(recs, () => this.#store.persistInTxn());
+    this.#writer.append(recs);
     this.#updateCacheStats();
     this.#stats.spilled(recs.length);
-    if (recs.length > 0 || exchange) this.#post({ type: 'event', name: 'spill', data: { messages: recs.length, reason: event } });
+    // Also with nothing pending: the log shows why the client started caching (a link down while idle).
+    this.#post({ type: 'event', name: 'spill', data: { messages: recs.length, reason: event } });
   }
 
   #enter(state: SenderState, reason: string): void {
@@ -299,14 +342,13 @@ export class Sender {
       this.#drainedCount = 0;
       this.#post({ type: 'event', name: 'drain-start', data: { cached: this.#cache.messages, reason } });
     }
-    if (state === 'direct' && !this.#policy.persistsInDirect) this.#writer.track(this.#store.unpersist());
     this.#post({ type: 'state', state });
   }
 
   // ── waiting and stats ─────────────────────────────────────────────────────────────────────
 
   #settleWaiters(): void {
-    this.#waiters.settleFlush(this.lowestVolatileSeq);
+    this.#waiters.settleFlush(this.#policy.lowestUnsafe(this.lowestVolatileSeq));
     if (this.#waiters.hasDrained && this.#isIdle()) this.#waiters.settleDrained();
   }
 
@@ -319,7 +361,7 @@ export class Sender {
   }
 
   #updateCacheStats(): void {
-    this.#stats.cache(this.#cache);
+    this.#stats.cache(this.#cache, this.#ledger.deliveredFloor);
   }
 
   /** Hands over the latencies gathered since the last call. */
@@ -334,6 +376,8 @@ export class Sender {
     this.#closing = true;
     this.#on('close');
     this.#writer.stop();
+    this.#ledger.stop();
+    await this.#ledger.removeDelivered();
     await this.#cache.settled();
   }
 
@@ -342,6 +386,9 @@ export class Sender {
     const deadline = monotonicMs() + timeoutMs;
     while (this.#dispatcher.busy && monotonicMs() < deadline) await new Promise((r) => setTimeout(r, 10));
     this.#dispatcher.stop();
+    // What completed while closing leaves the cache now, not with a batch that will not come.
+    if (this.#dispatcher.busy) await this.#ledger.removeDelivered();
+    else await this.#ledger.closeCleanly().catch(() => undefined);
     await this.#cache.settled();
   }
 }

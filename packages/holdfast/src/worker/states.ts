@@ -20,8 +20,6 @@ export type SenderEvent =
   | 'close'
   /** flush() while the link is down, in a mode that keeps readings in memory: make them durable now. */
   | 'flush-offline'
-  /** The cache refuses writes (disk full) while the memory queue mirrors it: send from the cache. */
-  | 'cache-failing'
   /** Dead letters went back into the cache; they go out before anything newer. */
   | 'requeue'
   /** Nothing is in flight and the link is ready: sending can go on, from the cache. */
@@ -44,7 +42,6 @@ const SPILL_REASON = {
   'link-down': 'the link is down: the pending stream goes to the cache now rather than after timeoutMs',
   close: 'close(): what is pending goes to the cache',
   'flush-offline': 'flush() while the link is down: the pending stream goes to the cache to be durable',
-  'cache-failing': 'the cache refuses writes: sending goes on from the cache, where eviction can make room',
   requeue: 'dead letters were requeued: they must go out before what is queued in memory',
 } as const;
 
@@ -59,7 +56,6 @@ const TABLE: Record<SenderState, Partial<Record<SenderEvent, Transition>>> = {
     'link-down': spillTo('link-down', true),
     close: spillTo('close'),
     'flush-offline': spillTo('flush-offline'),
-    'cache-failing': spillTo('cache-failing'),
     requeue: spillTo('requeue', true),
   },
   caching: {

@@ -1,33 +1,28 @@
-import type { CacheWriter } from '../cache-writer.js';
-import type { Rec } from '../record.js';
+import type { IntakeSync } from '../intake-sync.js';
 import type { DurabilityPolicy } from './policy.js';
 
 /**
- * 'journal': every reading is committed to the cache before it is sent (the facade's intake log holds
- * it from publish() until then), and the in-flight packet is always persisted, so a crash loses
- * nothing accepted. The records also stay queued in memory, so DIRECT sends without reading the cache.
+ * 'journal': publish() writes every reading to the intake log before it returns (a crash of the
+ * process cannot take it), the worker syncs the log in batches (a power cut takes at most one batch,
+ * and none that flush() confirmed), and every exchange records its PUBREC durably, so a reading the
+ * log replays after a cut is never delivered twice.
  */
 export class JournalPolicy implements DurabilityPolicy {
   readonly mode = 'journal';
-  readonly queuedAreCached = true;
-  readonly persistsInDirect = true;
+  readonly progressInDirect = true;
   readonly flushSpillsOffline = false;
+  readonly #intake: IntakeSync;
 
-  admit(recs: Rec[], writer: CacheWriter): void {
-    writer.append(recs);
+  constructor(intake: IntakeSync) {
+    this.#intake = intake;
   }
 
-  /** Committed, and not being evicted by a transaction still running. */
-  canSend(rec: Rec, writer: CacheWriter): boolean {
-    return rec.seq < writer.lowestVolatileSeq && !writer.isEvicting(rec.seq);
+  /** Safe: synced in the intake log, or delivered or committed to the cache. */
+  lowestUnsafe(lowestVolatile: number): number {
+    return Math.max(lowestVolatile, this.#intake.syncedThrough + 1);
   }
 
-  /** Everything queued is in the cache already (or waiting there for disk space). */
-  toSpill(): Rec[] {
-    return [];
-  }
-
-  lowestVolatile(writer: CacheWriter): number {
-    return writer.lowestVolatileSeq;
+  hurry(upTo: number): void {
+    if (this.#intake.syncedThrough < upTo) this.#intake.hurry();
   }
 }

@@ -1,5 +1,3 @@
-import type { CacheWriter } from '../cache-writer.js';
-import type { Rec } from '../record.js';
 import type { DurabilityPolicy } from './policy.js';
 
 /**
@@ -8,21 +6,12 @@ import type { DurabilityPolicy } from './policy.js';
  */
 export class SpillPolicy implements DurabilityPolicy {
   readonly mode = 'spill';
-  readonly queuedAreCached = false;
-  readonly persistsInDirect = false;
+  readonly progressInDirect = false;
   readonly flushSpillsOffline = true;
 
-  admit(): void {}
-
-  canSend(): boolean {
-    return true;
+  lowestUnsafe(lowestVolatile: number): number {
+    return lowestVolatile;
   }
 
-  toSpill(inflight: readonly Rec[] | undefined, queued: Rec[]): Rec[] {
-    return inflight ? [...inflight, ...queued] : queued;
-  }
-
-  lowestVolatile(writer: CacheWriter, inflightUncached: Rec | undefined, queueHead: Rec | undefined): number {
-    return Math.min(writer.lowestVolatileSeq, inflightUncached?.seq ?? Infinity, queueHead?.seq ?? Infinity);
-  }
+  hurry(): void {}
 }
