@@ -29,4 +29,5 @@ export { parseChaosArgs, reproCommand, CHAOS_USAGE, CHAOS_DEFAULTS, type ChaosAr
 export { summarize, passed, table, type ChaosSummary } from './chaos/report.js';
 export { FAULT_KINDS, planSeed, type FaultKind, type ChaosEvent, type SeedPlan } from './chaos/schedule.js';
 export { lossBoundPerKill, type Verdict } from './chaos/invariants.js';
+export { findLibfaketime } from './chaos/clock.js';
 export type { SeedResult } from './chaos/run-seed.js';
