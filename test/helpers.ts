@@ -145,16 +145,9 @@ export function needsRoot(): string | undefined {
 
 /**
  * The libfaketime the system's own `faketime` preloads (its LD_PRELOAD, which may hold the dynamic
- * linker's $LIB token), or undefined when faketime is not installed.
+ * linker's $LIB token), or undefined when faketime is not installed. The chaos campaign's lookup.
  */
-export function faketimeLibrary(): string | undefined {
-  try {
-    const lib = execFileSync('faketime', ['-m', '-f', '+0', '/bin/sh', '-c', 'printf %s "$LD_PRELOAD"'], { encoding: 'utf8' }).trim();
-    return lib === '' ? undefined : lib;
-  } catch {
-    return undefined;
-  }
-}
+export { findLibfaketime as faketimeLibrary } from '@holdfast/testkit';
 
 /**
  * Starts something on `count` ports from freePort(), trying fresh ports when one was taken between
