@@ -171,4 +171,47 @@ describe('attack paths (issues F and G)', () => {
       dir.remove();
     }
   });
+
+  /**
+   * Delivered records leave the cache in batches (one transaction per 256 exchanges or per second,
+   * DeliveryLedger.completed, delivery-ledger.ts:86-87), and until then they still count in the cache's
+   * totals. An append meanwhile evicts against those totals (Cache.append → #evictInTxn, cache.ts:184),
+   * and delivered-but-not-removed records are not protected (CacheWriter.#isProtected,
+   * cache-writer.ts:52, covers only `remove()`'s records, not the ledger's batch). So with the cache
+   * below maxCache in pending readings, a burst of new input evicts pending readings of a lower
+   * priority, while delivered readings of a higher priority keep their places: a loss (counted and
+   * emitted, but of readings the limit had room for).
+   */
+  it('readings awaiting their batched removal never make the cache evict pending readings it has room for', { timeout: 90_000, todo: 'attack: delivered-but-unremoved records count against maxCache: pending readings evicted with room to spare' }, async () => {
+    const clientId = 'dev-attack-evict-floor';
+    const dir = tempDir('attack-evict-floor');
+    let evicted = 0;
+    try {
+      await rig.proxy.refuse(true);
+      await withClient(clientOptions(clientId, dir.path, { maxCache: { messages: 300 } }), async (c) => {
+        c.on('evict', (e: { messages: number }) => (evicted += e.messages));
+        for (let n = 1; n <= 200; n++) c.publish(`sensors/${clientId}`, reading(clientId, n), { priority: 10 });
+        for (let n = 201; n <= 300; n++) c.publish(`sensors/${clientId}`, reading(clientId, n), { priority: 1 });
+        await c.flush();
+        assert.equal(c.stats().cached.messages, 300, 'the cache is at its limit, nothing evicted yet');
+        await rig.proxy.refuse(false);
+        // The drain delivers the oldest (priority 10); their removal waits for the batch.
+        await waitUntil(() => c.stats().delivered >= 20, SETTLE_MS, 'the drain under way');
+        const delivered = c.stats().delivered;
+        // As many new readings as were delivered: the pending readings fit within maxCache.
+        for (let n = 301; n < 301 + delivered; n++) c.publish(`sensors/${clientId}`, reading(clientId, n), { priority: 5 });
+        await c.flush();
+        const outcome = await drainOutcome(c, SETTLE_MS);
+        const report = await rig.auditor.waitFor({ [clientId]: range(1, 300 + delivered) }, SETTLE_MS);
+        assert.deepEqual(
+          { outcome, evicted, lost: report.lost, missing: report.devices[clientId]?.missing.slice(0, 5) },
+          { outcome: 'drained', evicted: 0, lost: 0, missing: [] },
+          `at most 300 readings pending (${delivered} delivered, ${delivered} new), maxCache 300: nothing is evicted`,
+        );
+      });
+    } finally {
+      await rig.proxy.refuse(false);
+      dir.remove();
+    }
+  });
 });
