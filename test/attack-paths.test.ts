@@ -5,15 +5,19 @@
  * suite stays green. The comment above each names the cause.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { open as openLmdb } from 'lmdb';
 import mqtt from 'mqtt';
 import { open, type HoldfastClient, type HoldfastOptions } from 'holdfast';
-import { acceptedNumbers, auditedBrokerWithProxy, drainOutcome, sleep, startDevice, tempDir, waitUntil } from './helpers.js';
+import type { DeviceProcess } from '@holdfast/testkit';
+import { acceptedNumbers, auditedBrokerWithProxy, drainOutcome, sleep, startDevice, tempDir, tinyTmpfs, waitUntil } from './helpers.js';
 
 const rig = auditedBrokerWithProxy();
+const isRoot = process.getuid?.() === 0;
+/** Evictions a device reported, summed over its 'evict' events. */
+const evictedBy = (device: DeviceProcess): number => device.events.reduce((sum, e) => sum + (typeof e.evict === 'number' ? e.evict : 0), 0);
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const reading = (clientId: string, n: number): string => JSON.stringify({ device: clientId, n });
@@ -212,6 +216,55 @@ describe('attack paths (issues F and G)', () => {
     } finally {
       await rig.proxy.refuse(false);
       dir.remove();
+    }
+  });
+
+  /**
+   * Journal mode on a full disk. While the cache cannot write, the facade's IntakeLog.append skips the
+   * log (intake-log.ts:101, `!this.#cacheWritable()`; a failed write(2) skips it too, for a second),
+   * so those readings live only in the worker's memory (the disk-full overflow). But the worker's
+   * IntakeSync.received() (main.ts:128) is told of every batch, whether or not the facade logged it,
+   * and the next sync marks it synced (intake-sync.ts:277; with no segment open, at once). flush()
+   * waits for JournalPolicy.lowestUnsafe = max(lowestVolatile, syncedThrough + 1)
+   * (durability/journal.ts:74), so it confirms readings that are in no file at all, and a SIGKILL
+   * (not even a power cut) then loses them, with no eviction reported.
+   */
+  it('journal mode, disk full: a reading flush() confirmed survives a SIGKILL (or was evicted and reported)', { skip: !isRoot && 'needs root to mount a tmpfs', timeout: 120_000, todo: 'attack: journal flush() confirms readings the full disk kept out of the intake log' }, async () => {
+    const clientId = 'dev-attack-full-flush';
+    const disk = tinyTmpfs('attack-full-flush');
+    const filler = join(disk.path, 'other-files');
+    const common = { broker: rig.proxy.url, clientId, cacheDir: join(disk.path, 'cache'), durability: 'journal', protocol: rig.protocol } as const;
+    const devices: DeviceProcess[] = [];
+    try {
+      const s = statfsSync(disk.path);
+      writeFileSync(filler, Buffer.alloc(s.bavail * s.bsize - 384 * 1024));
+      await rig.proxy.refuse(true);
+      const first = startDevice({ ...common, rate: 200, pad: 1000, flushMs: 100, timeoutMs: 1000, after: 'watch' });
+      devices.push(first);
+      const full = await first.waitForEvent((e) => (e.stats as { cacheWritable?: boolean } | undefined)?.cacheWritable === false, 30_000);
+      const fullFrom = Math.max(...acceptedNumbers(first).slice(0, first.events.indexOf(full)));
+      // A confirmation that covers readings published well after the disk filled.
+      await first.waitForEvent((e) => typeof e.confirmed === 'number' && e.confirmed > fullFrom + 100, 20_000);
+      assert.equal((await first.kill('SIGKILL')).signal, 'SIGKILL');
+      const confirmed = Math.max(...first.events.filter((e) => typeof e.confirmed === 'number').map((e) => e.confirmed as number));
+      rmSync(filler);
+      await rig.proxy.refuse(false);
+      const second = startDevice({ ...common, count: 0, timeoutMs: 1000, after: 'drain' });
+      devices.push(second);
+      await second.waitForEvent((e) => e.drained === true, 60_000);
+      const mustArrive = acceptedNumbers(first).filter((n) => n <= confirmed);
+      const report = await rig.auditor.waitFor({ [clientId]: mustArrive }, SETTLE_MS);
+      const evicted = evictedBy(first) + evictedBy(second);
+      const missing = report.devices[clientId]?.missing ?? [];
+      assert.deepEqual(
+        { lostBeyondEvicted: Math.max(0, missing.length - evicted), duplicates: report.duplicates },
+        { lostBeyondEvicted: 0, duplicates: 0 },
+        `${missing.length} of ${mustArrive.length} readings flush() confirmed are lost (${missing[0]}…${missing.at(-1)}; the disk filled at reading ${fullFrom}), ${evicted} evicted and reported`,
+      );
+    } finally {
+      await rig.proxy.refuse(false);
+      for (const device of devices) await device.kill().catch(() => undefined);
+      disk.remove();
     }
   });
 });
