@@ -170,7 +170,7 @@ describe('attack paths (issues F and G)', () => {
       await second.waitForEvent((e) => e.closed === true, 30_000);
       const report = await rig.auditor.waitFor({ [clientId]: acceptedNumbers(first) }, SETTLE_MS, { settleMs: 1000 });
       assert.equal(report.lost, 0);
-      assert.ok(report.duplicates <= 1, `at most the one in flight twice; got ${report.duplicates} duplicates (the restart sent again ${report.duplicates} of 200 delivered readings)`);
+      assert.ok(report.duplicates <= 1, `at most the one in flight twice; the restart sent delivered readings again: ${report.duplicates} duplicates of 200 readings`);
     } finally {
       dir.remove();
     }
