@@ -150,7 +150,7 @@ describe('attack paths (issues F and G)', () => {
   /**
    * Journal mode at QoS 1 (for AWS IoT Core and Azure IoT Hub). The intake log replays after a crash
    * every reading that is neither at or below the cache's appendedThrough nor done by the progress file
-   * (intake-replay.ts:307). At QoS 1 a reading sent from memory writes no progress at all: the floor is
+   * (intake-replay.ts:33). At QoS 1 a reading sent from memory writes no progress at all: the floor is
    * written only from the PUBREL hook (dispatcher.ts:147, never called without a PUBREL) and by
    * recordAck for *cached* exchanges (dispatcher.ts:241-243). So the floor stays 0 while the link is
    * healthy, and a SIGKILL makes the next start send again every reading in the intake log's open
@@ -221,12 +221,12 @@ describe('attack paths (issues F and G)', () => {
 
   /**
    * Journal mode on a full disk. While the cache cannot write, the facade's IntakeLog.append skips the
-   * log (intake-log.ts:101, `!this.#cacheWritable()`; a failed write(2) skips it too, for a second),
+   * log (intake-log.ts:55, `!this.#cacheWritable()`; a failed write(2) skips it too, for a second),
    * so those readings live only in the worker's memory (the disk-full overflow). But the worker's
    * IntakeSync.received() (main.ts:128) is told of every batch, whether or not the facade logged it,
-   * and the next sync marks it synced (intake-sync.ts:277; with no segment open, at once). flush()
+   * and the next sync marks it synced (intake-sync.ts:102; with no segment open, at once). flush()
    * waits for JournalPolicy.lowestUnsafe = max(lowestVolatile, syncedThrough + 1)
-   * (durability/journal.ts:74), so it confirms readings that are in no file at all, and a SIGKILL
+   * (durability/journal.ts:22), so it confirms readings that are in no file at all, and a SIGKILL
    * (not even a power cut) then loses them, with no eviction reported.
    */
   it('journal mode, disk full: a reading flush() confirmed survives a SIGKILL (or was evicted and reported)', { skip: !isRoot && 'needs root to mount a tmpfs', timeout: 120_000, todo: 'attack: journal flush() confirms readings the full disk kept out of the intake log' }, async () => {
@@ -270,8 +270,8 @@ describe('attack paths (issues F and G)', () => {
 
   /**
    * close() on a full disk. Readings the cache refused wait in DiskFullRecovery's overflow, in memory,
-   * for the retry that evicts to make room (disk-full.ts:492). Sender.stop() (sender.ts:450) calls
-   * writer.stop(), which cancels that retry (disk-full.ts:430) and adds the windowed input to the same
+   * for the retry that evicts to make room (disk-full.ts:211). Sender.stop() (sender.ts:375) calls
+   * writer.stop(), which cancels that retry (disk-full.ts:149) and adds the windowed input to the same
    * overflow; shutdown (main.ts:173) then closes the cache and replies success. The overflow is simply
    * dropped: close() resolves, no eviction is reported, and the readings are gone (spill mode has no
    * other copy; journal mode has none either, since the intake log skips writes while the cache is
