@@ -67,6 +67,7 @@ export interface DeviceEnv {
   nStart?: number;
   timeoutMs?: number;
   durability?: 'spill' | 'journal';
+  qos?: 1 | 2;
   protocol?: 4 | 5;
   after?: 'drain' | 'flush' | 'close' | 'idle' | 'watch';
   cleanSession?: boolean;
@@ -97,6 +98,7 @@ export function startDevice(e: DeviceEnv): DeviceProcess {
     HF_AFTER: e.after ?? 'idle',
   };
   if (e.count !== undefined) env.HF_COUNT = String(e.count);
+  if (e.qos !== undefined) env.HF_QOS = String(e.qos);
   if (e.cleanSession) env.HF_CLEAN = '1';
   if (e.killAt !== undefined) env.HF_KILL_AT = String(e.killAt);
   if (e.pad !== undefined) env.HF_PAD = String(e.pad);
