@@ -1,8 +1,8 @@
 /**
  * Paths found by reading the rewritten worker and disk path as an attacker (issues F and G). Each test
  * reproduces one against a real Mosquitto, judged by the independent auditor after a settle window,
- * and FAILS on the code it was written against; each is marked `todo` until its fix lands, so the
- * suite stays green. The comment above each names the cause.
+ * and failed on the code it was written against (the comment above each names the cause, as it was);
+ * each fix is in the commit that removed its todo.
  */
 import assert from 'node:assert/strict';
 import { rmSync, statfsSync, writeFileSync } from 'node:fs';
@@ -49,7 +49,7 @@ describe('attack paths (issues F and G)', () => {
    * (delivery-ledger.ts:132) removes [1, floor] from the cache, the requeued reading with it. It is no
    * longer a dead letter either (requeue moved it out in the same transaction): gone without a trace.
    */
-  it('a dead letter requeued while the link is down survives a close and a restart', { timeout: 90_000, todo: 'attack: requeued dead letter swept at the next start: the durable floor still covers it' }, async () => {
+  it('a dead letter requeued while the link is down survives a close and a restart', { timeout: 90_000 }, async () => {
     const clientId = 'dev-attack-requeue';
     const dir = tempDir('attack-requeue');
     const poisonTopic = `sensors/${clientId}/poison`;
@@ -99,7 +99,7 @@ describe('attack paths (issues F and G)', () => {
    * write no progress), so the delivered reading stays in the cache for good: drained() never
    * resolves, and the next start sends it again, as a new PUBLISH under a derived packet id: a duplicate.
    */
-  it('a format-2 PUBREL left in flight: its reading leaves the cache once delivered, and is never sent again', { timeout: 90_000, todo: 'attack: legacy PUBREL completes but no floor covers its reading: drained() hangs, restart duplicates it' }, async (t) => {
+  it('a format-2 PUBREL left in flight: its reading leaves the cache once delivered, and is never sent again', { timeout: 90_000 }, async (t) => {
     if (rig.broker.kind !== 'mosquitto') return t.skip('needs mosquitto (a persistent QoS 2 session held at PUBREC)');
     const clientId = 'dev-attack-legacy';
     const dir = tempDir('attack-legacy');
@@ -157,7 +157,7 @@ describe('attack paths (issues F and G)', () => {
    * segments (up to 4 MiB of them), all of them long delivered. QoS 1 allows a duplicate of the one in
    * flight, not a resend of everything since the segment began.
    */
-  it('journal at QoS 1: a SIGKILL after delivery resends at most the reading in flight', { timeout: 90_000, todo: 'attack: journal QoS 1 writes no floor from memory: a SIGKILL replays every delivered reading' }, async () => {
+  it('journal at QoS 1: a SIGKILL after delivery resends at most the reading in flight', { timeout: 90_000 }, async () => {
     const clientId = 'dev-attack-qos1-journal';
     const dir = tempDir('attack-qos1');
     const common = { broker: rig.proxy.url, clientId, cacheDir: dir.path, durability: 'journal', qos: 1, protocol: rig.protocol } as const;
@@ -186,7 +186,7 @@ describe('attack paths (issues F and G)', () => {
    * priority, while delivered readings of a higher priority keep their places: a loss (counted and
    * emitted, but of readings the limit had room for).
    */
-  it('readings awaiting their batched removal never make the cache evict pending readings it has room for', { timeout: 90_000, todo: 'attack: delivered-but-unremoved records count against maxCache: pending readings evicted with room to spare' }, async () => {
+  it('readings awaiting their batched removal never make the cache evict pending readings it has room for', { timeout: 90_000 }, async () => {
     const clientId = 'dev-attack-evict-floor';
     const dir = tempDir('attack-evict-floor');
     let evicted = 0;
@@ -229,7 +229,7 @@ describe('attack paths (issues F and G)', () => {
    * (durability/journal.ts:22), so it confirms readings that are in no file at all, and a SIGKILL
    * (not even a power cut) then loses them, with no eviction reported.
    */
-  it('journal mode, disk full: a reading flush() confirmed survives a SIGKILL (or was evicted and reported)', { skip: !isRoot && 'needs root to mount a tmpfs', timeout: 120_000, todo: 'attack: journal flush() confirms readings the full disk kept out of the intake log' }, async () => {
+  it('journal mode, disk full: a reading flush() confirmed survives a SIGKILL (or was evicted and reported)', { skip: !isRoot && 'needs root to mount a tmpfs', timeout: 120_000 }, async () => {
     const clientId = 'dev-attack-full-flush';
     const disk = tinyTmpfs('attack-full-flush');
     const filler = join(disk.path, 'other-files');
@@ -277,7 +277,7 @@ describe('attack paths (issues F and G)', () => {
    * other copy; journal mode has none either, since the intake log skips writes while the cache is
    * not writable).
    */
-  it('close() on a full disk never resolves as if the readings waiting for space were safe', { skip: !isRoot && 'needs root to mount a tmpfs', timeout: 120_000, todo: 'attack: close() drops the disk-full overflow and resolves' }, async () => {
+  it('close() on a full disk never resolves as if the readings waiting for space were safe', { skip: !isRoot && 'needs root to mount a tmpfs', timeout: 120_000 }, async () => {
     const clientId = 'dev-attack-full-close';
     const disk = tinyTmpfs('attack-full-close');
     const filler = join(disk.path, 'other-files');

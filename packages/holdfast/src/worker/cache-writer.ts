@@ -1,5 +1,5 @@
 import type { Ballast } from './ballast.js';
-import type { Cache, Eviction } from './cache.js';
+import type { Cache, DoneRecords, Eviction } from './cache.js';
 import { DiskFullRecovery } from './disk-full.js';
 import type { Rec } from './record.js';
 
@@ -15,6 +15,8 @@ const APPEND_WINDOW_MESSAGES = 4096;
 export interface CacheWriterHooks {
   /** Seqs that must never be evicted (the exchange in flight). */
   isProtected(seq: number): boolean;
+  /** Delivered records still cached (batched removal): taken out before anything pending is evicted. */
+  done(): DoneRecords | undefined;
   /** A write committed: stats, waiters and the sender may move on. */
   committed(): void;
   evicted(eviction: Eviction): void;
@@ -65,6 +67,7 @@ export class CacheWriter {
       append: (recs, then) => this.#appendNow(recs, undefined, then),
       remove: (recs, alsoInTxn) => this.remove(recs, alsoInTxn),
       appendsPending: () => this.#uncommitted.length > 0,
+      done: () => hooks.done(),
       settled: () => hooks.committed(),
     });
   }
@@ -151,7 +154,7 @@ export class CacheWriter {
       evicting.push(seq);
       this.#evicting.add(seq);
     };
-    return this.#cache.append(recs, alsoInTxn, this.#isProtected, markEvicting).then(
+    return this.#cache.append(recs, alsoInTxn, this.#isProtected, markEvicting, this.#hooks.done()).then(
       (eviction) => {
         settle();
         if (eviction.messages > 0) this.#hooks.evicted(eviction);
@@ -274,8 +277,11 @@ export class CacheWriter {
     return this.#recovery.takeHead();
   }
 
-  stop(): void {
+  /** close(): writes what waits (windowed input, and for disk space), within the deadline; resolves with what could not be. */
+  async stop(deadlineMs: number): Promise<Rec[]> {
     this.hurry();
+    const unsaved = await this.#recovery.saveWaiting(deadlineMs);
     this.#recovery.stop();
+    return unsaved;
   }
 }

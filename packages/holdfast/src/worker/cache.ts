@@ -3,6 +3,7 @@ import { ErrorCodes, HoldfastError } from '../errors.js';
 import { keyCheckMatches, sealKeyCheck, type CacheCipher } from './cipher.js';
 import { DeadLetterTable } from './dead-letters.js';
 import { OutgoingTable } from './outgoing-table.js';
+import { RequeuedTable } from './requeued-table.js';
 import { decodeRecord, encodeRecord, storedSize, type Rec } from './record.js';
 import { KEY_BYTES, keyPriority, keySeq, MAX_PRIORITY, MIN_PRIORITY, recordKey, recordsBySeq, RECORDS_DB, type RecordsDb } from './cache-layout.js';
 
@@ -24,6 +25,16 @@ export interface Eviction {
   bytes: number;
   byPriority: number[];
   seqs: number[];
+}
+
+/**
+ * Delivered records still in the cache, waiting for their batched removal: every seq at or below
+ * `through` except those `keep` names (requeued dead letters). Before evicting anything pending, a
+ * transaction over its limits takes these out first: they are done, and must not cost a reading.
+ */
+export interface DoneRecords {
+  through: number;
+  keep: (seq: number) => boolean;
 }
 
 /** A cached record that cannot be decoded: its key and its stored bytes, as they are. */
@@ -75,6 +86,8 @@ export class Cache {
   readonly outgoing: OutgoingTable;
   /** Refused and unreadable messages, with their reasons. */
   readonly dead: DeadLetterTable;
+  /** Dead letters back in the cache below the delivered floor. */
+  readonly requeued: RequeuedTable;
   readonly #cipher: CacheCipher | undefined;
   readonly #limits: CacheLimits;
   readonly counters: Counters;
@@ -93,6 +106,7 @@ export class Cache {
     this.#meta = root.openDB<unknown, string>({ name: 'meta', encoding: 'msgpack' });
     this.outgoing = new OutgoingTable(root.openDB({ name: 'outgoing', encoding: 'msgpack' }), cipher);
     this.dead = new DeadLetterTable(root.openDB({ name: 'dead', encoding: 'msgpack' }), cipher);
+    this.requeued = new RequeuedTable(root.openDB({ name: 'requeued', encoding: 'msgpack' }));
     const format = this.#meta.get('format');
     checkFormat(format);
     this.#checkKey();
@@ -158,7 +172,7 @@ export class Cache {
    * same transaction (the outgoing store persists the in-flight packet atomically with a spill).
    * `onEvict` hears each seq the transaction evicts, as it happens, before the commit.
    */
-  append(recs: readonly Rec[], alsoInTxn?: () => void, isProtected?: (seq: number) => boolean, onEvict?: (seq: number) => void): Promise<Eviction> {
+  append(recs: readonly Rec[], alsoInTxn?: () => void, isProtected?: (seq: number) => boolean, onEvict?: (seq: number) => void, done?: DoneRecords): Promise<Eviction> {
     let eviction = noEviction();
     let through = 0;
     return this.#write(() => {
@@ -181,6 +195,7 @@ export class Cache {
       }
       if (recs.length > 0) this.#meta.putSync('appendedThrough', through);
       alsoInTxn?.();
+      if (done && (this.counters.messages > this.#limits.messages || this.counters.bytes > this.#limits.bytes)) this.#removeRangesInTxn([[1, done.through]], done.keep);
       eviction = this.#evictInTxn(this.counters.messages - this.#limits.messages, this.counters.bytes - this.#limits.bytes, isProtected, onEvict);
       this.#meta.putSync('counters', this.counters);
     }).then(() => {
@@ -195,11 +210,12 @@ export class Cache {
     return [0, 0];
   }
 
-  /** Frees space when the disk is full: evicts at least `messages` records by priority. */
-  evict(messages: number, isProtected?: (seq: number) => boolean): Promise<Eviction> {
+  /** Frees space when the disk is full: takes out what is done, then evicts at least `messages` records by priority. */
+  evict(messages: number, isProtected?: (seq: number) => boolean, done?: DoneRecords): Promise<Eviction> {
     let eviction = noEviction();
     return this.#write(() => {
-      eviction = this.#evictInTxn(messages, 0, isProtected);
+      const freed = done ? this.#removeRangesInTxn([[1, done.through]], done.keep) : 0;
+      eviction = this.#evictInTxn(messages - freed, 0, isProtected);
       this.#meta.putSync('counters', this.counters);
     }).then(() => eviction);
   }
@@ -254,6 +270,7 @@ export class Cache {
       count(eviction, priority, size, 1);
       eviction.seqs.push(seq);
       onEvict?.(seq);
+      this.requeued.removeInTxn([seq]);
       if (eviction.messages >= excessMessages && eviction.bytes >= excessBytes) break;
     }
     return eviction;
@@ -345,47 +362,61 @@ export class Cache {
 
   /** The cached records among `seqs` (a recovered in-flight packet's readings). */
   readSeqs(seqs: readonly number[]): Rec[] {
-    const out: Rec[] = [];
-    // The priority is not known here: look in each (only after a restart, for one packet).
+    return this.readSeqsOrUnreadable(seqs).recs;
+  }
+
+  /** The cached records among `seqs`, and those of them that cannot be decoded, apart. */
+  readSeqsOrUnreadable(seqs: readonly number[]): OldestRead {
+    const recs: Rec[] = [];
+    const unreadable: UnreadableRecord[] = [];
+    // The priority is not known here: look in each (a recovered packet's, or requeued dead letters).
     for (const seq of seqs) {
       for (let p = MIN_PRIORITY; p <= MAX_PRIORITY; p++) {
         const bytes = this.#records.get(recordKey(p, seq));
         if (!bytes) continue;
         try {
-          out.push(decodeRecord(seq, bytes, this.#cipher));
-        } catch {
-          // Unreadable: the drain dead-letters it when it reaches it.
+          recs.push(decodeRecord(seq, bytes, this.#cipher));
+        } catch (err) {
+          unreadable.push({ seq, priority: p, stored: Buffer.from(bytes), reason: (err as Error).message });
         }
         break;
       }
     }
-    return out;
+    return { recs, unreadable };
   }
+
 
   /**
    * Removes every record whose seq is in one of the inclusive ranges, in one transaction: delivered
    * records, which leave the cache in batches (DeliveryLedger). Each priority's part of a range is one
    * key range, so nothing is decoded. Resolves with how many went.
    */
-  removeRanges(ranges: ReadonlyArray<readonly [number, number]>): Promise<number> {
+  removeRanges(ranges: ReadonlyArray<readonly [number, number]>, keep?: (seq: number) => boolean): Promise<number> {
     let removed = 0;
     return this.#write(() => {
-      for (const [from, to] of ranges) {
-        if (to < from) continue;
-        for (let p = MIN_PRIORITY; p <= MAX_PRIORITY; p++) {
-          for (const { key, value } of this.#records.getRange({ start: recordKey(p, from), end: recordKey(p, to + 1) })) {
-            this.#records.removeSync(key);
-            count(this.counters, p, sizeOrZero(value), -1);
-            removed++;
-          }
-        }
-      }
+      removed = this.#removeRangesInTxn(ranges, keep);
       if (removed > 0) this.#meta.putSync('counters', this.counters);
     }).then(() => removed);
   }
 
-  removeThrough(floor: number): Promise<void> {
-    return this.removeRanges([[1, floor]]).then(() => undefined);
+  #removeRangesInTxn(ranges: ReadonlyArray<readonly [number, number]>, keep?: (seq: number) => boolean): number {
+    let removed = 0;
+    for (const [from, to] of ranges) {
+      if (to < from) continue;
+      for (let p = MIN_PRIORITY; p <= MAX_PRIORITY; p++) {
+        for (const { key, value } of this.#records.getRange({ start: recordKey(p, from), end: recordKey(p, to + 1) })) {
+          if (keep?.(keySeq(key))) continue;
+          this.#records.removeSync(key);
+          count(this.counters, p, sizeOrZero(value), -1);
+          removed++;
+        }
+      }
+    }
+    return removed;
+  }
+
+  removeThrough(floor: number, keep?: (seq: number) => boolean): Promise<void> {
+    return this.removeRanges([[1, floor]], keep).then(() => undefined);
   }
 
   /** Whether a record with this seq is cached (any priority). */
@@ -403,6 +434,7 @@ export class Cache {
         this.#records.removeSync(key);
         count(this.counters, u.priority, sizeOrZero(u.stored), -1);
         this.dead.putUnreadableInTxn(u.seq, u.priority, u.stored, `unreadable cache record: ${u.reason}`);
+        this.requeued.removeInTxn([u.seq]);
       }
       this.#meta.putSync('counters', this.counters);
     });

@@ -1,5 +1,6 @@
 import type { Ballast } from './ballast.js';
-import type { Cache, Eviction } from './cache.js';
+import type { Cache, DoneRecords, Eviction } from './cache.js';
+import { monotonicMs } from './clock.js';
 import type { Rec } from './record.js';
 
 /** How long to wait before trying a full disk again. */
@@ -29,6 +30,8 @@ export interface DiskFullHooks {
   remove(recs: readonly Rec[], alsoInTxn: (() => void) | undefined): void;
   /** Whether appends are still waiting for their commit (recovery waits for them to settle). */
   appendsPending(): boolean;
+  /** Delivered records still cached: freed before anything pending is evicted. */
+  done(): DoneRecords | undefined;
   /** One of its own writes settled: the sender may move on (a drained() may be waiting for it). */
   settled(): void;
 }
@@ -146,6 +149,21 @@ export class DiskFullRecovery {
     if (this.#retryTimer === undefined) this.#retryTimer = setTimeout(() => this.#retry(), DISK_FULL_RETRY_MS);
   }
 
+  /**
+   * close(): tries again, at once and as often as the budget allows, to write what waits for space.
+   * Resolves with what is still waiting (and so lost) at the deadline.
+   */
+  async saveWaiting(deadlineMs: number): Promise<Rec[]> {
+    while (this.#overflow.length > 0 && monotonicMs() < deadlineMs) {
+      if (this.#retryTimer !== undefined) {
+        clearTimeout(this.#retryTimer);
+        this.#retry();
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return [...this.#overflow];
+  }
+
   stop(): void {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
@@ -216,7 +234,7 @@ export class DiskFullRecovery {
     // take all the freed space every time and nothing else ever commit.
     const room = waiting + Math.max(16, Math.ceil(this.#cache.messages / 10));
     this.#pendingEvictions++;
-    this.#cache.evict(room, this.#hooks.isProtected).then(
+    this.#cache.evict(room, this.#hooks.isProtected, this.#hooks.done()).then(
       (eviction) => {
         this.#pendingEvictions--;
         if (eviction.messages > 0) this.#hooks.evicted(eviction);

@@ -69,6 +69,7 @@ export class Sender {
     const health = cacheHealthHooks(deps.stats, this.#post, () => this.#updateMemStats());
     this.#writer = new CacheWriter(this.#cache, ballast, this.#o.highWater.messages, {
       isProtected: (seq) => this.#dispatcher.carries(seq),
+      done: () => this.#ledger.done,
       committed: () => {
         this.#updateCacheStats();
         this.#settleWaiters();
@@ -261,6 +262,7 @@ export class Sender {
       case 'unreadable':
         this.#stats.deadLettered(step.unreadable.length);
         for (const u of step.unreadable) this.#post({ type: 'event', name: 'dead-letter', data: { seqs: [u.seq], reason: `unreadable cache record: ${u.reason}` } });
+        this.#ledger.forgetRequeued(step.unreadable.map((u) => u.seq));
         this.#writer.removing(
           step.unreadable.map((u) => u.seq),
           this.#cache.deadLetterUnreadable(step.unreadable),
@@ -371,13 +373,18 @@ export class Sender {
   // ── shutdown ──────────────────────────────────────────────────────────────────────────────
 
   /** Stops intake and sending, and spills whatever is pending. Resolves when it is committed. */
-  async stop(): Promise<void> {
+  /**
+   * Stops intake and sending, and spills whatever is pending. Resolves when it is committed, with the
+   * readings a full disk would not take before `deadlineMs` (lost: close() reports them).
+   */
+  async stop(deadlineMs: number): Promise<Rec[]> {
     this.#closing = true;
     this.#on('close');
-    this.#writer.stop();
+    const unsaved = await this.#writer.stop(deadlineMs);
     this.#ledger.stop();
     await this.#ledger.removeDelivered();
     await this.#cache.settled();
+    return unsaved;
   }
 
   /** Waits (bounded) for the message in flight to complete, so a clean close leaves nothing mid-air. */
