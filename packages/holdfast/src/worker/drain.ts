@@ -1,9 +1,10 @@
 import type { ResolvedOptions } from '../options.js';
-import type { Cache, UnreadableRecord } from './cache.js';
+import type { Cache } from './cache.js';
 import type { CacheWriter } from './cache-writer.js';
 import type { DeliveryLedger } from './delivery-ledger.js';
 import { Exchange } from './exchange.js';
 import type { Rec } from './record.js';
+import type { UnreadableRecord } from './records-table.js';
 
 /** What the drain does next. */
 export type DrainStep =
@@ -27,11 +28,11 @@ export function nextToDrain(cache: Cache, writer: CacheWriter, ledger: DeliveryL
   const requeued = ledger.requeuedPending;
   if (requeued.length > 0) {
     const leaving = writer.leavingSeqs;
-    const recs = cache.readSeqs(requeued.slice(0, maxMessages)).filter((r) => !leaving?.has(r.seq));
+    const recs = cache.records.readSeqs(requeued.slice(0, maxMessages)).filter((r) => !leaving?.has(r.seq));
     ledger.forgetRequeued(requeued.slice(0, maxMessages).filter((seq) => !recs.some((r) => r.seq === seq)));
     if (recs.length > 0) return { kind: 'send', exchange: new Exchange(recs.map((r) => r.seq), recs, true), asBulk: bulk !== false };
   }
-  const { recs, unreadable } = cache.readOldest(maxMessages, maxBytes, writer.leavingSeqs, ledger.deliveredFloor);
+  const { recs, unreadable } = cache.records.readOldest(maxMessages, maxBytes, writer.leavingSeqs, ledger.deliveredFloor);
   if (unreadable.length > 0) return { kind: 'unreadable', unreadable };
   const waiting = writer.overflowHead;
   if (waiting && (recs.length === 0 || waiting.seq < recs[0]!.seq)) {
