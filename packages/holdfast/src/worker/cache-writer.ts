@@ -1,7 +1,8 @@
 import type { Ballast } from './ballast.js';
-import type { Cache, DoneRecords, Eviction } from './cache.js';
+import type { Cache } from './cache.js';
 import { DiskFullRecovery } from './disk-full.js';
 import type { Rec } from './record.js';
+import type { DoneRecords, Eviction } from './records-table.js';
 
 /**
  * Input that arrives during trouble is appended in one transaction per this window (a synced commit

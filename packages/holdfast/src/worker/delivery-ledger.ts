@@ -1,4 +1,5 @@
-import type { Cache, DoneRecords } from './cache.js';
+import type { Cache } from './cache.js';
+import type { DoneRecords } from './records-table.js';
 import type { CacheWriter } from './cache-writer.js';
 import type { Progress, ProgressFile } from './progress-file.js';
 

@@ -1,7 +1,8 @@
 import type { Ballast } from './ballast.js';
-import type { Cache, DoneRecords, Eviction } from './cache.js';
+import type { Cache } from './cache.js';
 import { monotonicMs } from './clock.js';
 import type { Rec } from './record.js';
+import { count, noEviction, type DoneRecords, type Eviction } from './records-table.js';
 
 /** How long to wait before trying a full disk again. */
 const DISK_FULL_RETRY_MS = 1000;
@@ -180,7 +181,7 @@ export class DiskFullRecovery {
     if (excess <= 0) return;
     const protect = this.#hooks.isProtected;
     const waiting = this.#overflow.filter((r) => !protect(r.seq)).sort((a, b) => a.priority - b.priority || a.seq - b.seq);
-    const cached = this.#cache.evictionCandidates(excess, protect);
+    const cached = this.#cache.records.evictionCandidates(excess, protect);
     const fromOverflow = new Set<number>();
     const fromCache: Array<{ priority: number; seq: number }> = [];
     let w = 0;
@@ -196,14 +197,12 @@ export class DiskFullRecovery {
         c++;
       }
     }
-    const eviction: Eviction = { messages: 0, bytes: 0, byPriority: new Array<number>(10).fill(0), seqs: [] };
+    const eviction = noEviction();
     for (let i = this.#overflow.length - 1; i >= 0; i--) {
       const rec = this.#overflow[i]!;
       if (!fromOverflow.has(rec.seq)) continue;
       this.#overflow.splice(i, 1);
-      eviction.messages++;
-      eviction.bytes += rec.size;
-      eviction.byPriority[rec.priority - 1]! += 1;
+      count(eviction, rec.priority, rec.size, 1);
       eviction.seqs.push(rec.seq);
     }
     if (eviction.messages > 0) this.#hooks.evicted(eviction);

@@ -93,7 +93,7 @@ export class Dispatcher {
   recover(entries: readonly OutgoingEntry[], legacy: readonly number[] = []): void {
     for (const id of legacy) this.#legacy.add(id);
     for (const entry of entries) {
-      const exchange = new Exchange(entry.seqs, this.#cache.readSeqs(entry.seqs), true, entry.messageId);
+      const exchange = new Exchange(entry.seqs, this.#cache.records.readSeqs(entry.seqs), true, entry.messageId);
       if (this.inflight.current) this.#recovered.push(exchange);
       else this.inflight.begin(exchange, undefined);
     }
