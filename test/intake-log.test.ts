@@ -138,7 +138,7 @@ describe('intake log (journal mode)', () => {
 
       // The episode ends with the link still down, so eviction never races an exchange in flight
       // (which it must never take, whatever its priority).
-      await waitUntil(() => c.stats().cacheWritable, 30_000, 'the cache to recover');
+      await waitUntil(() => c.stats().cacheWritable, 30_000, 'the cache to recover').catch((err: Error) => { throw new Error(`${err.message}; stats ${JSON.stringify(c.stats())}, files ${readdirSync(cacheDir).join(' ')}`); });
       await rig.proxy.refuse(false);
       const arrivals = await withTimeout(settledArrivals(rig.auditor, c, 'dev-intake-full', n + 1), 60_000, () => `the drain after the disk-full episode; stats ${JSON.stringify(c.stats())}, files ${readdirSync(cacheDir).join(' ')}`);
       assert.ok(!arrivals.some((a) => refused.includes(a)), 'nothing refused was sent');

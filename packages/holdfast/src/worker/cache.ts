@@ -8,6 +8,20 @@ import type { Rec } from './record.js';
 import { addTally, emptyTally, noEviction, RecordsTable, type CachedRecords, type DoneRecords, type Eviction, type Tally, type UnreadableRecord } from './records-table.js';
 import { RECORDS_DB } from './cache-layout.js';
 
+/** How an append runs, besides storing its records. */
+export interface AppendOptions {
+  /** Runs in the same transaction. */
+  alsoInTxn?: () => void;
+  /** Seqs that must never be evicted. */
+  isProtected?: (seq: number) => boolean;
+  /** Hears each seq the transaction evicts, as it happens, before the commit. */
+  onEvict?: (seq: number) => void;
+  /** Delivered records to take out before evicting anything pending. */
+  done?: DoneRecords;
+  /** The highest seq appendedThrough may reach (evaluated inside the transaction). */
+  watermarkCap?: () => number;
+}
+
 export interface CacheLimits {
   messages: number;
   bytes: number;
@@ -127,11 +141,10 @@ export class Cache {
 
   /**
    * Appends records in one transaction, then evicts (lowest priority first, oldest first within a
-   * priority, never a protected seq) until the cache is within its limits. `alsoInTxn` runs in the
-   * same transaction (the outgoing store persists the in-flight packet atomically with a spill).
-   * `onEvict` hears each seq the transaction evicts, as it happens, before the commit.
+   * priority, never a protected seq) until the cache is within its limits.
    */
-  append(recs: readonly Rec[], alsoInTxn?: () => void, isProtected?: (seq: number) => boolean, onEvict?: (seq: number) => void, done?: DoneRecords): Promise<Eviction> {
+  append(recs: readonly Rec[], how: AppendOptions = {}): Promise<Eviction> {
+    const { alsoInTxn, isProtected, onEvict, done, watermarkCap } = how;
     let eviction = noEviction();
     let through = 0;
     return this.#write(() => {
@@ -139,7 +152,11 @@ export class Cache {
       // commit was rolled back with it and must not be written again by this one.
       through = (this.#meta.get('appendedThrough') as number | undefined) ?? 0;
       addTally(this.counters, this.#records.appendInTxn(recs), 1);
-      for (const rec of recs) if (rec.seq > through) through = rec.seq;
+      // A watermark, not a maximum: it never passes a reading still on its way into the cache (an
+      // older append that failed, or waits), which a replay after a crash must not skip.
+      let newest = 0;
+      for (const rec of recs) if (rec.seq > newest) newest = rec.seq;
+      through = Math.max(through, Math.min(newest, watermarkCap?.() ?? newest));
       if (recs.length > 0) this.#meta.putSync('appendedThrough', through);
       alsoInTxn?.();
       if (done && (this.counters.messages > this.#limits.messages || this.counters.bytes > this.#limits.bytes)) {
