@@ -3,13 +3,25 @@
  * (the testkit proxy adds rtt/2 each way), while new readings keep arriving at 10/s. Measures the time
  * from reconnect to an empty cache with bulk on, and the one-at-a-time rate over the same link.
  *
- *   pnpm bench catch-up [--json] [--quick] [--rtt-ms 100] [--backlog 60000] [--window-s 10]
+ * `--fsync-ms F` runs the whole bench under the testkit's slow-fsync shim, every flush F ms slower: an
+ * SD card (the bench starts itself again with the shim preloaded).
+ *
+ *   pnpm bench catch-up [--json] [--quick] [--rtt-ms 100] [--backlog 60000] [--window-s 10] [--fsync-ms 8]
  */
+import { spawnSync } from 'node:child_process';
 import { open, type HoldfastClient } from 'holdfast';
-import { startBroker, startLinkProxy, type LinkProxy } from '@holdfast/testkit';
+import { SLOW_FSYNC_MS_ENV, slowFsync, startBroker, startLinkProxy, type LinkProxy } from '@holdfast/testkit';
 import { describeMachine, fmt, note, parseBenchArgs, report, round, sleep, tempDir } from './lib/common.js';
 
-const args = parseBenchArgs(['rtt-ms', 'backlog', 'window-s']);
+const args = parseBenchArgs(['rtt-ms', 'backlog', 'window-s', 'fsync-ms']);
+const fsyncMs = args.numbers['fsync-ms'];
+if (fsyncMs !== undefined && process.env[SLOW_FSYNC_MS_ENV] === undefined) {
+  // An LD_PRELOAD shim applies from a process's start: run again, under it.
+  const slow = slowFsync(fsyncMs);
+  const run = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, ...slow.env } });
+  slow.remove();
+  process.exit(run.status ?? 1);
+}
 const rttMs = args.numbers['rtt-ms'] ?? 100;
 const backlog = args.numbers.backlog ?? (args.quick ? 5000 : 60_000);
 const windowSeconds = args.numbers['window-s'] ?? (args.quick ? 3 : 10);
@@ -102,9 +114,10 @@ try {
 
   report(
     args,
-    { bench: 'catch-up', rttMs, backlog, bulk: true, drainSeconds: round(drainSeconds, 2), bulkReadingsPerSecond: Math.round(bulkReadingsPerSecond), oneAtATimePerSecond: round(oneAtATimePerSecond, 2) },
+    { bench: 'catch-up', rttMs, fsyncMs: fsyncMs ?? 0, backlog, bulk: true, drainSeconds: round(drainSeconds, 2), bulkReadingsPerSecond: Math.round(bulkReadingsPerSecond), oneAtATimePerSecond: round(oneAtATimePerSecond, 2) },
     [
       ['link RTT (proxy, rtt/2 each way)', `${rttMs} ms`],
+      ['injected flush latency', `${fsyncMs ?? 0} ms`],
       ['backlog (+10 new readings/s)', fmt(backlog)],
       ['bulk: reconnect → caught up', `${drainSeconds.toFixed(2)} s${rttMs === 100 && backlog >= 60_000 ? ' (target ≤ 30 s)' : ''}`],
       ['bulk readings/s', fmt(bulkReadingsPerSecond)],

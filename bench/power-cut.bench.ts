@@ -6,23 +6,30 @@
  * accepted: lost, duplicates, out of order, and disk bytes written per accepted reading (flash wear).
  *
  *   pnpm bench power-cut [--mode spill|journal] [--kills N] [--rate R] [--duration S] [--seed X]
- *                        [--timeout-ms T] [--quick] [--json] [--svg path] [--trace path]
+ *                        [--timeout-ms T] [--power-loss] [--flush-ms F] [--device-env KEY=VALUE ...]
+ *                        [--quick] [--json] [--write-results] [--svg path] [--trace path]
  *
- * Exit code 1 when the mode breaks its promise: journal loses any reading publish() accepted (the intake log
- * holds it from before publish() returns);
- * spill loses more at one kill than its bound; either duplicates or reorders; a life finds its cache
- * unreadable and quarantines it. Also when the library was rebuilt during the run. A broken run writes a trace (JSON lines) with the evidence.
+ * --power-loss puts the cache on the testkit's power-loss layer, so each kill is a real power cut: the
+ * device is SIGKILLed, everything it had not synced is dropped, and it restarts on what survived.
+ *
+ * Exit code 1 when the mode breaks its promise: a reading flush() had confirmed is lost; a kill takes
+ * more than its bound (journal: nothing after a SIGKILL, since the intake log holds every accepted
+ * reading from before publish() returns; nothing flush() had not confirmed after a power cut; spill:
+ * what memory may hold, rate × timeoutMs, and with power loss nothing flush() had confirmed); the last
+ * life loses anything; either duplicates or reorders; a life finds its cache unreadable and quarantines
+ * it. Also when the library was rebuilt during the run. A broken run writes a trace (JSON lines) with
+ * the evidence.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startAuditor, startBroker, startLinkProxy, type AuditMessage, type Reading } from '@holdfast/testkit';
+import { extractReadingNumber, lossBoundPerKill, powerLossUnavailable, startAuditor, startBroker, startLinkProxy, startPowerLossLayer, type PowerLossLayer } from '@holdfast/testkit';
 import { parsePowerCutArgs } from './power-cut/args.js';
 import { runChaos } from './power-cut/chaos.js';
 import { Fleet } from './power-cut/fleet.js';
 import { describeMachine, printTable, summary } from './power-cut/report.js';
-import { computeOutcome, evidence } from './power-cut/results.js';
+import { computeOutcome, evidence, type LifeOutcome } from './power-cut/results.js';
 import { planChaos, seededRandom } from './power-cut/schedule.js';
 import { renderTimeline } from './power-cut/svg.js';
 import { Timeline } from './power-cut/timeline.js';
@@ -38,8 +45,11 @@ try {
 }
 const note = (line: string): void => void process.stderr.write(`${line}\n`);
 const here = dirname(fileURLToPath(import.meta.url));
-// The committed pictures come from full runs; a --quick run (CI) must not overwrite them.
-const svgPath = args.svg ?? (args.quick ? join(tmpdir(), `holdfast-power-cut-${args.mode}-quick.svg`) : join(here, 'results', `power-cut-${args.mode}.svg`));
+// The committed pictures change only when asked (--write-results); otherwise the timeline is still drawn
+// (so the drawing code runs) into a temp dir that is removed at the end.
+const picture = `power-cut-${args.mode}${args.powerLoss ? '-power-loss' : ''}`;
+const svgTempDir = args.svg === undefined && !args.writeResults ? mkdtempSync(join(tmpdir(), 'holdfast-power-cut-svg-')) : undefined;
+const svgPath = args.svg ?? (svgTempDir !== undefined ? join(svgTempDir, `${picture}.svg`) : join(here, 'results', `${picture}.svg`));
 const clientId = `power-cut-${args.mode}`;
 const DRAIN_TIMEOUT_MS = 120_000;
 const AUDIT_SETTLE_MS = 10_000;
@@ -49,31 +59,26 @@ function median(values: readonly number[]): number {
   return sorted[sorted.length >> 1] ?? 0;
 }
 
-/** Readings are audited by the device's own number n, so the truth survives restarts. */
-function extract(msg: AuditMessage): Reading[] {
-  try {
-    const body = JSON.parse(msg.payload.toString()) as { device?: unknown; n?: unknown };
-    if (typeof body.device === 'string' && typeof body.n === 'number') return [{ device: body.device, seq: body.n }];
-  } catch {
-    // Not a reading of ours.
-  }
-  return [];
+const unavailable = args.powerLoss ? powerLossUnavailable() : undefined;
+if (unavailable !== undefined) {
+  note(`power-cut --power-loss cannot run here: ${unavailable}`);
+  process.exit(2);
 }
-
 const stampBefore = libraryStamp();
 const plan = planChaos(args.durationS * 1000, args.kills, seededRandom(args.seed));
 const broker = await startBroker({ persistence: true, requireMosquitto: true, log: note });
 const link = await startLinkProxy({ targetPort: broker.port });
-const auditor = await startAuditor({ url: broker.url, topics: `sensors/${clientId}`, protocolVersion: 5, extract });
-const cacheDir = mkdtempSync(join(tmpdir(), 'holdfast-bench-power-cut-'));
+const auditor = await startAuditor({ url: broker.url, topics: `sensors/${clientId}`, protocolVersion: 5, extract: extractReadingNumber });
+const layer: PowerLossLayer | undefined = args.powerLoss ? await startPowerLossLayer() : undefined;
+const cacheDir = layer ? join(layer.path, 'cache') : mkdtempSync(join(tmpdir(), 'holdfast-bench-power-cut-'));
 const timeline = new Timeline();
 const fleet = new Fleet(
-  { broker: link.url, clientId, cacheDir, durability: args.mode, trackDurable: args.mode === 'journal', rate: args.rate, timeoutMs: args.timeoutMs },
+  { broker: link.url, clientId, cacheDir, durability: args.mode, flushMs: args.flushMs, rate: args.rate, timeoutMs: args.timeoutMs, deviceEnv: args.deviceEnv, ...(layer ? { powerLoss: layer } : {}) },
   timeline,
 );
 let failed = false;
 try {
-  note(`power-cut: ${args.mode} mode, ${args.durationS} s at ${args.rate}/s, ${args.kills} kills, seed ${args.seed}`);
+  note(`power-cut: ${args.mode} mode, ${args.durationS} s at ${args.rate}/s, ${args.kills} ${args.powerLoss ? 'power cuts (SIGKILL and unsynced writes dropped)' : 'kills'}, seed ${args.seed}`);
   await fleet.start();
   await runChaos(plan, { broker, link, fleet, timeline, log: note });
   note(`${(timeline.at() / 1000).toFixed(1)}s draining the last life`);
@@ -82,6 +87,8 @@ try {
   await auditor.waitFor({ [clientId]: expected }, args.mode === 'journal' ? AUDIT_SETTLE_MS : 3000);
 
   const outcome = computeOutcome(fleet.lives, auditor.arrivals(clientId));
+  // Counted after the drain, before close() syncs whatever the layer still holds.
+  const layerAtEnd = layer?.stats();
   const killMarks = timeline.marks.filter((m) => m.kind === 'kill');
   outcome.lives.filter((l) => l.end === 'kill').forEach((l, i) => {
     if (killMarks[i] && (args.mode === 'spill' || l.lost.length > 0)) killMarks[i].label = String(l.lost.length);
@@ -94,16 +101,38 @@ try {
   const bytesWrittenPerMessage = perMessage(ioSource === 'write_bytes' ? writeBytes : outcome.io.wchar);
   // In spill mode a cut loses what sits in memory: at most one timeout's worth of readings (then the
   // pending stream spills), plus the one in flight and one publishing tick still on its way to the worker.
-  const lossBound = Math.ceil((args.rate * args.timeoutMs) / 1000) + Math.ceil(args.rate / 100) + 1;
+  // The device keeps the library's default highWater (10,000 messages).
+  const lossBound = lossBoundPerKill(args.rate, args.timeoutMs, 10_000);
   const killed = outcome.lives.filter((l) => l.end === 'kill');
+  // What one kill may take. A SIGKILL leaves the page cache: journal loses nothing (the intake log
+  // holds every accepted reading), spill what only memory held. A power cut also takes the page cache:
+  // anything flush() had not yet confirmed (and spill still no more than memory held).
+  const boundAt = (l: LifeOutcome): number => {
+    const memory = args.mode === 'journal' ? 0 : lossBound;
+    if (!args.powerLoss) return memory;
+    return args.mode === 'journal' ? l.unconfirmedAtKill : Math.min(memory, l.unconfirmedAtKill);
+  };
+  const overBound = outcome.lives.filter((l) => l.lost.length > (l.end === 'kill' ? boundAt(l) : 0));
+  const cuts = killed.map((l) => fleet.lives[l.life]!.cut).filter((c) => c !== undefined);
+  const layerTotal = (key: 'fsyncs' | 'syncedBytes'): number => cuts.reduce((sum, c) => sum + c[key], 0) + (layerAtEnd?.[key] ?? 0);
   const extras = {
     durationSeconds: Math.round(timeline.at() / 100) / 10,
     library: stampBefore.hash,
-    lostDurable: outcome.lostDurable,
-    // Readings accepted after the last flush() confirmation when the power went: the journal's window.
-    maxUnconfirmedAtKill: args.mode === 'journal' ? Math.max(0, ...killed.map((l) => (l.lastN ?? 0) - Math.max(l.durableN, (l.firstN ?? 1) - 1))) : null,
+    powerLoss: args.powerLoss,
+    lostConfirmed: outcome.lostConfirmed,
+    lostUnconfirmed: outcome.lostUnconfirmed,
+    bound: killed.reduce((sum, l) => sum + boundAt(l), 0),
+    // Readings accepted after the last flush() confirmation when the power went.
+    maxUnconfirmedAtKill: args.flushMs !== undefined ? Math.max(0, ...killed.map((l) => l.unconfirmedAtKill)) : null,
     lossBound: args.mode === 'journal' ? 0 : lossBound,
     maxLostPerKill: Math.max(0, ...killed.map((l) => l.lost.length)),
+    flushMs: args.flushMs ?? null,
+    // What the power cuts dropped: written but never synced, and name operations never committed.
+    droppedBytes: layer ? cuts.reduce((sum, c) => sum + c.unsyncedBytes, 0) : null,
+    droppedOps: layer ? cuts.reduce((sum, c) => sum + c.pendingOps, 0) : null,
+    // Measured under the device by the layer: what really reached the disk, per accepted reading.
+    fsyncsPerMessage: layer && outcome.accepted > 0 ? Math.round((layerTotal('fsyncs') / outcome.accepted) * 100) / 100 : null,
+    syncedBytesPerMessage: layer && outcome.accepted > 0 ? Math.round(layerTotal('syncedBytes') / outcome.accepted) : null,
     maxMemory: Math.max(0, ...fleet.lives.map((l) => l.maxMemory)),
     // Restart time is downtime too: no reading can be accepted until open() resolves.
     medianStartMs: median(fleet.lives.map((l) => l.startMs)),
@@ -115,7 +144,7 @@ try {
   } as const;
 
   const svg = renderTimeline(timeline, {
-    heading: `holdfast power-cut · ${args.mode} mode · ${args.rate} readings/s · ${outcome.kills} SIGKILLs · seed ${args.seed}`,
+    heading: `holdfast power-cut · ${args.mode} mode · ${args.rate} readings/s · ${outcome.kills} ${args.powerLoss ? 'power cuts (page cache lost)' : 'SIGKILLs'} · seed ${args.seed}`,
     subheading:
       `accepted ${outcome.accepted}, delivered ${outcome.delivered}, lost ${outcome.lost}, duplicates ${outcome.duplicates}, ` +
       `out of order ${outcome.outOfOrder}, disk ${bytesWrittenPerMessage} B/reading (${ioSource})`,
@@ -129,11 +158,11 @@ try {
   if (rebuilt) note(`holdfast's dist changed during the run (${stampBefore.builtAt} → ${stampAfter.builtAt}): device lives ran different code; this run proves nothing`);
   for (const line of evidence(outcome)) note(line);
   if (args.json) process.stdout.write(`${JSON.stringify(summary(args, outcome, bytesWrittenPerMessage, extras, machine))}\n`);
-  else printTable(args, outcome, bytesWrittenPerMessage, extras, machine, relative(process.cwd(), svgPath) || svgPath);
+  else printTable(args, outcome, bytesWrittenPerMessage, extras, machine, svgTempDir !== undefined ? 'not kept (--write-results writes bench/results/, --svg path elsewhere)' : relative(process.cwd(), svgPath) || svgPath);
 
   const orderBroken = outcome.duplicates > 0 || outcome.outOfOrder > 0;
-  // Journal: a SIGKILL cannot take what publish() wrote to the intake log, so nothing accepted may go.
-  failed = rebuilt || orderBroken || outcome.quarantines > 0 || (args.mode === 'journal' ? outcome.lost > 0 : extras.maxLostPerKill > lossBound);
+  for (const l of overBound) note(`life ${l.life} (${l.end}) lost ${l.lost.length}, more than its bound ${l.end === 'kill' ? boundAt(l) : 0}`);
+  failed = rebuilt || orderBroken || outcome.quarantines > 0 || outcome.lostConfirmed > 0 || overBound.length > 0;
   if (failed || args.trace !== undefined) {
     const tracePath = args.trace ?? join(tmpdir(), `holdfast-power-cut-${args.mode}-seed${args.seed}-${Date.now()}.jsonl`);
     writeTrace(tracePath, {
@@ -157,6 +186,8 @@ try {
   await auditor.close();
   await link.close();
   await broker.close();
-  rmSync(cacheDir, { recursive: true, force: true });
+  if (layer) await layer.close();
+  else rmSync(cacheDir, { recursive: true, force: true });
+  if (svgTempDir !== undefined) rmSync(svgTempDir, { recursive: true, force: true });
 }
 process.exitCode = failed ? 1 : 0;

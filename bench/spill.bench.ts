@@ -46,8 +46,8 @@ function reading(n: number): string {
   return JSON.stringify({ device: 'device-1', n, t: 1_700_000_000_000 + n, celsius: 21.5 });
 }
 
-/** A client whose broker is unreachable (the proxy refuses), so everything it accepts must be cached. */
-async function offlineClient(name: string, proxyUrl: string, dir: string, highWater: number): Promise<HoldfastClient> {
+/** A client with room for everything in memory, so only trouble makes it write the cache. */
+async function benchClient(name: string, proxyUrl: string, dir: string, highWater: number): Promise<HoldfastClient> {
   // maxCache leaves room, so nothing is evicted.
   return open({
     broker: proxyUrl,
@@ -62,12 +62,15 @@ async function offlineClient(name: string, proxyUrl: string, dir: string, highWa
 
 const broker = await startBroker({ log: note });
 const link = await startLinkProxy({ targetPort: broker.port });
-await link.refuse(true);
 const spillDir = tempDir('spill');
 const rssDir = tempDir('rss');
 try {
-  // 1. Spill: everything is queued in the worker's memory, then flush() (offline) spills it at once.
-  const spiller = await offlineClient('spill', link.url, spillDir.path, pending + 1);
+  // 1. Spill: connected through a stalled link (nothing is acknowledged, nothing is lost), everything
+  // is queued in the worker's memory; then the link resets, and the whole pending stream goes to the
+  // cache in one transaction. flush() resolves once it is committed.
+  const spiller = await benchClient('spill', link.url, spillDir.path, pending + 1);
+  await until(() => spiller.stats().connected, 10_000, 'the spill client to connect');
+  link.stall(true);
   let spilledMessages = 0;
   spiller.on('spill', (data: { messages: number }) => {
     spilledMessages += data.messages;
@@ -78,6 +81,8 @@ try {
     return s.memoryQueued + s.inflight >= pending;
   }, 60_000, 'the worker to queue every message');
   const t0 = performance.now();
+  await link.refuse(true);
+  link.stall(false);
   await spiller.flush();
   const spillSeconds = (performance.now() - t0) / 1000;
   await until(() => spiller.stats().cached.messages === pending, 120_000, 'the cache to count every message');

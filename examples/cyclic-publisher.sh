@@ -6,8 +6,8 @@
 #   HOLDFAST_BROKER=mqtt://broker:1883 HOLDFAST_CLIENT_ID=cabinet-017 examples/cyclic-publisher.sh
 #
 # Settings (environment): HOLDFAST_BROKER (default mqtt://127.0.0.1:1883), HOLDFAST_CLIENT_ID
-# (default cyclic-<hostname>), HOLDFAST_CACHE_DIR (./holdfast-cache), INTERVAL (1s), COUNT (unset:
-# run until stopped), PROFILE (sensor), DEVICES (1). HOLDFAST_PASSWORD, when set, is the broker password.
+# (default cyclic-<hostname>), HOLDFAST_CACHE_DIR (./holdfast-cache), INTERVAL (1s), COUNT (messages per
+# device, then exit once delivered; unset: run until stopped), PROFILE (sensor), DEVICES (1). HOLDFAST_PASSWORD, when set, is the broker password.
 # HOLDFAST_CLI overrides the command (default: `holdfast` on PATH, else this checkout's build).
 set -eu
 

@@ -23,7 +23,8 @@ const stopRequested = new Promise<void>((resolve) => {
 });
 
 const client = await open({ broker, clientId, cacheDir: process.env.HOLDFAST_CACHE_DIR ?? './holdfast-cache' });
-client.on('state', (state) => console.log(JSON.stringify({ msg: 'state', state })));
+// Also fired when only the offline flag changes (the broker out of reach), with its cause.
+client.on('state', (state, { offline, offlineCause }) => console.log(JSON.stringify({ msg: 'state', state, offline, offlineCause })));
 console.log(JSON.stringify({ msg: 'started', clientId, state: client.state }));
 
 /** Stand-in for a real sensor read: a slow drift plus noise. */

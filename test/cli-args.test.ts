@@ -1,6 +1,6 @@
 /** `holdfast --help` and argument errors: every command documented, every bad flag named, exit code 2. */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { tempDir } from './helpers.js';
@@ -26,6 +26,13 @@ describe('holdfast --help', () => {
       assert.match(r.stdout, new RegExp(`holdfast ${command.join(' ')} `));
     });
   }
+
+  it('--version prints the package version', async () => {
+    const r = await runCli(['--version']);
+    assert.equal(r.code, 0);
+    const manifest = JSON.parse(readFileSync(new URL('../packages/cli/package.json', import.meta.url), 'utf8')) as { version: string };
+    assert.equal(r.stdout.trim(), manifest.version);
+  });
 
   it('no command is an error that says what to do', async () => {
     const r = await runCli([]);

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { connectAsync, type MqttClient } from 'mqtt';
 import { Packr } from 'msgpackr';
 import { startBroker, type Broker } from '@holdfast/testkit';
-import { tempDir } from './helpers.js';
+import { skipUnlessCI, tempDir } from './helpers.js';
 import { jsonLines, runCli, startCli, type RunningCli } from './fixtures/cli-run.js';
 
 const EPOCH = 2 ** 32;
@@ -46,7 +46,7 @@ async function sendSeqs(client: MqttClient, device: string, topic: string, seqs:
 
 describe('holdfast audit', () => {
   it('proves a real publisher lost nothing (MQTT 5 seqs), exit 0', async (t) => {
-    if (!broker.protocolVersions.includes(5)) return t.skip('needs an MQTT 5 broker (mosquitto)');
+    if (!broker.protocolVersions.includes(5)) return skipUnlessCI(t, 'needs an MQTT 5 broker (mosquitto)');
     const audit = await startAudit('audited/#', ['--duration', '8s']);
     const pub = await runCli(['publish', '--broker', broker.url, '--client-id', 'meter', '--count', '40', '--interval', '10ms', '--cache-dir', dir.path + '/meter', '--topic', 'audited/{device}/{kind}']);
     assert.equal(pub.code, 0, pub.stderr);
@@ -57,8 +57,26 @@ describe('holdfast audit', () => {
     assert.deepEqual({ lost: summary.lost, duplicates: summary.duplicates, outOfOrder: summary.outOfOrder }, { lost: 0, duplicates: 0, outOfOrder: 0 });
   });
 
+  it('piped, prints the running counts every --progress-every, not only at the end', async () => {
+    const audit = startCli(['audit', '--broker', broker.url, '--topic', 'progress/#', '--duration', '30s', '--progress-every', '300ms']);
+    const json = startCli(['audit', '--broker', broker.url, '--topic', 'progress/#', '--duration', '30s', '--progress-every', '300ms', '--json']);
+    try {
+      const first = await audit.waitForLine((l) => l.startsWith('progress '), 10_000);
+      assert.match(first, /^progress \d+ s: devices 0 \| received 0 \| unique 0 \| lost 0 \| duplicates 0 \| reordered 0$/);
+      await audit.waitForLine((l) => l.startsWith('progress ') && l !== first, 5000);
+      const line = JSON.parse(await json.waitForLine((l) => l.includes('"msg":"progress"'), 10_000, 'stderr')) as Record<string, unknown>;
+      assert.equal(line.lost, 0);
+      assert.equal(json.stdout(), '', 'stdout keeps only events and the summary');
+    } finally {
+      audit.kill('SIGINT');
+      json.kill('SIGINT');
+    }
+    assert.equal((await audit.done).code, 0);
+    assert.equal((await json.done).code, 0);
+  });
+
   it('reports gaps, duplicates and late arrivals live and in the summary; exit 1 while gaps remain', async (t) => {
-    if (!broker.protocolVersions.includes(5)) return t.skip('needs an MQTT 5 broker (mosquitto)');
+    if (!broker.protocolVersions.includes(5)) return skipUnlessCI(t, 'needs an MQTT 5 broker (mosquitto)');
     const audit = await startAudit('gaps/#', ['--duration', '3s']);
     const client = await connectAsync(broker.url, { protocolVersion: 5 });
     const e1 = EPOCH;
@@ -87,7 +105,7 @@ describe('holdfast audit', () => {
   });
 
   it('unpacks bulk messages and counts each reading', async (t) => {
-    if (!broker.protocolVersions.includes(5)) return t.skip('needs an MQTT 5 broker (mosquitto)');
+    if (!broker.protocolVersions.includes(5)) return skipUnlessCI(t, 'needs an MQTT 5 broker (mosquitto)');
     const audit = await startAudit('holdfast/bulk/#', ['--duration', '2s']);
     const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
     const readings = [1, 2, 3].map((c) => ({ topic: 'sensors/x', payload: Buffer.from('{}'), seq: EPOCH + c, ts: Date.now() }));

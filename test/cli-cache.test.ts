@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import { open, type HoldfastClient } from 'holdfast';
 import { freePort } from '@holdfast/testkit';
-import { sleep, tempDir } from './helpers.js';
+import { tempDir, waitUntil } from './helpers.js';
 import { jsonLines, runCli, startCli, type RunningCli } from './fixtures/cli-run.js';
 
 const dir = tempDir('cli-cache');
@@ -30,12 +30,14 @@ describe('a cache held by a running publisher', () => {
     const deadBroker = `mqtt://127.0.0.1:${await freePort()}`;
     publisher = startCli(['publish', '--broker', deadBroker, '--client-id', 'cab-1', '--cache-dir', cacheDir, '--interval', '20ms', '--timeout', '100ms', '--priority', '4', '--topic', 'site/{device}/{kind}']);
     await publisher.waitForLine((l) => l.includes('"msg":"started"'), 20_000);
-    for (let i = 0; i < 100; i++) {
-      const r = await runCli(['cache', 'inspect', '--cache-dir', cacheDir, '--json']);
-      if (r.code === 0 && (JSON.parse(r.stdout) as { messages: number }).messages >= 20) return;
-      await sleep(200);
-    }
-    assert.fail('the publisher never cached 20 readings');
+    await waitUntil(
+      async () => {
+        const r = await runCli(['cache', 'inspect', '--cache-dir', cacheDir, '--json']);
+        return r.code === 0 && (JSON.parse(r.stdout) as { messages: number }).messages >= 20;
+      },
+      30_000,
+      'the publisher to cache 20 readings',
+    );
   });
   after(async () => {
     publisher.kill('SIGKILL');
@@ -125,11 +127,15 @@ describe('an encrypted cache, and journal mode\'s intake log', () => {
     const cli = startCli(['publish', '--broker', deadBroker, '--client-id', 'cab-cli-key', '--cache-dir', published, '--cache-key-file', keyFile, '--count', '3', '--interval', '10ms', '--timeout', '100ms']);
     try {
       let messages = 0;
-      for (let i = 0; i < 100 && messages < 3; i++) {
-        await sleep(200);
-        const r = await runCli(['cache', 'inspect', '--cache-dir', published, '--cache-key-file', keyFile, '--json']);
-        if (r.code === 0) messages = (JSON.parse(r.stdout) as { messages: number }).messages;
-      }
+      await waitUntil(
+        async () => {
+          const r = await runCli(['cache', 'inspect', '--cache-dir', published, '--cache-key-file', keyFile, '--json']);
+          if (r.code === 0) messages = (JSON.parse(r.stdout) as { messages: number }).messages;
+          return messages >= 3;
+        },
+        30_000,
+        'the three readings in the sealed cache',
+      );
       assert.equal(messages, 3);
       const noKey = await runCli(['cache', 'inspect', '--cache-dir', published]);
       assert.equal(noKey.code, 1, 'no key: refused');

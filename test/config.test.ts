@@ -48,6 +48,8 @@ describe('loadConfig: sources and precedence', () => {
       HOLDFAST_QOS: ['1', 1],
       HOLDFAST_DURABILITY: ['journal', 'journal'],
       HOLDFAST_TIMEOUT_MS: ['2500', 2500],
+      HOLDFAST_WATCHDOG_MS: ['45000', 45000],
+      HOLDFAST_DEAD_LETTER_AFTER_DISCONNECTS: ['3', 3],
       HOLDFAST_HIGH_WATER_MESSAGES: ['500', 500],
       HOLDFAST_HIGH_WATER_BYTES: ['65536', 65536],
       HOLDFAST_MAX_CACHE_MESSAGES: ['1000', 1000],

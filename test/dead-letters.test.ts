@@ -8,9 +8,10 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import mqtt from 'mqtt';
 import { open, type HoldfastClient } from 'holdfast';
 import { startAuditor, startBroker, type Broker } from '@holdfast/testkit';
-import { extractReadingNumber, tempDir } from './helpers.js';
+import { extractReadingNumber, skipUnlessCI, tempDir, waitUntil } from './helpers.js';
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const reading = (device: string, n: number): string => JSON.stringify({ device, n });
@@ -41,6 +42,19 @@ async function setup(clientId: string, extraConfig: (dir: string) => string[]): 
   };
 }
 
+/** One QoS 1 PUBLISH by a separate MQTT 5 client: true if the broker accepted it, false if it refused it (an ACL). */
+async function brokerAllows(url: string, topic: string): Promise<boolean> {
+  const probe = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0 });
+  try {
+    return await probe.publishAsync(topic, 'probe', { qos: 1 }).then(
+      () => true,
+      () => false,
+    );
+  } finally {
+    await probe.endAsync();
+  }
+}
+
 describe('dead letters', () => {
   const cleanups: Array<() => Promise<void>> = [];
   after(async () => {
@@ -54,7 +68,7 @@ describe('dead letters', () => {
       writeFileSync(aclPath, 'topic readwrite sensors/#\n', { mode: 0o644 });
       return [`acl_file ${aclPath}`];
     });
-    if (!s) return t.skip('needs mosquitto (ACLs)');
+    if (!s) return skipUnlessCI(t, 'needs mosquitto (ACLs)');
     cleanups.push(s.done);
     const auditor = await startAuditor({ url: s.broker.url, topics: ['sensors/#', 'restricted/#'], extract: extractReadingNumber });
     cleanups.push(() => auditor.close());
@@ -77,9 +91,10 @@ describe('dead letters', () => {
     assert.equal(dead[0]!.payload.toString(), reading('dev-acl-restricted', 1));
 
     // Allow the topic, have mosquitto reload its ACL, and send the dead letter again.
+    assert.equal(await brokerAllows(s.broker.url, 'restricted/probe'), false, 'the probe is refused before the reload');
     writeFileSync(aclPath, 'topic readwrite sensors/#\ntopic readwrite restricted/#\n');
     process.kill(s.broker.pid!, 'SIGHUP');
-    await new Promise((r) => setTimeout(r, 300));
+    await waitUntil(() => brokerAllows(s.broker.url, 'restricted/probe'), 10_000, 'mosquitto to reload its ACL');
     assert.equal(await s.client.requeueDeadLetters(), 1);
     await s.client.drained();
     await auditor.waitFor({ 'dev-acl-restricted': [1] }, 10_000);
@@ -89,7 +104,7 @@ describe('dead letters', () => {
 
   it('an over-size message refused with an unparseable reason code does not block the queue', async (t) => {
     const s = await setup('dev-big', () => ['message_size_limit 2000']);
-    if (!s) return t.skip('needs mosquitto (message_size_limit)');
+    if (!s) return skipUnlessCI(t, 'needs mosquitto (message_size_limit)');
     cleanups.push(s.done);
     const auditor = await startAuditor({ url: s.broker.url, topics: 'sensors/#', extract: extractReadingNumber });
     cleanups.push(() => auditor.close());
@@ -108,11 +123,12 @@ describe('dead letters', () => {
 
   it("a message over the broker's announced maximum packet size is dead-lettered without being sent", async (t) => {
     const s = await setup('dev-max', () => ['max_packet_size 3000']);
-    if (!s) return t.skip('needs mosquitto (max_packet_size)');
+    if (!s) return skipUnlessCI(t, 'needs mosquitto (max_packet_size)');
     cleanups.push(s.done);
     const auditor = await startAuditor({ url: s.broker.url, topics: 'sensors/#', extract: extractReadingNumber });
     cleanups.push(() => auditor.close());
-    await new Promise((r) => setTimeout(r, 300)); // let the client connect and learn the limit
+    // Connected means CONNACK, which carried the limit.
+    await waitUntil(() => s.client.stats().connected, 10_000, 'the client to connect and learn the limit');
 
     s.client.publish('sensors/dev-max', reading('dev-max', 1));
     s.client.publish('sensors/dev-max', JSON.stringify({ device: 'dev-max-huge', n: 1, pad: 'x'.repeat(10_000) }));

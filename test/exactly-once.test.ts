@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { auditedBrokerWithProxy, acceptedNumbers, sleep, startDevice, tempDir } from './helpers.js';
+import { auditedBrokerWithProxy, acceptedNumbers, startDevice, tempDir } from './helpers.js';
 
 const rig = auditedBrokerWithProxy();
 
@@ -31,9 +31,8 @@ async function powerCutWithPubcompLost(opts: { clientId: string; durability: 'sp
     await second.waitForEvent((e) => e.drained === true, 30_000);
     const expected = [...acceptedNumbers(first), ...acceptedNumbers(second)];
     assert.equal(expected.length, 50);
-    await rig.auditor.waitFor({ [opts.clientId]: expected }, 15_000);
-    await sleep(500); // a late duplicate would arrive now
-    return rig.auditor.report({ [opts.clientId]: expected });
+    // The settle window after the last expected reading is when a late duplicate would arrive.
+    return await rig.auditor.waitFor({ [opts.clientId]: expected }, 15_000, { settleMs: 1000 });
   } finally {
     rig.proxy.holdDownstreamAt(undefined);
     await first.kill().catch(() => undefined);

@@ -3,23 +3,28 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, it } from 'node:test';
-import mqtt from 'mqtt';
-import { startBroker, type Broker } from '@holdfast/testkit';
-import { sleep, tempDir } from './helpers.js';
+import { startAuditor, startBroker, type Auditor, type Broker } from '@holdfast/testkit';
+import { tempDir, waitUntil } from './helpers.js';
 
 const example = fileURLToPath(new URL('../examples/measurement-loop.ts', import.meta.url));
 let broker: Broker;
-let subscriber: mqtt.MqttClient;
-const received: Array<{ device: string; t: number }> = [];
+let auditor: Auditor;
 
 before(async () => {
   broker = await startBroker();
-  subscriber = await mqtt.connectAsync(broker.url, { protocolVersion: 4 });
-  subscriber.on('message', (_topic, payload) => received.push(JSON.parse(payload.toString()) as { device: string; t: number }));
-  await subscriber.subscribeAsync('sensors/#', { qos: 2 });
+  // The example's readings carry no counter: its timestamp t (one reading per period) stands in.
+  auditor = await startAuditor({
+    url: broker.url,
+    topics: 'sensors/#',
+    protocolVersion: 4,
+    extract: (msg) => {
+      const body = JSON.parse(msg.payload.toString()) as { device: string; t: number };
+      return [{ device: body.device, seq: body.t }];
+    },
+  });
 });
 after(async () => {
-  await subscriber.endAsync();
+  await auditor.close();
   await broker.close();
 });
 
@@ -47,10 +52,10 @@ it('a bounded loop publishes every reading, drains and exits 0', async () => {
     assert.equal(code, 0);
     const stopped = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.msg === 'stopped');
     assert.deepEqual({ accepted: stopped?.accepted, delivered: stopped?.delivered, cached: stopped?.cached }, { accepted: 50, delivered: 50, cached: 0 });
-    await sleep(200);
-    const mine = received.filter((r) => r.device === 'loop-bounded');
-    assert.equal(mine.length, 50);
-    assert.ok(mine.every((r, i) => i === 0 || r.t >= mine[i - 1]!.t), 'in order');
+    await auditor.waitForCount(50, 10_000);
+    const mine = auditor.arrivals('loop-bounded');
+    assert.equal(mine.length, 50, 'every reading arrived, once');
+    assert.ok(mine.every((t, i) => i === 0 || t > mine[i - 1]!), 'in order');
   } finally {
     dir.remove();
   }
@@ -61,7 +66,7 @@ it('SIGTERM closes gracefully and exits 0', async () => {
   try {
     const run = runExample({ HOLDFAST_BROKER: broker.url, HOLDFAST_CLIENT_ID: 'loop-term', HOLDFAST_CACHE_DIR: dir.path, LOOP_PERIOD_MS: '20' });
     await run.started;
-    await sleep(300);
+    await waitUntil(() => auditor.arrivals('loop-term').length > 0, 10_000, 'a reading from the running loop');
     run.kill('SIGTERM');
     const { code, stdout } = await run.exited;
     assert.equal(code, 0);

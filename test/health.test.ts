@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ErrorCodes, HoldfastError, LATENCY_EVENT, open, startHealthServer, type HealthReport, type HoldfastClient, type HoldfastOptions } from 'holdfast';
-import { freePort, startBroker, startLinkProxy, type Broker, type LinkProxy } from '@holdfast/testkit';
-import { sleep, tempDir } from './helpers.js';
+import { startBroker, startLinkProxy, type Broker, type LinkProxy } from '@holdfast/testkit';
+import { onFreePorts, tempDir, waitUntil } from './helpers.js';
 // Not exported: the pure rule function, imported from the build to test the one rule no real fault reaches here.
 import { evaluateHealth } from '../packages/holdfast/dist/health-status.js';
 
@@ -48,14 +48,6 @@ async function client(id: string, extra: Partial<HoldfastOptions> = {}): Promise
   return { client: c, cacheDir: dir.path };
 }
 
-async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
 async function get(port: number, path: string, method = 'GET'): Promise<{ status: number; headers: Headers; body: string }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, { method });
   return { status: res.status, headers: res.headers, body: await res.text() };
@@ -81,7 +73,7 @@ describe('/health', () => {
     const server = await startHealthServer(c, { port: 0, cacheDir, ...NO_DISK_RULE });
     try {
       assert.equal(server.host, '127.0.0.1', 'bound to loopback by default');
-      await until('connected', () => c.stats().connected);
+      await waitUntil(() => c.stats().connected, 10_000, 'connected');
       for (let i = 0; i < 5; i++) c.publish('sensors/health-ok', `${SECRET_PAYLOAD}-${i}`);
       await c.drained();
       const { status, report, body } = await health(server.port);
@@ -104,15 +96,15 @@ describe('/health', () => {
     const { client: c, cacheDir } = await client('health-down');
     const server = await startHealthServer(c, { port: 0, cacheDir, ...NO_DISK_RULE });
     try {
-      await until('connected', () => c.stats().connected);
+      await waitUntil(() => c.stats().connected, 10_000, 'connected');
       await proxy.refuse(true);
-      await until('disconnected', () => !c.stats().connected);
+      await waitUntil(() => !c.stats().connected, 10_000, 'disconnected');
       const down = await health(server.port);
       assert.equal(down.status, 503);
       assert.equal(down.report.status, 'unhealthy');
-      assert.ok(down.report.reasons.includes('not connected to the broker'), down.body);
+      assert.match(down.report.reasons.join(';'), /^offline for \d+\.\d s: not connected to the broker/, down.body);
       await proxy.refuse(false);
-      await until('reconnected', () => c.stats().connected);
+      await waitUntil(() => c.stats().connected, 10_000, 'reconnected');
       assert.equal((await health(server.port)).status, 200);
     } finally {
       await proxy.refuse(false);
@@ -122,27 +114,32 @@ describe('/health', () => {
   });
 
   it('is degraded (200) above 80% of maxCache messages or bytes', async () => {
-    const { client: c, cacheDir } = await client('health-full', { keepaliveSec: 60 });
+    // timeoutMs 10 s: an exchange over the slow link below is never overdue, so the client is online.
+    const { client: c, cacheDir } = await client('health-full', { timeoutMs: 10_000, connectTimeoutMs: 5000 });
     const server = await startHealthServer(c, { port: 0, cacheDir, maxCache: { messages: 10, bytes: 1 << 30 }, ...NO_DISK_RULE });
     const byBytes = await startHealthServer(c, { port: 0, cacheDir, maxCache: { messages: 1_000_000, bytes: 4096 }, ...NO_DISK_RULE });
     try {
-      await until('connected', () => c.stats().connected);
-      // A stalled link keeps the connection up while PUBCOMP never comes: the client spills.
-      proxy.stall(true);
-      for (let i = 0; i < 9; i++) c.publish('sensors/health-full', 'x'.repeat(500));
-      await until('spilled to the cache', () => c.stats().cached.messages >= 9);
+      // Spilled while the broker is unreachable, then drained one a second over a 250 ms link: online
+      // (offline would be unhealthy) with the cache still nearly full.
+      await proxy.refuse(true);
+      for (let i = 0; i < 10; i++) c.publish('sensors/health-full', 'x'.repeat(500));
+      await c.flush();
+      proxy.setLatency(250);
+      await proxy.refuse(false);
+      await waitUntil(() => !c.stats().offline && c.stats().cached.messages >= 9, 10_000, 'online with the cache still full');
       const full = await health(server.port);
-      assert.equal(full.status, 200);
+      assert.equal(full.status, 200, full.body);
       assert.equal(full.report.status, 'degraded');
-      assert.match(full.report.reasons.join(';'), /cache holds 9 of 10 messages/);
+      assert.match(full.report.reasons.join(';'), /cache holds (9|10) of 10 messages/);
       const bytes = await health(byBytes.port);
       assert.equal(bytes.report.status, 'degraded');
       assert.match(bytes.report.reasons.join(';'), /of 4096 bytes/);
-      proxy.stall(false);
+      proxy.setLatency(0);
       await c.drained();
       assert.equal((await health(server.port)).report.status, 'healthy');
     } finally {
-      proxy.stall(false);
+      proxy.setLatency(0);
+      await proxy.refuse(false);
       await byBytes.close();
       await server.close();
       await c.close();
@@ -154,7 +151,7 @@ describe('/health', () => {
     const server = await startHealthServer(c, { port: 0, cacheDir, diskMinFreeBytes: Number.MAX_SAFE_INTEGER });
     const byRatio = await startHealthServer(c, { port: 0, cacheDir, diskMinFreeBytes: 0, diskMinFreeRatio: 1.01 });
     try {
-      await until('connected', () => c.stats().connected);
+      await waitUntil(() => c.stats().connected, 10_000, 'connected');
       for (const port of [server.port, byRatio.port]) {
         const { status, report } = await health(port);
         assert.equal(status, 200);
@@ -230,7 +227,7 @@ describe('/metrics', () => {
     const server = await startHealthServer(a.client, { port: 0, cacheDir: a.cacheDir, ...NO_DISK_RULE });
     const other = await startHealthServer(b.client, { port: 0, cacheDir: b.cacheDir, ...NO_DISK_RULE });
     try {
-      await until('connected', () => a.client.stats().connected);
+      await waitUntil(() => a.client.stats().connected, 10_000, 'connected');
       for (let i = 0; i < 7; i++) a.client.publish('sensors/metrics-a', `${SECRET_PAYLOAD}-${i}`);
       await a.client.drained();
       const res = await get(server.port, '/metrics');
@@ -264,9 +261,9 @@ describe('/metrics', () => {
     const { client: c, cacheDir } = await client('metrics-outage');
     const server = await startHealthServer(c, { port: 0, cacheDir, ...NO_DISK_RULE });
     try {
-      await until('connected', () => c.stats().connected);
+      await waitUntil(() => c.stats().connected, 10_000, 'connected');
       await proxy.refuse(true);
-      await until('disconnected', () => !c.stats().connected);
+      await waitUntil(() => !c.stats().connected, 10_000, 'disconnected');
       for (let i = 0; i < 12; i++) c.publish('sensors/metrics-outage', `r${i}`);
       await c.flush();
       const during = (await get(server.port, '/metrics')).body;
@@ -275,8 +272,7 @@ describe('/metrics', () => {
       assert.ok((metric(during, 'holdfast_messages_spilled_total') ?? 0) >= 12);
       assert.equal(metric(during, 'holdfast_connected'), 0);
       assert.equal(metric(during, 'holdfast_disconnects_total{kind="network"}'), 1);
-      await sleep(50);
-      assert.ok((metric((await get(server.port, '/metrics')).body, 'holdfast_cache_oldest_age_seconds') ?? 0) > 0);
+      await waitUntil(async () => (metric((await get(server.port, '/metrics')).body, 'holdfast_cache_oldest_age_seconds') ?? 0) > 0, 5000, 'the oldest cached reading to age');
       await proxy.refuse(false);
       await c.drained();
       const afterwards = (await get(server.port, '/metrics')).body;
@@ -312,7 +308,7 @@ describe('health rules', () => {
   it('an unwritable cache is unhealthy even while connected', async () => {
     const { client: c } = await client('rules');
     try {
-      await until('connected', () => c.stats().connected);
+      await waitUntil(() => c.stats().connected, 10_000, 'connected');
       const limits = { maxCache: { messages: 100, bytes: 1 << 20 }, cacheRatio: 0.8, diskMinFreeRatio: 0, diskMinFreeBytes: 0 };
       const disk = { freeBytes: 1 << 30, totalBytes: 1 << 31 };
       assert.equal(evaluateHealth(c.stats(), disk, limits).status, 'healthy');
@@ -330,21 +326,21 @@ describe('the health option of open()', () => {
     const broker = await startBroker();
     const dir = tempDir('health-option');
     try {
-      const port = await freePort();
       const protocolVersion = broker.protocolVersions.includes(5) ? 5 : 4;
-      const client = await open({ broker: broker.url, clientId: 'dev-health-opt', cacheDir: dir.path, protocolVersion, health: { port } });
-      const connected = await new Promise<boolean>((resolve) => {
-        const poll = setInterval(() => client.stats().connected && (clearInterval(poll), resolve(true)), 20);
-      });
-      assert.ok(connected);
+      const { client, port } = await onFreePorts(1, async ([port]) => ({
+        client: await open({ broker: broker.url, clientId: 'dev-health-opt', cacheDir: dir.path, protocolVersion, health: { port: port! } }),
+        port: port!,
+      }));
+      await waitUntil(() => client.stats().connected, 10_000, 'connected');
       const res = await fetch(`http://127.0.0.1:${port}/health`);
       assert.equal(res.status, 200);
       assert.equal(((await res.json()) as { status: string }).status, 'healthy');
       client.publish('sensors/dev-health-opt', 'reading');
       await client.drained();
-      await sleep(1500); // the worker reports delivery latencies once a second
-      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      assert.match(metrics, /holdfast_publish_to_pubcomp_seconds_count 1\b/, 'the real delivery latency reached the histogram');
+      // The worker reports delivery latencies once a second.
+      const metrics = async (): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      await waitUntil(async () => /holdfast_publish_to_pubcomp_seconds_count \d/.test(await metrics()), 5000, 'the latency report');
+      assert.match(await metrics(), /holdfast_publish_to_pubcomp_seconds_count 1\b/, 'the real delivery latency reached the histogram');
       await client.close();
       await assert.rejects(fetch(`http://127.0.0.1:${port}/health`), 'the server stopped with the client');
     } finally {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { startAuditor, startBroker, startLinkProxy, type Broker, type LinkProxy } from '@holdfast/testkit';
-import { acceptedNumbers, extractReadingNumber, sleep, startDevice, tempDir } from './helpers.js';
+import { acceptedNumbers, extractReadingNumber, startDevice, tempDir } from './helpers.js';
 
 let broker: Broker;
 let proxy: LinkProxy;
@@ -29,8 +29,7 @@ it('SIGKILL during an outage: the spilled readings arrive in order before any ne
   const first = startDevice({ ...common, rate: 100, count: 400, after: 'flush' });
   let second: ReturnType<typeof startDevice> | undefined;
   try {
-    await first.waitForEvent((e) => e.open === true, 15_000);
-    await sleep(1000);
+    await first.waitForEvent((e) => typeof e.n === 'number' && e.n >= 100, 15_000);
     await proxy.refuse(true);
     // flush() with the link down spills at once; once it resolves every accepted reading is on disk.
     await first.waitForEvent((e) => e.flushed === true, 30_000);

@@ -29,10 +29,30 @@ after(async () => {
 
 const options = (clientId: string, cacheDir: string, brokerUrl = broker.url): HoldfastOptions => ({ broker: brokerUrl, clientId, cacheDir, protocolVersion: protocol });
 
+/**
+ * Catches process warnings instead of letting Node print them: the quarantine warning is asserted
+ * here, so it is not unlabelled noise in the test run.
+ */
+function catchWarnings(): { warnings: Array<Error & { code?: string }>; restore(): void } {
+  const printers = process.listeners('warning');
+  process.removeAllListeners('warning');
+  const warnings: Array<Error & { code?: string }> = [];
+  const onWarning = (warning: Error): number => warnings.push(warning);
+  process.on('warning', onWarning);
+  return {
+    warnings,
+    restore() {
+      process.off('warning', onWarning);
+      for (const printer of printers) process.on('warning', printer);
+    },
+  };
+}
+
 /** Opens on a damaged cache and checks the quarantine contract; returns the quarantined file. */
 async function openDamaged(clientId: string, dir: string, damagedBytes: Buffer): Promise<void> {
   const quarantineEvents: QuarantineInfo[] = [];
-  const client = await open(options(clientId, dir));
+  const caught = catchWarnings();
+  const client = await open(options(clientId, dir)).finally(() => setImmediate(() => caught.restore()));
   client.on('quarantine', (q: QuarantineInfo) => quarantineEvents.push(q));
   try {
     assert.ok(client.quarantined, 'open() reports the quarantine');
@@ -41,6 +61,10 @@ async function openDamaged(clientId: string, dir: string, damagedBytes: Buffer):
     assert.ok(readdirSync(dir).some((f) => f.startsWith('cache.mdb.corrupt-')));
     await new Promise((r) => setImmediate(r));
     assert.equal(quarantineEvents.length, 1, "a 'quarantine' event is emitted");
+    const warning = caught.warnings.find((w) => w.code === ErrorCodes.CACHE_QUARANTINED);
+    assert.ok(warning, 'a warning on stderr, even with no listener');
+    assert.equal(warning.name, 'HoldfastWarning');
+    assert.match(warning.message, /^cache quarantined: moved to .*cache\.mdb\.corrupt-/);
 
     // The fresh cache works.
     client.publish(`sensors/${clientId}`, JSON.stringify({ device: clientId, n: 1 }));
@@ -97,6 +121,34 @@ describe('corrupt cache', () => {
     }
   });
 
+  it('a healthy cache is not quarantined when the probe cannot run (it says nothing about the file)', async () => {
+    const dir = tempDir('probe-cannot-run');
+    const nodeOptions = process.env.NODE_OPTIONS;
+    try {
+      const first = await open(options('dev-probe-fails', dir.path, 'mqtt://127.0.0.1:1'));
+      first.publish('sensors/dev-probe-fails', JSON.stringify({ device: 'dev-probe-fails', n: 1 }));
+      await first.flush();
+      await first.close();
+      // The probe is a child node process: with an option node refuses, it exits at once (9), as a
+      // probe that cannot start would (no memory to fork on a small Pi, an interpreter that cannot exec).
+      process.env.NODE_OPTIONS = '--no-such-option-for-the-probe';
+      const second = await open(options('dev-probe-fails', dir.path));
+      process.env.NODE_OPTIONS = nodeOptions;
+      try {
+        assert.equal(second.quarantined, undefined, 'nothing quarantined');
+        assert.equal(second.stats().cached.messages, 1, 'the backlog is still there');
+        await second.drained();
+      } finally {
+        await second.close();
+      }
+      await auditor.waitFor({ 'dev-probe-fails': [1] }, 10_000);
+    } finally {
+      if (nodeOptions === undefined) delete process.env.NODE_OPTIONS;
+      else process.env.NODE_OPTIONS = nodeOptions;
+      dir.remove();
+    }
+  });
+
   it('a cache in another holdfast format is refused, untouched and not quarantined', async () => {
     const dir = tempDir('format');
     try {
@@ -113,7 +165,7 @@ describe('corrupt cache', () => {
       await assert.rejects(open(options('dev-format', dir.path)), (err: unknown) => {
         assert.ok(err instanceof HoldfastError);
         assert.equal(err.code, ErrorCodes.CACHE_FORMAT_UNSUPPORTED);
-        assert.match(err.message, /the cache is in format 99, and this holdfast reads format 2/);
+        assert.match(err.message, /the cache is in format 99, and this holdfast reads format 3/);
         return true;
       });
       assert.deepEqual(readdirSync(dir.path).filter((f) => f.includes('corrupt')), [], 'nothing quarantined');

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { open, topicMatches, ErrorCodes, HoldfastError, type HoldfastClient, type IncomingMessage } from 'holdfast';
 import { startBroker, startLinkProxy, type Broker, type LinkProxy } from '@holdfast/testkit';
-import { sleep, tempDir } from './helpers.js';
+import { tempDir, waitUntil } from './helpers.js';
 
 let broker: Broker;
 let proxy: LinkProxy;
@@ -27,17 +27,30 @@ after(async () => {
   await broker.close();
 });
 
-async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
+/**
+ * Publishes `probe` messages on `topic` until one reaches the client (`arrived` sees its payload):
+ * proof that the subscription is live at the broker, without guessing how long the SUBSCRIBE takes.
+ */
+let probes = 0;
+async function subscriptionLive(topic: string, arrived: (payload: string) => boolean): Promise<void> {
+  await waitUntil(
+    async () => {
+      // Unique across the file: a probe that arrived for an earlier wait must not satisfy this one.
+      const payload = `probe-${++probes}`;
+      await sender.publishAsync(topic, payload, { qos: 1 });
+      return withinMs(() => arrived(payload), 500);
+    },
+    10_000,
+    `a probe on ${topic} to arrive`,
+  );
 }
 
-async function connected(client: HoldfastClient): Promise<void> {
-  await waitFor(() => client.stats().connected, 10_000, 'the client to connect');
-  await sleep(200); // the SUBSCRIBE goes out right after CONNACK
+/** Whether `condition` holds within `ms`. */
+async function withinMs(condition: () => boolean, ms: number): Promise<boolean> {
+  return waitUntil(condition, ms).then(
+    () => true,
+    () => false,
+  );
 }
 
 describe('subscribe', () => {
@@ -79,35 +92,53 @@ describe('subscribe', () => {
       });
       client.subscribe('devices/dev-sub/+/reboot', (m) => got.push(m), { qos: 1 });
       await proxy.refuse(false);
-      await connected(client);
+      await waitUntil(() => client.stats().connected, 10_000, 'the client to connect');
+      // A topic only the second filter matches: once a probe gets through, both SUBSCRIBEs are in.
+      await subscriptionLive('devices/dev-sub/probe/reboot', (p) => got.some((m) => m.payload.toString() === p));
+      const commands = (): IncomingMessage[] => got.filter((m) => m.topic === 'devices/dev-sub/cmd/reboot');
 
       await sender.publishAsync('devices/dev-sub/cmd/reboot', 'now', { qos: 1 });
-      await waitFor(() => got.length >= 1, 5000, 'the first command');
-      await sleep(300);
-      assert.equal(got.length, protocolVersion === 5 ? 1 : 2, 'MQTT 5: each handler sees a message once, though two subscriptions match');
-      assert.equal(got[0]!.topic, 'devices/dev-sub/cmd/reboot');
-      assert.equal(got[0]!.payload.toString(), 'now');
-      assert.equal(got[0]!.qos, 1);
-      assert.equal(got[0]!.retain, false);
-      await waitFor(() => errors.length === 1, 2000, 'the handler error');
+      await waitUntil(() => commands().length >= 1, 5000, 'the first command');
+      // Everything sent before the fence has arrived once the fence has: a second copy would be in.
+      await subscriptionLive('devices/dev-sub/fence/reboot', (p) => got.some((m) => m.payload.toString() === p));
+      assert.equal(commands().length, protocolVersion === 5 ? 1 : 2, 'MQTT 5: each handler sees a message once, though two subscriptions match');
+      const first = commands()[0]!;
+      assert.equal(first.payload.toString(), 'now');
+      assert.equal(first.qos, 1);
+      assert.equal(first.retain, false);
+      await waitUntil(() => errors.length >= 1, 2000, 'the handler error');
       assert.equal(errors[0]!.code, ErrorCodes.HANDLER_FAILED, 'the throwing handler is isolated and reported');
 
       // Offline: the broker keeps what is sent to the persistent session.
       await proxy.refuse(true);
-      await waitFor(() => !client.stats().connected, 5000, 'the disconnect');
+      await waitUntil(() => !client.stats().connected, 5000, 'the disconnect');
       await sender.publishAsync('devices/dev-sub/cmd/reboot', 'while offline', { qos: 1 });
       await proxy.refuse(false);
-      const before = got.length;
-      await waitFor(() => got.length > before, 10_000, 'the command sent while offline');
-      assert.equal(got.at(-1)!.payload.toString(), 'while offline');
+      await waitUntil(() => commands().some((m) => m.payload.toString() === 'while offline'), 10_000, 'the command sent while offline');
 
-      await sleep(300);
-      const beforeUnsubscribe = got.length;
+      // After unsubscribe, the throwing cmd/# handler still gets every command: each one it reports
+      // has been delivered, so a command it reports that did not reach the +/reboot handler shows
+      // the UNSUBSCRIBE took effect; from then on nothing may reach that handler.
       client.unsubscribe('devices/dev-sub/+/reboot');
-      await sleep(300);
-      await sender.publishAsync('devices/dev-sub/cmd/reboot', 'after unsubscribe', { qos: 1 });
-      await sleep(500);
-      assert.equal(got.length, beforeUnsubscribe, 'no delivery after unsubscribe');
+      let k = 0;
+      await waitUntil(
+        async () => {
+          const payload = `after unsubscribe ${++k}`;
+          const reported = errors.length;
+          await sender.publishAsync('devices/dev-sub/cmd/reboot', payload, { qos: 1 });
+          await waitUntil(() => errors.length > reported, 5000, 'the cmd/# handler to get the command');
+          // In MQTT 3.1.1 the broker sends one copy per matching filter; the fence orders them.
+          await subscriptionLive('devices/dev-sub/cmd/fence', () => errors.length > reported + 1);
+          return !got.some((m) => m.payload.toString() === payload);
+        },
+        10_000,
+        'a command that no longer reaches the unsubscribed handler',
+      );
+      const afterUnsubscribe = got.length;
+      await sender.publishAsync('devices/dev-sub/cmd/reboot', 'late', { qos: 1 });
+      const reported = errors.length;
+      await subscriptionLive('devices/dev-sub/cmd/fence', () => errors.length > reported + 1);
+      assert.equal(got.length, afterUnsubscribe, 'no delivery after unsubscribe');
     } finally {
       await client.close();
       await proxy.refuse(false);
@@ -121,12 +152,12 @@ describe('subscribe', () => {
     const got: string[] = [];
     try {
       client.subscribe('devices/dev-sub-clean/cmd', (m) => got.push(m.payload.toString()));
-      await connected(client);
+      await waitUntil(() => client.stats().connected, 10_000, 'the client to connect');
+      await subscriptionLive('devices/dev-sub-clean/cmd', (p) => got.includes(p));
       proxy.reset();
-      await waitFor(() => client.stats().reconnects >= 1 && client.stats().connected, 10_000, 'the reconnect');
-      await sleep(300);
-      await sender.publishAsync('devices/dev-sub-clean/cmd', 'after reconnect', { qos: 1 });
-      await waitFor(() => got.length === 1, 5000, 'a message after the reconnect');
+      await waitUntil(() => client.stats().reconnects >= 1 && client.stats().connected, 10_000, 'the reconnect');
+      // A clean session starts with no subscriptions: only a SUBSCRIBE sent again lets this through.
+      await subscriptionLive('devices/dev-sub-clean/cmd', (p) => got.includes(p));
     } finally {
       await client.close();
       dir.remove();

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { defaultExtract, startAuditor, startBroker, type Auditor, type Broker } from '@holdfast/testkit';
+import { skipUnlessCI, waitUntil } from './helpers.js';
 
 const EPOCH = 2 ** 32;
 
@@ -38,7 +39,8 @@ describe('auditor', () => {
           });
         }
       } else {
-        t.diagnostic('broker without MQTT 5: user-property readings not exercised');
+        // The JSON part still runs; the test is marked skipped (failed under CI) for the part that cannot.
+        skipUnlessCI(t, 'broker without MQTT 5 (mosquitto): user-property readings not exercised');
       }
       await auditor.waitForCount(v5 ? 10 : 6, 5_000);
 
@@ -93,21 +95,40 @@ describe('auditor', () => {
     }
   });
 
+  it('waitFor keeps listening for the settle window: a duplicate right after the last expected reading is counted', async () => {
+    const auditor = await startAuditor({ url: broker.url, topics: 'settle/+', protocolVersion: v5 ? 5 : 4 });
+    const pub = await mqtt.connectAsync(broker.url, { protocolVersion: 4, reconnectPeriod: 0 });
+    try {
+      const waiting = auditor.waitFor({ s: [1, 2] }, 5_000, { settleMs: 1_000 });
+      // 2 then a late copy of 2 and a late 1: both land after the last expected arrival.
+      for (const seq of [2, 1, 2, 1]) await pub.publishAsync('settle/s', JSON.stringify({ device: 's', seq }), { qos: 1 });
+      const report = await waiting;
+      assert.equal(report.lost, 0);
+      assert.equal(report.duplicates, 2, 'both late copies are in the report');
+      assert.deepEqual(auditor.arrivals('s'), [2, 1, 2, 1]);
+    } finally {
+      await pub.endAsync();
+      await auditor.close();
+    }
+  });
+
   it('resubscribes after a broker restart that lost its session', async () => {
     // No persistence: the restarted broker has forgotten the auditor's session.
     const auditor: Auditor = await startAuditor({ url: broker.url, topics: 'restart/#', protocolVersion: v5 ? 5 : 4 });
     try {
       await broker.restart();
-      const deadline = Date.now() + 10_000;
       let seq = 0;
       // Publish until the auditor is back (it reconnects every 250 ms).
-      while (auditor.received === 0 && Date.now() < deadline) {
-        const pub = await mqtt.connectAsync(broker.url, { protocolVersion: 4, reconnectPeriod: 0 });
-        await pub.publishAsync('restart/x', JSON.stringify({ device: 'x', seq: ++seq }), { qos: 1 });
-        await pub.endAsync();
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      assert.ok(auditor.received > 0, 'the auditor must receive again after the restart');
+      await waitUntil(
+        async () => {
+          const pub = await mqtt.connectAsync(broker.url, { protocolVersion: 4, reconnectPeriod: 0 });
+          await pub.publishAsync('restart/x', JSON.stringify({ device: 'x', seq: ++seq }), { qos: 1 });
+          await pub.endAsync();
+          return auditor.received > 0;
+        },
+        10_000,
+        'the auditor to receive again after the restart',
+      );
     } finally {
       await auditor.close();
     }
@@ -117,7 +138,7 @@ describe('auditor', () => {
     const durable = await startBroker({ persistence: true });
     if (durable.kind !== 'mosquitto') {
       await durable.close();
-      return t.skip('the Aedes fallback forgets sessions on restart');
+      return skipUnlessCI(t, 'the Aedes fallback forgets sessions on restart');
     }
     const auditor = await startAuditor({ url: durable.url, topics: 'away/#' });
     try {

@@ -1,5 +1,6 @@
 /**
  * Flags of `pnpm bench power-cut`. --quick is what CI runs: short, two kills, same chaos kinds.
+ * --power-loss puts the cache on the testkit's power-loss layer: each kill also drops what was not synced.
  */
 import { parseArgs } from 'node:util';
 
@@ -13,12 +14,20 @@ export interface PowerCutArgs {
   quick: boolean;
   json: boolean;
   svg: string | undefined;
+  /** Write the timeline to bench/results/ (the pictures the READMEs show); otherwise it goes to a temp dir that is removed. */
+  writeResults: boolean;
   /** Where to write the evidence file; by default only written (to the temp dir) when a promise broke. */
   trace: string | undefined;
+  /** Each kill is a real power cut: the page cache goes too (the testkit's power-loss layer). */
+  powerLoss: boolean;
+  /** How often the device calls flush() (ms; 0: back to back); undefined: never. */
+  flushMs: number | undefined;
+  /** Extra environment for the device (--device-env KEY=VALUE, repeatable), e.g. LD_PRELOAD. */
+  deviceEnv: Record<string, string>;
 }
 
 export const USAGE =
-  'usage: pnpm bench power-cut [--mode spill|journal] [--kills N] [--rate R] [--duration S] [--seed X] [--timeout-ms T] [--quick] [--json] [--svg path] [--trace path]';
+  'usage: pnpm bench power-cut [--mode spill|journal] [--kills N] [--rate R] [--duration S] [--seed X] [--timeout-ms T] [--power-loss] [--flush-ms F] [--device-env KEY=VALUE ...] [--quick] [--json] [--write-results] [--svg path] [--trace path]';
 
 export function parsePowerCutArgs(argv: readonly string[]): PowerCutArgs {
   const { values } = parseArgs({
@@ -33,9 +42,13 @@ export function parsePowerCutArgs(argv: readonly string[]): PowerCutArgs {
       seed: { type: 'string' },
       'timeout-ms': { type: 'string' },
       svg: { type: 'string' },
+      'write-results': { type: 'boolean' },
       trace: { type: 'string' },
       quick: { type: 'boolean' },
       json: { type: 'boolean' },
+      'power-loss': { type: 'boolean' },
+      'flush-ms': { type: 'string' },
+      'device-env': { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -53,6 +66,15 @@ export function parsePowerCutArgs(argv: readonly string[]): PowerCutArgs {
     return n;
   };
   const kills = Math.floor(number('kills', values.kills, quick ? 2 : 10, 0));
+  const powerLoss = values['power-loss'] === true;
+  const deviceEnv: Record<string, string> = {};
+  for (const pair of values['device-env'] ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new Error(`--device-env must be KEY=VALUE; got ${pair}\n${USAGE}`);
+    deviceEnv[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  // Journal mode always reports what flush() confirmed; with power loss both modes do (every 100 ms).
+  const flushMs = values['flush-ms'] !== undefined ? Math.floor(number('flush-ms', values['flush-ms'], 0, 0)) : powerLoss ? 100 : mode === 'journal' ? 0 : undefined;
   return {
     mode,
     kills,
@@ -64,6 +86,10 @@ export function parsePowerCutArgs(argv: readonly string[]): PowerCutArgs {
     quick,
     json: values.json === true,
     svg: values.svg,
+    writeResults: values['write-results'] === true,
     trace: values.trace,
+    powerLoss,
+    flushMs,
+    deviceEnv,
   };
 }

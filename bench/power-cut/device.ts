@@ -7,12 +7,15 @@
  *   {"n":42}                               reading 42 was accepted by publish()
  *   {"s":[t,state,connected,memory,inflight,cached,delivered,spilled]}  stats every HF_STATS_MS
  *   {"ev":"spill","t":…,"data":{…}}       every client event (state, spill, drain, connect, …), for the trace
- *   {"d":40}                               flush() confirmed every reading up to 40 durable (HF_TRACK_DURABLE=1)
+ *   {"d":40}                               flush() confirmed every reading up to 40 (HF_FLUSH_MS set)
  *   {"drained":true,"io":{…}}              after SIGUSR2: publishing stopped, everything delivered, closed
  *
  * Environment: HF_BROKER, HF_CLIENT_ID, HF_CACHE_DIR (required); HF_RATE (100/s), HF_N_START (1),
- * HF_DURABILITY (spill), HF_TIMEOUT_MS (1000), HF_STATS_MS (100), HF_TRACK_DURABLE (0). Durable tracking is
- * for journal mode only: in spill mode flush() while offline forces a spill and would change what is measured.
+ * HF_DURABILITY (spill), HF_TIMEOUT_MS (1000), HF_STATS_MS (100), HF_FLUSH_MS (unset: flush() is never
+ * called; 0: one flush() after another while readings keep coming; N: one every N ms). A flush() that
+ * resolved covers every reading accepted before it was called: durable in journal mode, delivered or
+ * spilled in spill mode (where flush() while offline spills at once, so calling it changes what is
+ * measured).
  * SIGUSR2 stops publishing, waits for drained(), closes and exits 0. SIGTERM closes and exits 0.
  */
 import { writeSync } from 'node:fs';
@@ -66,15 +69,17 @@ const statsTimer = setInterval(() => {
   say({ s: [Date.now(), states.indexOf(s.state), s.connected ? 1 : 0, s.memoryQueued, s.inflight, s.cached.messages, s.delivered, s.spilled] });
 }, statsMs);
 
-// One flush() at a time, re-armed while readings keep coming: the bench learns which readings were
-// durable before a kill, so a loss can be judged against the journal's "one commit batch" promise.
-const trackDurable = env.HF_TRACK_DURABLE === '1';
+// One flush() at a time, re-armed while readings keep coming: the bench learns which readings flush()
+// confirmed before a kill, so a loss can be judged against what was promised.
+const flushMs = env.HF_FLUSH_MS === undefined ? undefined : Number(env.HF_FLUSH_MS);
 let stopping = false;
 let flushing = false;
+let lastFlushAt = -Infinity;
 let confirmed = n - 1;
 function confirmDurable(): void {
-  if (!trackDurable || flushing || stopping || n - 1 <= confirmed) return;
+  if (flushMs === undefined || flushing || stopping || n - 1 <= confirmed || performance.now() - lastFlushAt < flushMs) return;
   flushing = true;
+  lastFlushAt = performance.now();
   const upTo = n - 1;
   void client.flush().then(() => {
     flushing = false;

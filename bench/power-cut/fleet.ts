@@ -1,11 +1,12 @@
 /**
  * The device's lives: one process at a time on the same cache, SIGKILLed (a power cut) and started
  * again, each life continuing the reading numbers after the last one the previous life accepted.
+ * With a power-loss layer under the cache, each kill also drops every write not yet synced.
  * It keeps the ground truth (every accepted reading number, from the device's synchronous stdout),
  * the depth samples for the timeline, and each life's disk writes from /proc/<pid>/io.
  */
 import { fileURLToPath } from 'node:url';
-import { spawnDevice, type DeviceEvent, type DeviceProcess } from '@holdfast/testkit';
+import { spawnDevice, type DeviceEvent, type DeviceProcess, type PowerLossStats } from '@holdfast/testkit';
 import { readProcIo, type ProcIo } from './proc-io.js';
 import type { Timeline } from './timeline.js';
 
@@ -18,10 +19,22 @@ export interface FleetOptions {
   clientId: string;
   cacheDir: string;
   durability: 'spill' | 'journal';
-  /** Ask the device to report flush() confirmations (journal mode only). */
-  trackDurable: boolean;
+  /** How often the device calls flush() and reports what it confirmed (ms; 0: back to back; undefined: never). */
+  flushMs: number | undefined;
   rate: number;
   timeoutMs: number;
+  /** Added to every life's environment (e.g. LD_PRELOAD of a slow-fsync shim). */
+  deviceEnv: Record<string, string>;
+  /** The layer under the cache that a kill also cuts (testkit's startPowerLossLayer()). */
+  powerLoss?: PowerCut;
+}
+
+/** What the fleet needs of a power-loss layer. */
+export interface PowerCut {
+  /** Drops everything not synced; resolves with the layer's counters at the cut. */
+  powerCut(): Promise<PowerLossStats>;
+  /** Environment of a life started after a cut (a new boot). */
+  readonly afterBootEnv: Readonly<Record<string, string>>;
 }
 
 /** One process lifetime of the device. */
@@ -43,8 +56,10 @@ export interface Life {
   startMs: number;
   /** Disk writes by the time open() resolved: start-up cost (LMDB open, epoch commit), not per reading. */
   ioAtOpen: ProcIo | undefined;
-  /** Every reading up to this number was confirmed durable by flush() (journal mode; 0 = none). */
-  durableN: number;
+  /** Every reading up to this number was confirmed by flush() (0 = none). */
+  confirmedN: number;
+  /** What the power cut after this life dropped (power-loss mode). */
+  cut: Pick<PowerLossStats, 'unsyncedBytes' | 'pendingOps' | 'fsyncs' | 'syncedBytes'> | undefined;
 }
 
 export class Fleet {
@@ -56,6 +71,7 @@ export class Fleet {
   #ioTimer: NodeJS.Timeout | undefined;
   #nextN = 1;
   #lastVolatile = 0;
+  #afterCut = false;
 
   constructor(
     private readonly opts: FleetOptions,
@@ -85,12 +101,14 @@ export class Fleet {
         HF_RATE: String(o.rate),
         HF_TIMEOUT_MS: String(o.timeoutMs),
         HF_N_START: String(this.#nextN),
-        HF_TRACK_DURABLE: o.trackDurable ? '1' : '0',
+        ...(o.flushMs === undefined ? {} : { HF_FLUSH_MS: String(o.flushMs) }),
         // tsx would otherwise write its compile cache from the device process and count as flash wear.
         TSX_DISABLE_CACHE: '1',
+        ...o.deviceEnv,
+        ...(this.#afterCut ? o.powerLoss?.afterBootEnv : {}),
       },
     });
-    const life: Life = { index: this.lives.length, pid: device.pid, accepted: [], end: 'running', io: undefined, volatileAtKill: 0, maxMemory: 0, durableN: 0, ioAtOpen: undefined, startMs: 0, alarms: [] };
+    const life: Life = { index: this.lives.length, pid: device.pid, accepted: [], end: 'running', io: undefined, volatileAtKill: 0, maxMemory: 0, confirmedN: 0, ioAtOpen: undefined, startMs: 0, alarms: [], cut: undefined };
     this.lives.push(life);
     this.logs.push(device.events);
     this.#device = device;
@@ -111,7 +129,7 @@ export class Fleet {
     } else if (e.ev === 'quarantine' || e.ev === 'error') {
       life.alarms.push(`${String(e.ev)}: ${JSON.stringify(e.data)}`);
     } else if (typeof e.d === 'number') {
-      life.durableN = Math.max(life.durableN, e.d);
+      life.confirmedN = Math.max(life.confirmedN, e.d);
     } else if (Array.isArray(e.s)) {
       const [wall, , connected, memory, inflight, cached] = e.s as number[];
       this.timeline.sample(wall!, memory!, cached!, connected === 1);
@@ -120,7 +138,10 @@ export class Fleet {
     }
   }
 
-  /** The power cut: read the disk counters, SIGKILL, and wait until the process is gone. */
+  /**
+   * The power cut: read the disk counters, SIGKILL, and wait until the process is gone; with a
+   * power-loss layer, then drop everything it had not synced.
+   */
   async kill(): Promise<Life> {
     const device = this.#device!;
     const life = this.#life!;
@@ -131,6 +152,11 @@ export class Fleet {
     life.end = 'kill';
     await exit;
     this.#device = undefined;
+    if (this.opts.powerLoss) {
+      const { unsyncedBytes, pendingOps, fsyncs, syncedBytes } = await this.opts.powerLoss.powerCut();
+      life.cut = { unsyncedBytes, pendingOps, fsyncs, syncedBytes };
+      this.#afterCut = true;
+    }
     return life;
   }
 

@@ -28,12 +28,24 @@ export interface Extras {
   durationSeconds: number;
   /** Fingerprint of the built library the devices ran. */
   library: string;
-  /** Lost readings that flush() had confirmed durable before the kill (journal mode). */
-  lostDurable: number;
-  /** Journal: most readings accepted but not yet confirmed by flush() at a kill. */
+  powerLoss: boolean;
+  /** Lost readings that flush() had confirmed before the kill: must be 0. */
+  lostConfirmed: number;
+  /** Lost readings accepted after the last confirmation. */
+  lostUnconfirmed: number;
+  /** The most the kills may take, summed over them. */
+  bound: number;
+  /** Most readings accepted but not yet confirmed by flush() at a kill (null when flush() is not called). */
   maxUnconfirmedAtKill: number | null;
   lossBound: number;
   maxLostPerKill: number;
+  flushMs: number | null;
+  /** Power loss: bytes written but never synced, and name operations never committed, that the cuts dropped. */
+  droppedBytes: number | null;
+  droppedOps: number | null;
+  /** Power loss: fsyncs and bytes that reached the disk, per accepted reading, counted by the layer. */
+  fsyncsPerMessage: number | null;
+  syncedBytesPerMessage: number | null;
   maxMemory: number;
   medianStartMs: number;
   bytesWritten: number;
@@ -72,15 +84,22 @@ export function printTable(args: PowerCutArgs, o: Outcome, bytesWrittenPerMessag
     ['run', `${x.durationSeconds} s at ${args.rate} readings/s, timeoutMs ${args.timeoutMs}, seed ${args.seed}`],
     ['accepted', int(o.accepted)],
     ['delivered (unique)', int(o.delivered)],
-    ['lost', `${int(o.lost)}${args.mode === 'journal' ? ` (${int(x.lostDurable)} of them confirmed durable by flush())` : ''}`],
+    ['lost', int(o.lost)],
+    ['  confirmed by flush() (must be 0)', int(x.lostConfirmed)],
+    ['  not yet confirmed', `${int(x.lostUnconfirmed)} (bound ${int(x.bound)})`],
     ['duplicates', int(o.duplicates)],
     ['out of order', int(o.outOfOrder)],
-    ['kills (SIGKILL)', String(o.kills)],
+    [x.powerLoss ? 'power cuts (SIGKILL + page cache)' : 'kills (SIGKILL)', String(o.kills)],
     ['caches quarantined on open', String(o.quarantines)],
     ['lost per kill', perKill.length > 0 ? perKill.join(' ') : '-'],
-    args.mode === 'journal'
-      ? ['not yet confirmed at a kill', `at most ${int(x.maxUnconfirmedAtKill ?? 0)} readings (the commit batch in progress)`]
-      : ['loss bound per kill', `${int(x.lossBound)} (rate × timeoutMs + one tick + in flight)`],
+    ['flush()', x.flushMs === null ? 'not called' : `every ${x.flushMs} ms; at most ${int(x.maxUnconfirmedAtKill ?? 0)} readings not yet confirmed at a kill`],
+    ...(args.mode === 'spill' ? [['loss bound per kill (memory)', `${int(x.lossBound)} (rate × timeoutMs + one tick + in flight)`] as [string, string]] : []),
+    ...(x.powerLoss
+      ? ([
+          ['dropped by the cuts', `${int(x.droppedBytes ?? 0)} unsynced bytes, ${int(x.droppedOps ?? 0)} uncommitted name operations`],
+          ['reached the disk, per message', `${x.fsyncsPerMessage} fsyncs, ${int(x.syncedBytesPerMessage ?? 0)} bytes (counted by the layer)`],
+        ] as Array<[string, string]>)
+      : []),
     ['max memory depth', int(x.maxMemory)],
     ['device start (spawn → open)', `${int(x.medianStartMs)} ms median`],
     [`disk bytes/message (${x.ioSource})`, bytesWrittenPerMessage.toFixed(1)],

@@ -3,6 +3,7 @@
  * numbers, and, when anything was lost, duplicated or reordered, into evidence: which reading numbers,
  * in which life, and how far from that life's kill.
  */
+import { compact } from '@holdfast/testkit';
 import type { ProcIo } from './proc-io.js';
 import type { Life } from './fleet.js';
 
@@ -13,9 +14,11 @@ export interface LifeOutcome {
   firstN: number | undefined;
   lastN: number | undefined;
   lost: number[];
-  /** Lost readings that flush() had already confirmed durable: a broken promise, never allowed. */
-  lostDurable: number[];
-  durableN: number;
+  /** Lost readings that flush() had already confirmed: a broken promise, never allowed. */
+  lostConfirmed: number[];
+  confirmedN: number;
+  /** Readings this life accepted after the last flush() confirmation: all a cut may take from it (0 unless killed). */
+  unconfirmedAtKill: number;
   /** Readings in memory or in flight at the last stats sample before the kill. */
   volatileAtKill: number;
   alarms: string[];
@@ -25,8 +28,12 @@ export interface Outcome {
   accepted: number;
   delivered: number;
   lost: number;
-  /** Of those, readings flush() had confirmed durable (journal mode); must be 0. */
-  lostDurable: number;
+  /** Of those, readings flush() had confirmed; must be 0. */
+  lostConfirmed: number;
+  /** Lost readings accepted after the last confirmation of their life. */
+  lostUnconfirmed: number;
+  /** Summed over the kills, the readings accepted but not yet confirmed at the kill: what the kills may take. */
+  unconfirmedAtKills: number;
   duplicates: number;
   outOfOrder: number;
   kills: number;
@@ -66,18 +73,22 @@ export function computeOutcome(lives: readonly Life[], arrivals: readonly number
     firstN: life.accepted[0],
     lastN: life.accepted.at(-1),
     lost: life.accepted.filter((n) => !seen.has(n)),
-    lostDurable: life.accepted.filter((n) => !seen.has(n) && n <= life.durableN),
-    durableN: life.durableN,
+    lostConfirmed: life.accepted.filter((n) => !seen.has(n) && n <= life.confirmedN),
+    confirmedN: life.confirmedN,
+    unconfirmedAtKill: life.end === 'kill' && life.accepted.length > 0 ? life.accepted.at(-1)! - Math.max(life.confirmedN, life.accepted[0]! - 1) : 0,
     volatileAtKill: life.volatileAtKill,
     alarms: life.alarms,
   }));
   const accepted = lives.reduce((sum, l) => sum + l.accepted.length, 0);
   const lost = outcomes.reduce((sum, l) => sum + l.lost.length, 0);
+  const lostConfirmed = outcomes.reduce((sum, l) => sum + l.lostConfirmed.length, 0);
   return {
     accepted,
     delivered: accepted - lost,
     lost,
-    lostDurable: outcomes.reduce((sum, l) => sum + l.lostDurable.length, 0),
+    lostConfirmed,
+    lostUnconfirmed: lost - lostConfirmed,
+    unconfirmedAtKills: outcomes.reduce((sum, l) => sum + l.unconfirmedAtKill, 0),
     duplicates: duplicated.reduce((sum, d) => sum + d.times - 1, 0),
     outOfOrder,
     kills: lives.filter((l) => l.end === 'kill').length,
@@ -110,7 +121,7 @@ export function evidence(outcome: Outcome): string[] {
       `life ${life.life} (${life.end}, n ${life.firstN}..${life.lastN}): lost ${life.lost.length} ` +
         `[${compact(life.lost)}], ${Math.min(...fromEnd)}..${Math.max(...fromEnd)} readings before its last accepted; ` +
         `${life.volatileAtKill} were in memory/in flight at the last sample` +
-        (life.durableN > 0 ? `; flush() had confirmed up to n=${life.durableN} (${life.lostDurable.length} of the lost were confirmed durable)` : ''),
+        (life.confirmedN > 0 ? `; flush() had confirmed up to n=${life.confirmedN} (${life.lostConfirmed.length} of the lost were confirmed)` : ''),
     );
   }
   for (const d of outcome.duplicated) lines.push(`duplicate: n=${d.n} arrived ${d.times} times (${owner(outcome, d.n)})`);
@@ -121,16 +132,4 @@ export function evidence(outcome: Outcome): string[] {
 function owner(outcome: Outcome, n: number): string {
   const life = outcome.lives.find((l) => l.firstN !== undefined && l.lastN !== undefined && n >= l.firstN && n <= l.lastN);
   return life === undefined ? 'no life accepted it' : `accepted by life ${life.life}, ${life.lastN! - n} before its last (${life.end})`;
-}
-
-/** 5,6,7,9 → "5-7,9", capped so one bad run cannot flood the terminal. */
-function compact(ns: readonly number[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < ns.length && parts.length < SHOWN; ) {
-    let j = i;
-    while (j + 1 < ns.length && ns[j + 1] === ns[j]! + 1) j++;
-    parts.push(i === j ? `${ns[i]}` : `${ns[i]}-${ns[j]}`);
-    i = j + 1;
-  }
-  return parts.join(',') + (parts.length >= SHOWN ? ',…' : '');
 }

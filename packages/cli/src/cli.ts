@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { UsageError } from './args/usage-error.js';
 import { registerAudit } from './commands/audit.js';
@@ -16,6 +17,12 @@ const EXIT_FAILURE = 1;
  */
 function isHoldfastError(err: unknown): err is Error & { code: string } {
   return err instanceof Error && err.name === 'HoldfastError' && typeof (err as { code?: unknown }).code === 'string';
+}
+
+/** The package's own version: yargs cannot find package.json from an ES module and says 'unknown'. */
+function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return typeof manifest.version === 'string' ? manifest.version : 'unknown';
 }
 
 /** yargs itself rejected the arguments (unknown flag, missing command). */
@@ -58,6 +65,7 @@ export async function run(argv: string[]): Promise<number> {
       // Throwing stops yargs before any command runs; the catch below prints it once.
       throw err ?? new ArgumentsRejected(message);
     })
+    .version(packageVersion())
     .help()
     .alias('help', 'h');
   try {

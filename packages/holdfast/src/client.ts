@@ -5,7 +5,7 @@ import type { ResolvedOptions } from './options.js';
 import { FLAG_QOS2, FLAG_RETAIN, Stat, STATES, type ClientState, type DeadLetter, type FromWorker, type PublishBatch, type QuarantineInfo } from './protocol.js';
 import type { IntakeLog } from './intake-log.js';
 import type { SeqAllocator } from './seq.js';
-import { snapshotStats, type HoldfastStats } from './stats.js';
+import { readConnectivity, snapshotStats, type Connectivity, type HoldfastStats } from './stats.js';
 import type { Request } from './outbox.js';
 import type { SupervisionEventName, Supervisor, SupervisorHost } from './supervisor.js';
 import { Subscriptions, validateFilter, type IncomingMessage, type MessageHandler } from './subscriptions.js';
@@ -111,6 +111,14 @@ export class HoldfastClient extends EventEmitter {
       if (options.retain === true) flags |= FLAG_RETAIN;
     }
     const seq = this.#seqs.next();
+    const ts = Date.now();
+    // Journal mode: written to the intake log before it is accepted, or not accepted at all.
+    if (this.#intake && !this.#intake.append(seq, topic, payload, priority, flags, ts)) {
+      this.#seqs.giveBack();
+      throw new HoldfastError(ErrorCodes.CACHE_WRITE_FAILED, `journal mode could not write the reading to its intake log (${this.#intake.lastFailure}): it was not accepted`, {
+        details: { cause: this.#intake.lastFailure },
+      });
+    }
     const topics = this.#topics;
     if (topics.length === 0) {
       this.#firstSeq = seq;
@@ -123,9 +131,7 @@ export class HoldfastClient extends EventEmitter {
     this.#payloads.push(typeof payload === 'string' ? payload : this.#copyIntoArena(payload));
     this.#priorities.push(priority);
     this.#flags.push(flags);
-    const ts = Date.now();
     this.#timestamps.push(ts);
-    this.#intake?.append(seq, topic, payload, priority, flags, ts);
     this.#accepted++;
     this.#lastSeq = seq;
     if (topics.length >= MAX_BATCH_MESSAGES) this.#postBatch();
@@ -281,6 +287,8 @@ export class HoldfastClient extends EventEmitter {
 
   #postBatch(): void {
     if (this.#closed) return;
+    // Before the batch holding their first records, so the worker can sync them.
+    for (const name of this.#intake?.takeOpened() ?? []) this.#supervisor.post({ type: 'intakeOpened', name });
     if (this.#topics.length > 0) this.#postRecords();
     // After the batch that holds their last records, so the worker has appended those first.
     const retired = this.#intake?.takeRetired();
@@ -312,7 +320,9 @@ export class HoldfastClient extends EventEmitter {
   #onMessage(msg: FromWorker): void {
     switch (msg.type) {
       case 'state':
-        this.#setState(msg.state);
+        // Every one the worker sends is told, also one the state slot already showed at open().
+        this.#state = msg.state;
+        this.#emitState();
         break;
       case 'epoch':
         this.#seqs.offerEpoch(msg.epoch);
@@ -330,6 +340,8 @@ export class HoldfastClient extends EventEmitter {
       }
       case 'event':
         this.emit(msg.name, msg.data);
+        // The offline flag is part of what a 'state' listener learns.
+        if (msg.name === 'offline' || msg.name === 'online') this.#emitState();
         break;
       case 'error':
         this.#emitError(deserializeError(msg.error));
@@ -353,9 +365,15 @@ export class HoldfastClient extends EventEmitter {
     else process.emitWarning(`${err.code}: ${err.message}`, 'HoldfastWarning');
   }
 
+  /** Supervision's states ('restarting', 'failed', 'closed', and a replacement's), told once each. */
   #setState(state: ClientState): void {
     if (this.#state === state) return;
     this.#state = state;
-    this.emit('state', state);
+    this.#emitState();
+  }
+
+  /** 'state' carries the state and, second, whether the client is offline (see HoldfastStats.offline). */
+  #emitState(): void {
+    this.emit('state', this.#state, readConnectivity(this.#stats, this.#state === 'closed') satisfies Connectivity);
   }
 }

@@ -1,5 +1,5 @@
 import { ErrorCodes, HoldfastError } from './errors.js';
-import { describeLost, type LostReadings } from './seq-ranges.js';
+import { describeLost, SeqRanges, type LostReadings } from './seq-ranges.js';
 
 export interface ClosingWorker {
   /** The worker's answer to 'close': it spilled, disconnected and closed the cache. */
@@ -49,4 +49,11 @@ export async function closeWorker(w: ClosingWorker): Promise<void> {
 export function lostAtClose(code: typeof ErrorCodes.TIMEOUT | typeof ErrorCodes.WORKER_CRASHED | typeof ErrorCodes.CACHE_WRITE_FAILED, what: string, lost: LostReadings): HoldfastError {
   const saved = lost.count === 0 ? 'nothing was lost: every accepted reading is delivered, in the cache, or in the intake log' : `lost: ${describeLost(lost)}`;
   return new HoldfastError(code, `${what}; ${saved}`, { details: { lost } });
+}
+
+/** The worker's close(): readings a full disk would not take before the deadline are lost, named by seq. */
+export function unsavedAtClose(seqs: readonly number[]): HoldfastError {
+  const lost = new SeqRanges();
+  for (const seq of [...seqs].sort((a, b) => a - b)) lost.add(seq);
+  return lostAtClose(ErrorCodes.CACHE_WRITE_FAILED, 'close() could not write every pending reading to the cache', lost.from(0));
 }

@@ -18,6 +18,8 @@ export const ENV_VARS: Readonly<Record<string, readonly [path: string, kind: Kin
   HOLDFAST_TIMEOUT_MS: ['timeoutMs', 'int'],
   HOLDFAST_HIGH_WATER_MESSAGES: ['highWater.messages', 'int'],
   HOLDFAST_HIGH_WATER_BYTES: ['highWater.bytes', 'int'],
+  HOLDFAST_WATCHDOG_MS: ['watchdogMs', 'int'],
+  HOLDFAST_DEAD_LETTER_AFTER_DISCONNECTS: ['deadLetterAfterDisconnects', 'int'],
   HOLDFAST_MAX_CACHE_MESSAGES: ['maxCache.messages', 'int'],
   HOLDFAST_MAX_CACHE_BYTES: ['maxCache.bytes', 'int'],
   HOLDFAST_BULK: ['bulk', 'bulk'],

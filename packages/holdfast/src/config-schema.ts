@@ -71,6 +71,8 @@ export const layerSchema = z
     qos: z.union([z.literal(1), z.literal(2)], { error: '1 or 2' }).optional(),
     durability: z.enum(['spill', 'journal'], { error: "'spill' or 'journal'" }).optional(),
     timeoutMs: int(10, 3_600_000).optional(),
+    watchdogMs: int(10, 24 * 3_600_000).optional(),
+    deadLetterAfterDisconnects: int(1, 1000).optional(),
     highWater: z.strictObject({ messages: int(1, 10_000_000).optional(), bytes: int(1024, 2 ** 31).optional() }, OBJECT).optional(),
     maxCache: z.strictObject({ messages: int(1, 1_000_000_000).optional(), bytes: int(4096, 2 ** 40).optional() }, OBJECT).optional(),
     bulk: bulkSchema.optional(),

@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { HoldfastClient } from './client.js';
-import { LATENCY_EVENT, STATES, type DeliveryLatencyEvent } from './protocol.js';
+import { LATENCY_EVENT, OFFLINE_CAUSES, STATES, type DeliveryLatencyEvent } from './protocol.js';
 import type { HoldfastStats } from './stats.js';
 
 
@@ -77,6 +77,17 @@ export function createClientMetrics(client: HoldfastClient): ClientMetrics {
   statGauge(registry, read, 'holdfast_memory_queued_messages', 'Messages queued in memory.', (s) => s.memoryQueued);
   statGauge(registry, read, 'holdfast_inflight_messages', 'Messages in flight (0 or 1; a bulk counts as its readings).', (s) => s.inflight);
   statGauge(registry, read, 'holdfast_connected', '1 while connected to the broker.', (s) => (s.connected ? 1 : 0));
+  new Gauge({
+    name: 'holdfast_offline',
+    help: '1 while the broker is out of reach, by cause: "disconnected", or "exchange-overdue" (connected, but the message in flight unanswered for over timeoutMs / 4).',
+    labelNames: ['cause'],
+    registers: [registry],
+    collect() {
+      const s = read();
+      for (const cause of OFFLINE_CAUSES) this.set({ cause }, s.offlineCause === cause ? 1 : 0);
+    },
+  });
+  statGauge(registry, read, 'holdfast_offline_seconds', 'How long the current outage has lasted; 0 while online.', (s) => s.offlineForMs / 1000);
   statGauge(registry, read, 'holdfast_cache_writable', '0 after a cache write failed (disk full).', (s) => (s.cacheWritable ? 1 : 0));
   new Gauge({
     name: 'holdfast_state',

@@ -41,12 +41,21 @@ export async function readDisk(dir: string): Promise<DiskReading | string> {
   }
 }
 
+const OFFLINE_BECAUSE = {
+  disconnected: 'not connected to the broker',
+  'exchange-overdue': 'the broker has not answered the message in flight',
+} as const;
+
+function offlineReason(stats: HoldfastStats): string {
+  return `offline for ${(stats.offlineForMs / 1000).toFixed(1)} s: ${OFFLINE_BECAUSE[stats.offlineCause ?? 'disconnected']}`;
+}
+
 export function evaluateHealth(stats: HoldfastStats, disk: DiskReading | string, limits: HealthLimits): HealthReport {
   const unhealthy: string[] = [];
   if (stats.state === 'closed') unhealthy.push('client closed');
   else if (stats.state === 'failed') unhealthy.push(`worker failed: ${stats.workerFailure ?? 'it could not be restarted'}`);
   else if (stats.state === 'restarting') unhealthy.push('worker restarting after a crash');
-  else if (!stats.connected) unhealthy.push('not connected to the broker');
+  else if (stats.offline) unhealthy.push(offlineReason(stats));
   if (!stats.cacheWritable) unhealthy.push('cache not writable');
 
   const degraded: string[] = [];

@@ -1,14 +1,16 @@
 import type { DeadLetter } from './protocol.js';
-import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Database, RootDatabase } from 'lmdb';
 import { ErrorCodes, HoldfastError } from './errors.js';
 import { CACHE_FILE, keyPriority, keySeq, recordsBySeq, RECORDS_DB, type RecordsDb } from './worker/cache-layout.js';
 import { checkFormat } from './worker/cache.js';
+import { checkHeader } from './worker/cache-header.js';
 import { decodeRecord, openValue } from './worker/record.js';
 import { CacheCipher, keyCheckMatches } from './worker/cipher.js';
 import { readCacheKeyFile } from './cache-key.js';
 import { INTAKE_SEGMENT } from './intake-format.js';
+import { isDone, readProgress } from './worker/progress-file.js';
 import { parseCacheKey } from './options.js';
 
 /** How to read an encrypted cache: its key, or the file that holds it (one or the other). */
@@ -52,9 +54,6 @@ export interface CachedMessage {
 /** A message the broker refused, kept with its reason: the same shape the client's deadLetters() gives. */
 export type CachedDeadLetter = DeadLetter;
 
-const META_MAGIC = 0xbeefc0de;
-const P_META = 0x08;
-
 interface ReadOnlyCache {
   cipher: CacheCipher | undefined;
   root: RootDatabase;
@@ -65,49 +64,6 @@ interface ReadOnlyCache {
 
 function unavailable(message: string, path: string, cause?: unknown): HoldfastError {
   return new HoldfastError(ErrorCodes.CACHE_UNAVAILABLE, message, { cause, details: { cachePath: path } });
-}
-
-/** Where the meta fields sit after the page header: 16 bytes in LMDB 0.9, 24 in the 1.0 format lmdb-js uses. */
-const HEADER_SIZES = [24, 16] as const;
-
-interface MetaPage {
-  pageSize: number;
-  lastPage: bigint;
-  txn: bigint;
-}
-
-/** Reads one meta page (magic, page size, last page, txn id), or undefined when it is not one. */
-function readMeta(page: Buffer): MetaPage | undefined {
-  for (const h of HEADER_SIZES) {
-    if (page.length < h + 136 || page.readUInt32LE(h) !== META_MAGIC || (page.readUInt16LE(h - 6) & P_META) === 0) continue;
-    // magic, version, address, mapsize, then the free-db record whose first word is the page size.
-    return { pageSize: page.readUInt32LE(h + 24), lastPage: page.readBigUInt64LE(h + 120), txn: page.readBigUInt64LE(h + 128) };
-  }
-  return undefined;
-}
-
-/**
- * Checks the two LMDB meta pages before handing the file to LMDB: the native library trusts its
- * header and crashes the whole process (SIGSEGV) on a garbage or truncated file, rather than throw.
- */
-function checkHeader(path: string): void {
-  const size = statSync(path).size;
-  const fd = openSync(path, 'r');
-  try {
-    const page = Buffer.alloc(256);
-    const first = readSync(fd, page, 0, page.length, 0) === page.length ? readMeta(page) : undefined;
-    const pageSize = first?.pageSize ?? 0;
-    if (first === undefined || pageSize < 512 || pageSize > 65_536 || (pageSize & (pageSize - 1)) !== 0 || size < 2 * pageSize) {
-      throw new Error('it is not an LMDB file (no valid meta page)');
-    }
-    const second = readSync(fd, page, 0, page.length, pageSize) === page.length ? readMeta(page) : undefined;
-    if (second === undefined) throw new Error('its second meta page is damaged');
-    const newest = second.txn > first.txn ? second : first;
-    const needed = (newest.lastPage + 1n) * BigInt(pageSize);
-    if (needed > BigInt(size)) throw new Error(`it is truncated (${size} bytes; its header needs ${needed})`);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /**
@@ -210,8 +166,11 @@ export async function inspectCache(dir: string, options: InspectOptions = {}): P
     let messages = 0;
     let bytes = 0;
     let oldestTs = 0;
-    // Counted from the records themselves, so the report is right even if the totals were not.
+    // Counted from the records themselves, so the report is right even if the totals were not; what
+    // the progress file says is delivered is not counted (it leaves the cache in batches).
+    const progress = readProgress(dir);
     for (const { key, value } of cache.records.getRange({ snapshot: true })) {
+      if (isDone(progress, keySeq(key))) continue;
       const rec = decodeRecord(keySeq(key), value, cache.cipher);
       messages++;
       bytes += rec.size;
@@ -220,6 +179,7 @@ export async function inspectCache(dir: string, options: InspectOptions = {}): P
     }
     // Key order is by priority first: the oldest record is the first in publish order.
     for (const { key, value } of recordsBySeq(cache.records, { snapshot: true })) {
+      if (isDone(progress, keySeq(key))) continue;
       oldestTs = decodeRecord(keySeq(key), value, cache.cipher).ts;
       break;
     }
@@ -246,8 +206,11 @@ export async function inspectCache(dir: string, options: InspectOptions = {}): P
 /** Every cached message, oldest first, from one read snapshot. The cache is closed when iteration ends. */
 export async function* exportCache(dir: string, options: InspectOptions = {}): AsyncGenerator<CachedMessage> {
   const cache = await openReadOnly(dir, options);
+  const progress = readProgress(dir);
   try {
-    for (const { key, value } of recordsBySeq(cache.records, { snapshot: true })) yield toMessage(keySeq(key), value, cache.cipher);
+    for (const { key, value } of recordsBySeq(cache.records, { snapshot: true })) {
+      if (!isDone(progress, keySeq(key))) yield toMessage(keySeq(key), value, cache.cipher);
+    }
   } finally {
     await cache.root.close();
   }

@@ -2,7 +2,6 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { checksum, FRAME_HEADER_BYTES, SEQ_BYTES, segmentName } from './intake-format.js';
 import type { RetiredSegment } from './protocol.js';
-import { SeqRanges } from './seq-ranges.js';
 import type { CacheCipher } from './worker/cipher.js';
 import { encodeRecord, recordSize, type Rec } from './worker/record.js';
 
@@ -23,40 +22,35 @@ export class IntakeLog {
   readonly #epoch: number;
   readonly #cipher: CacheCipher | undefined;
   readonly #onFailure: (err: Error) => void;
-  readonly #cacheWritable: () => boolean;
   #fd: number | undefined;
   #name = '';
   #index = 0;
   #bytes = 0;
   #lastSeq = 0;
+  /** performance.now() of the last failed write. */
   #failedAt = -Infinity;
+  #lastFailure = '';
   #retired: RetiredSegment[] = [];
-  /** Seqs publish() accepted that are not in the log (a failed write, or paused for a full disk). */
-  readonly unlogged = new SeqRanges();
+  /** Segments started since the last takeOpened(), for the worker to sync. */
+  #opened: string[] = [];
   #frame = Buffer.allocUnsafe(64 * 1024);
   /** Reused for every append, so publish() allocates nothing for the log. */
   readonly #rec: Rec = { seq: 0, topic: '', payload: '', priority: 0, flags: 0, ts: 0, size: 0 };
 
-  constructor(dir: string, epoch: number, cipher: CacheCipher | undefined, cacheWritable: () => boolean, onFailure: (err: Error) => void) {
+  constructor(dir: string, epoch: number, cipher: CacheCipher | undefined, onFailure: (err: Error) => void) {
     this.#dir = dir;
-    this.#cacheWritable = cacheWritable;
     this.#epoch = epoch;
     this.#cipher = cipher;
     this.#onFailure = onFailure;
   }
 
   /**
-   * Appends one reading. A failed write (disk full) does not fail publish(): the reading still goes to
-   * the worker, which commits it to LMDB as in any journal mode; the failure is reported once and
-   * a new segment is tried a second later, once the cache is writable again.
+   * Appends one reading; false when it could not be written (disk full, or within a second of such a
+   * failure, when a new segment is tried). publish() then refuses the reading: journal mode accepts
+   * only what a crash cannot take. The failure is also reported once a minute.
    */
-  append(seq: number, topic: string, payload: string | Uint8Array, priority: number, flags: number, ts: number): void {
-    // While the disk is full the cache needs every freed byte to evict and recover; the log waits.
-    if (!this.#cacheWritable()) {
-      this.unlogged.add(seq);
-      return this.#endSegment();
-    }
-    if (this.#fd === undefined && !this.#startSegment()) return this.unlogged.add(seq);
+  append(seq: number, topic: string, payload: string | Uint8Array, priority: number, flags: number, ts: number): boolean {
+    if (this.#fd === undefined && !this.#startSegment()) return false;
     const rec = this.#rec;
     rec.seq = seq;
     rec.topic = topic;
@@ -78,13 +72,26 @@ export class IntakeLog {
       const written = writeSync(this.#fd!, frame, 0, size);
       if (written !== size) throw new Error(`short write (${written} of ${size} bytes)`);
     } catch (err) {
-      this.unlogged.add(seq);
       this.#fail(err as Error);
-      return;
+      return false;
     }
     this.#lastSeq = seq;
     this.#bytes += size;
     if (this.#bytes >= SEGMENT_BYTES) this.#endSegment();
+    return true;
+  }
+
+  /** Why the last write failed (e.g. ENOSPC), for the error publish() throws. */
+  get lastFailure(): string {
+    return this.#lastFailure;
+  }
+
+  /** Segments started since the last call, for the worker to sync (it opens them by name). */
+  takeOpened(): string[] | undefined {
+    if (this.#opened.length === 0) return undefined;
+    const opened = this.#opened;
+    this.#opened = [];
+    return opened;
   }
 
   /** Segments closed since the last call, for the worker to delete once committed. */
@@ -111,7 +118,8 @@ export class IntakeLog {
   }
 
   #startSegment(): boolean {
-    if (Date.now() - this.#failedAt < RETRY_MS) return false;
+    // Monotonic: a wall clock set back during the wait would otherwise stop the log retrying for good.
+    if (performance.now() - this.#failedAt < RETRY_MS) return false;
     const name = segmentName(this.#epoch, this.#index++);
     try {
       this.#fd = openSync(join(this.#dir, name), 'wx', 0o600);
@@ -121,6 +129,7 @@ export class IntakeLog {
     }
     this.#name = name;
     this.#bytes = 0;
+    this.#opened.push(name);
     return true;
   }
 
@@ -138,8 +147,10 @@ export class IntakeLog {
   #fail(err: Error): void {
     // Never write after a failure: a damaged frame can then only be a segment's last one.
     this.#endSegment();
-    const first = this.#failedAt === -Infinity || Date.now() - this.#failedAt >= 60_000;
-    this.#failedAt = Date.now();
+    this.#lastFailure = (err as NodeJS.ErrnoException).code ?? err.message;
+    const now = performance.now();
+    const first = this.#failedAt === -Infinity || now - this.#failedAt >= 60_000;
+    this.#failedAt = now;
     if (first) this.#onFailure(err);
   }
 }

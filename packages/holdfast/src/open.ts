@@ -20,9 +20,13 @@ export async function open(options: HoldfastOptions): Promise<HoldfastClient> {
     try {
       client.attachHealth(await startHealthServer(client, { ...resolved.health, maxCache: resolved.maxCache, cacheDir: resolved.cacheDir }));
     } catch (err) {
+      supervisor.release();
       await client.close();
       throw err;
     }
   }
+  // What the worker said so far reaches the client after the app's continuation of `await open()`,
+  // where it attaches its listeners (see Supervisor.attach).
+  setImmediate(() => supervisor.release());
   return client;
 }

@@ -15,8 +15,23 @@ export interface HoldfastOptions {
    * publish() returns (a crash loses nothing accepted) and commits it to LMDB before sending. @default 'spill'
    */
   durability?: 'spill' | 'journal';
-  /** How long to wait for PUBCOMP before spilling the pending stream to the cache. @default 10000 */
+  /**
+   * How long to wait for PUBCOMP before spilling the pending stream to the cache. A quarter of it
+   * without an answer already counts as offline (stats().offline, 'exchange-overdue'). @default 10000
+   */
   timeoutMs?: number;
+  /**
+   * The watchdog: an exchange with no acknowledgement for this long on a live connection (a lost
+   * PUBREC or PUBCOMP, or a broker that answers pings but never the exchange) makes the client drop
+   * the connection and resend it on a new one, as MQTT requires. At least timeoutMs. @default 3 × timeoutMs
+   */
+  watchdogMs?: number;
+  /**
+   * A message that is in flight when the connection drops this many times in a row, each time with no
+   * progress, goes to the dead letters: some brokers (AWS IoT Core; MQTT 5 for an oversized packet)
+   * disconnect instead of refusing it, and it must not block the queue forever. @default 5
+   */
+  deadLetterAfterDisconnects?: number;
   /** In-memory queue limit; passing either bound spills to the cache. @default { messages: 10000, bytes: 16777216 } */
   highWater?: { messages?: number; bytes?: number };
   /** Cache bounds; when full, the lowest priority is evicted first. @default { messages: 1000000, bytes: 1073741824 } */
@@ -54,8 +69,8 @@ export interface HoldfastOptions {
   /** A file holding the cacheKey (hex, base64 or 32 raw bytes), read by the worker. @default undefined */
   cacheKeyFile?: string;
   /**
-   * JSON logs to stdout (for journald): connect, disconnect (with reason), spill, drain start and end,
-   * eviction, dead letter, quarantine. Off by default so a program that owns its stdout keeps it;
+   * JSON logs to stdout (for journald): connect, disconnect (with reason), every outage (offline with its
+   * cause, online with its duration), spill, drain start and end, eviction, dead letter, quarantine. Off by default so a program that owns its stdout keeps it;
    * a quarantine is always reported on stderr regardless. @default 'silent'
    */
   logLevel?: 'silent' | 'fatal' | 'error' | 'warn' | 'info' | 'debug';
@@ -69,6 +84,8 @@ export interface ResolvedOptions {
   qos: 1 | 2;
   durability: 'spill' | 'journal';
   timeoutMs: number;
+  watchdogMs: number;
+  deadLetterAfterDisconnects: number;
   highWater: { messages: number; bytes: number };
   maxCache: { messages: number; bytes: number };
   bulk: false | { maxMessages: number; maxBytes: number; topic: string };
@@ -92,6 +109,9 @@ export const DEFAULTS = {
   qos: 2,
   durability: 'spill',
   timeoutMs: 10_000,
+  /** The watchdog's default, as a multiple of timeoutMs. */
+  watchdogTimeouts: 3,
+  deadLetterAfterDisconnects: 5,
   highWater: { messages: 10_000, bytes: 16 * 1024 * 1024 },
   maxCache: { messages: 1_000_000, bytes: 1024 * 1024 * 1024 },
   bulk: { maxMessages: 1000, maxBytes: 256 * 1024 },
@@ -164,7 +184,7 @@ function pem(obj: Record<string, unknown>, key: string): string | Buffer | undef
 }
 
 const TOP_KEYS = [
-  'broker', 'clientId', 'cacheDir', 'qos', 'durability', 'timeoutMs', 'highWater', 'maxCache', 'bulk', 'reconnect',
+  'broker', 'clientId', 'cacheDir', 'qos', 'durability', 'timeoutMs', 'watchdogMs', 'deadLetterAfterDisconnects', 'highWater', 'maxCache', 'bulk', 'reconnect',
   'session', 'protocolVersion', 'keepaliveSec', 'connectTimeoutMs', 'closeTimeoutMs', 'tls', 'username', 'password', 'health', 'logLevel', 'cacheKey', 'cacheKeyFile',
 ] as const;
 
@@ -215,13 +235,19 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   checkKeys(ss, ['clean', 'expirySec'], 'session');
   if (ss.clean !== undefined && typeof ss.clean !== 'boolean') fail('session.clean', 'a boolean', ss.clean);
 
+  const timeoutMs = int(input, 'timeoutMs', '', 10, 3_600_000, DEFAULTS.timeoutMs);
+  const watchdogMs = int(input, 'watchdogMs', '', 10, 24 * 3_600_000, DEFAULTS.watchdogTimeouts * timeoutMs);
+  if (watchdogMs < timeoutMs) fail('watchdogMs', `at least timeoutMs (${timeoutMs})`, watchdogMs);
+
   return {
     broker,
     clientId,
     cacheDir,
     qos,
     durability,
-    timeoutMs: int(input, 'timeoutMs', '', 10, 3_600_000, DEFAULTS.timeoutMs),
+    timeoutMs,
+    watchdogMs,
+    deadLetterAfterDisconnects: int(input, 'deadLetterAfterDisconnects', '', 1, 1000, DEFAULTS.deadLetterAfterDisconnects),
     highWater: {
       messages: int(hw, 'messages', 'highWater.', 1, 10_000_000, DEFAULTS.highWater.messages),
       bytes: int(hw, 'bytes', 'highWater.', 1024, 2 ** 31, DEFAULTS.highWater.bytes),

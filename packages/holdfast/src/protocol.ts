@@ -47,6 +47,8 @@ export type ToWorker =
   /** Subscribe (again) to a filter; the worker also re-subscribes on every connection. */
   | { type: 'subscribe'; filter: string; qos: 0 | 1 | 2; id: number }
   | { type: 'unsubscribe'; filter: string }
+  /** Journal mode: the facade started an intake log segment (sent before the batch holding its first record). */
+  | { type: 'intakeOpened'; name: string }
   /** Journal mode: intake log segments closed, sent after the batch holding their last records. */
   | { type: 'intakeRetired'; segments: RetiredSegment[] }
   | { type: 'close'; id: number }
@@ -77,7 +79,31 @@ export interface DeliveryLatencyEvent {
   latenciesMs: number[];
 }
 
-export type HoldfastEventName = 'connect' | 'disconnect' | 'reconnecting' | 'spill' | 'drain-start' | 'drain-end' | 'dead-letter' | 'evict' | 'cache-recovered' | 'intake-replayed' | 'quarantine' | 'connection-error' | 'delivery-latency';
+export type HoldfastEventName =
+  | 'connect'
+  | 'disconnect'
+  | 'reconnecting'
+  | 'offline'
+  | 'online'
+  | 'spill'
+  | 'drain-start'
+  | 'drain-end'
+  | 'dead-letter'
+  | 'evict'
+  | 'cache-recovered'
+  | 'intake-replayed'
+  | 'quarantine'
+  | 'connection-error'
+  | 'delivery-latency'
+  /** An exchange had no acknowledgement for watchdogMs on a live connection: the client reconnects to resend it. */
+  | 'watchdog';
+
+/**
+ * Why the client is offline: no connection to the broker, or a connection on which the exchange in
+ * flight has gone unanswered for longer than the overdue threshold (a hung broker, a stalled link).
+ */
+export type OfflineCause = 'disconnected' | 'exchange-overdue';
+export const OFFLINE_CAUSES: readonly OfflineCause[] = ['disconnected', 'exchange-overdue'];
 
 export type FromWorker =
   | WorkerReady
@@ -168,19 +194,27 @@ export const Stat = {
   networkDisconnects: 18,
   /** 10 slots: cached messages by priority 1..10. */
   byPriority: 19,
+  /** When the exchange in flight was sent, in monotonic ms (monotonicMs()); 0 when none is. */
+  exchangeStartedMs: 29,
+  /** 1 while offline (see OfflineCause), else 0. */
+  offline: 30,
+  /** When the current outage began, in monotonic ms. */
+  offlineSinceMs: 31,
+  /** Index into OFFLINE_CAUSES while offline. */
+  offlineCause: 32,
   /**
    * Every seq below this one that the worker received is delivered or committed (or counted as
    * evicted or dead-lettered): the lowest seq a crash could lose. Only ever conservative when stale.
    */
-  safeBelow: 29,
+  safeBelow: 33,
   /** The last seq of the last publish batch the worker took from its port. */
-  receivedThrough: 30,
+  receivedThrough: 34,
   /** The seq the worker is decoding or handing to MQTT.js right now (0: none); read after a crash. */
-  workingSeq: 31,
+  workingSeq: 35,
   /** Incremented every second by the worker: a value that stops changing means a blocked event loop. */
-  heartbeat: 32,
+  heartbeat: 36,
 } as const;
-export const STAT_SLOTS = 33;
+export const STAT_SLOTS = Stat.heartbeat + 1;
 
 /** Seqs are epoch·2^32 + counter: each open() reserves a new epoch durably, so seqs never repeat. */
 export const EPOCH_SPAN = 2 ** 32;

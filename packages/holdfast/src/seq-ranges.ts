@@ -9,7 +9,7 @@ export interface LostReadings {
 
 /**
  * A set of seqs kept as ranges. Seqs are handed out consecutively, so what the facade posted to a
- * worker, or failed to write to the intake log, is nearly always one range that grows at its end.
+ * worker is nearly always one range that grows at its end.
  */
 export class SeqRanges {
   #ranges: SeqRange[] = [];
@@ -36,15 +36,10 @@ export class SeqRanges {
     return this.#ranges;
   }
 
-  /** The seqs held here from `seq` on, restricted to `within` when given. */
-  from(seq: number, within?: SeqRanges): LostReadings {
+  /** The seqs held here from `seq` on. */
+  from(seq: number): LostReadings {
     const ranges: SeqRange[] = [];
-    for (const [a, b] of this.#ranges) {
-      if (b < seq) continue;
-      const first = Math.max(a, seq);
-      if (!within) ranges.push([first, b]);
-      else for (const [c, d] of within.ranges) if (d >= first && c <= b) ranges.push([Math.max(first, c), Math.min(b, d)]);
-    }
+    for (const [a, b] of this.#ranges) if (b >= seq) ranges.push([Math.max(a, seq), b]);
     return { count: ranges.reduce((n, [a, b]) => n + b - a + 1, 0), ranges };
   }
 }

@@ -1,4 +1,5 @@
-import { Stat, STATES, type ClientState } from './protocol.js';
+import { monotonicMs } from './worker/clock.js';
+import { OFFLINE_CAUSES, Stat, STATES, type ClientState, type OfflineCause } from './protocol.js';
 
 export interface CachedStats {
   messages: number;
@@ -12,6 +13,16 @@ export interface CachedStats {
 export interface HoldfastStats {
   state: ClientState;
   connected: boolean;
+  /**
+   * True while the broker is out of reach: not connected, or connected with the message in flight
+   * unanswered for longer than a quarter of timeoutMs (a hung broker, a stalled link). Independent of
+   * `state`, which says where new readings go; false once closed.
+   */
+  offline: boolean;
+  /** Why the client is offline ('disconnected' or 'exchange-overdue'); undefined while online. */
+  offlineCause: OfflineCause | undefined;
+  /** How long the current outage has lasted (monotonic clock); 0 while online. */
+  offlineForMs: number;
   /** Messages accepted by publish() since open(). */
   accepted: number;
   /** The last seq handed out (0 before the first publish). */
@@ -41,6 +52,18 @@ export interface HoldfastStats {
   workerFailure: string | undefined;
 }
 
+/** The offline fields of stats(), also what a 'state' listener receives as its second argument. */
+export type Connectivity = Pick<HoldfastStats, 'offline' | 'offlineCause' | 'offlineForMs'>;
+
+export function readConnectivity(s: Float64Array, closed: boolean): Connectivity {
+  if (closed || s[Stat.offline] !== 1) return { offline: false, offlineCause: undefined, offlineForMs: 0 };
+  return {
+    offline: true,
+    offlineCause: OFFLINE_CAUSES[s[Stat.offlineCause] ?? 0],
+    offlineForMs: Math.max(0, Math.round(monotonicMs() - (s[Stat.offlineSinceMs] ?? 0))),
+  };
+}
+
 /** What the facade knows that the worker's shared counters do not. */
 export interface FacadeStats {
   state: ClientState;
@@ -65,6 +88,7 @@ export function snapshotStats(s: Float64Array, facade: FacadeStats): HoldfastSta
   return {
     state: FACADE_STATES.has(state) ? state : (STATES[s[Stat.state] ?? 0] ?? state),
     connected: s[Stat.connected] === 1,
+    ...readConnectivity(s, state === 'closed'),
     accepted,
     lastSeq,
     memoryQueued: batched + (s[Stat.memoryQueued] ?? 0),

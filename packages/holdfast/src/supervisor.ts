@@ -19,10 +19,11 @@ import { IntakeLog } from './intake-log.js';
 import type { ResolvedOptions } from './options.js';
 import { closeWorker, lostAtClose } from './close-worker.js';
 import { Outbox, type Request } from './outbox.js';
-import { Stat, STATES, STAT_SLOTS, type ClientState, type FromWorker, type RestartInit, type TestFault, type ToWorker, type WorkerReady } from './protocol.js';
+import { OFFLINE_CAUSES, Stat, STATES, STAT_SLOTS, type ClientState, type FromWorker, type RestartInit, type TestFault, type ToWorker, type WorkerReady } from './protocol.js';
 import { RestartPolicy } from './restart-policy.js';
-import { describeLost, type LostReadings } from './seq-ranges.js';
+import { describeLost, type LostReadings, type SeqRanges } from './seq-ranges.js';
 import { CacheCipher } from './worker/cipher.js';
+import { monotonicMs } from './worker/clock.js';
 import { releaseCacheLock } from './worker/cache-lock.js';
 import { spawnFirstWorker, spawnWorker, type SpawnedWorker } from './worker-spawn.js';
 
@@ -56,7 +57,8 @@ export class Supervisor {
   readonly #testHooks: boolean;
   readonly #stickyFaults: TestFault[] = [];
   #host: SupervisorHost | undefined;
-  readonly #early: FromWorker[] = [];
+  /** What the facade is told until release(), in order (see attach()). */
+  #held: Array<(host: SupervisorHost) => void> | undefined = [];
 
   #phase: Phase = 'running';
   #worker!: Worker;
@@ -98,20 +100,33 @@ export class Supervisor {
     this.ready = first.ready;
     if (options.durability === 'journal') {
       const cipher = first.ready.cacheKey ? new CacheCipher(Buffer.from(first.ready.cacheKey)) : undefined;
-      const cacheWritable = (): boolean => this.stats[Stat.cacheWritable] !== 0;
-      this.intake = new IntakeLog(options.cacheDir, first.ready.epoch, cipher, cacheWritable, (err) => {
+      this.intake = new IntakeLog(options.cacheDir, first.ready.epoch, cipher, (err) => {
         const code = (err as NodeJS.ErrnoException).code ?? err.message;
-        this.#host?.error(new HoldfastError(ErrorCodes.CACHE_WRITE_FAILED, `intake log write failed (${code}): readings are durable only once the worker commits them`, { cause: err }));
+        this.#tell((host) => host.error(new HoldfastError(ErrorCodes.CACHE_WRITE_FAILED, `intake log write failed (${code}): publish() refuses readings until it can write them`, { cause: err })));
       });
     }
     this.#attach(first);
     this.#watchdog = setInterval(() => this.#checkHeartbeat(), 1000).unref();
   }
 
-  /** Connects the facade; worker messages that arrived before it are handed over now. */
+  /**
+   * Connects the facade. What the worker says and supervision decides is held until release(), which
+   * open() calls after the app's continuation of `await open()`, where it attaches its listeners (the
+   * start's 'draining' and 'drain-start' come before 'ready'), and then handed over in order.
+   */
   attach(host: SupervisorHost): void {
     this.#host = host;
-    for (const msg of this.#early.splice(0)) host.message(msg);
+  }
+
+  release(): void {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    for (const tell of held) tell(this.#host!);
+  }
+
+  #tell(tell: (host: SupervisorHost) => void): void {
+    if (this.#held) this.#held.push(tell);
+    else if (this.#host) tell(this.#host);
   }
 
   get restarts(): number {
@@ -153,7 +168,7 @@ export class Supervisor {
 
   // ── a worker's life ─────────────────────────────────────────────────────────────────────────
 
-  #attach({ worker, port, ready }: SpawnedWorker): void {
+  #attach({ worker, port, ready, early }: SpawnedWorker): void {
     this.#worker = worker;
     this.#port = port;
     this.#generation++;
@@ -171,6 +186,7 @@ export class Supervisor {
     worker.on('exit', (code) => {
       if (generation === this.#generation) this.#onExit(code);
     });
+    for (const msg of early) this.#onMessage(msg);
     this.#outbox.open(port);
     if (generation > 1) this.#resumed(ready);
   }
@@ -184,8 +200,7 @@ export class Supervisor {
       void this.#worker.terminate();
       return;
     }
-    if (this.#host) this.#host.message(msg);
-    else this.#early.push(msg);
+    this.#tell((host) => host.message(msg));
   }
 
   /** The blocked-event-loop check: the worker counts Stat.heartbeat up every second. */
@@ -211,6 +226,7 @@ export class Supervisor {
     this.#restarts++;
     this.#lostCount += lost.count;
     const poison = this.#policy.died(this.stats[Stat.delivered]!, this.stats[Stat.safeBelow]!, this.stats[Stat.workingSeq]!, cause);
+    this.#clearLiveSlots();
     const restart: RestartInit = { replayThrough: this.#outbox.lastPosted, intakeBefore: this.intake?.rotate(), poison };
     this.#phase = 'restarting';
     // A flush() that covers lost readings must not resolve as if they were safe.
@@ -218,35 +234,52 @@ export class Supervisor {
     if (firstLost !== undefined) {
       this.#outbox.rejectFlushes(firstLost, new HoldfastError(ErrorCodes.WORKER_CRASHED, `flush(): the worker died with ${describeLost(lost)} only in its memory`, { details: { lost } }));
     }
-    this.#host?.state('restarting');
-    this.#host?.error(
-      new HoldfastError(ErrorCodes.WORKER_CRASHED, `the holdfast worker died (${cause}); restarting it on the same cache. Lost: ${describeLost(lost)}`, {
-        details: { cause, lost },
-      }),
-    );
+    this.#tell((host) => host.state('restarting'));
+    const crashed = new HoldfastError(ErrorCodes.WORKER_CRASHED, `the holdfast worker died (${cause}); restarting it on the same cache. Lost: ${describeLost(lost)}`, {
+      details: { cause, lost },
+    });
+    this.#tell((host) => host.error(crashed));
     this.#scheduleRestart(restart, cause, lost);
   }
 
-  /**
-   * What a worker that died now took with it: seqs posted to it from Stat.safeBelow on (journal mode:
-   * only those the intake log does not hold either).
-   */
+  /** What a worker that died now took with it: seqs posted to it from Stat.safeBelow on. */
   #unsaved(): LostReadings {
-    return this.#outbox.posted.from(this.stats[Stat.safeBelow]!, this.intake?.unlogged);
+    return this.#lost(this.#outbox.posted, this.stats[Stat.safeBelow]!);
+  }
+
+  /**
+   * The readings among `seqs` from `from` on, lost with a worker. None in journal mode: publish()
+   * accepts only what the intake log took, and the next worker replays it.
+   */
+  #lost(seqs: SeqRanges, from: number): LostReadings {
+    return this.intake ? { count: 0, ranges: [] } : seqs.from(from);
+  }
+
+  /** The dead worker's live values (its connection, what it had in flight and in memory) died with it. */
+  #clearLiveSlots(): void {
+    const s = this.stats;
+    for (const slot of [Stat.connected, Stat.inflight, Stat.exchangeStartedMs, Stat.memoryQueued, Stat.memoryBytes, Stat.workingSeq]) s[slot] = 0;
+    // Offline from now, unless it already was (the replacement carries the outage on: offline-watch.ts).
+    if (s[Stat.offline] !== 1) {
+      s[Stat.offlineSinceMs] = monotonicMs();
+      s[Stat.offline] = 1;
+    }
+    s[Stat.offlineCause] = OFFLINE_CAUSES.indexOf('disconnected');
   }
 
   /** Announces the next try (each one: the first after a crash, and after each failed start) and schedules it. */
   #scheduleRestart(restart: RestartInit, cause: string, lost: LostReadings): void {
     if (!this.#policy.shouldRetry) return this.#fail(cause);
-    this.#host?.event('worker-restart', { attempt: this.#policy.attempt, cause, lost, ...(restart.poison ? { poison: restart.poison } : {}) });
+    const event = { attempt: this.#policy.attempt, cause, lost, ...(restart.poison ? { poison: restart.poison } : {}) };
+    this.#tell((host) => host.event('worker-restart', event));
     this.#restartTimer = setTimeout(() => void this.#restart(restart), this.#policy.backoffMs);
   }
 
   async #restart(restart: RestartInit): Promise<void> {
     this.#restartTimer = undefined;
     const s = this.stats;
-    // The dead worker's live values; counters (delivered, spilled, ...) carry on.
-    for (const slot of [Stat.connected, Stat.inflight, Stat.memoryQueued, Stat.memoryBytes, Stat.workingSeq]) s[slot] = 0;
+    // Counters (delivered, spilled, ...) carry on; the live values were cleared at the death.
+    s[Stat.workingSeq] = 0;
     s[Stat.receivedThrough] = this.#outbox.lastPosted;
     s[Stat.safeBelow] = this.#outbox.lastPosted + 1;
     let spawned: SpawnedWorker;
@@ -271,28 +304,32 @@ export class Supervisor {
   /** A replacement is ready (the outbox has sent it what waited). */
   #resumed(ready: WorkerReady): void {
     // Its epoch is reserved and unused: the next one the facade's seqs move to.
-    this.#host?.message({ type: 'epoch', epoch: ready.epoch });
-    if (ready.quarantined) this.#host?.message({ type: 'event', name: 'quarantine', data: { ...ready.quarantined } });
-    this.#host?.state(STATES[this.stats[Stat.state]!] ?? 'direct');
+    this.#tell((host) => host.message({ type: 'epoch', epoch: ready.epoch }));
+    if (ready.quarantined) this.#tell((host) => host.message({ type: 'event', name: 'quarantine', data: { ...ready.quarantined } }));
+    const state = STATES[this.stats[Stat.state]!] ?? 'direct';
+    this.#tell((host) => host.state(state));
     for (const wake of this.#restartWaiters.splice(0)) wake();
   }
 
   #fail(cause: string): void {
-    // What waited here for a worker is lost too (journal mode: unless the intake log has it).
-    const lost = this.#outbox.discardWaiting().from(0, this.intake?.unlogged);
+    // What waited here for a worker is lost too (journal mode: the intake log has it, for the next open()).
+    const lost = this.#lost(this.#outbox.discardWaiting(), 0);
     this.#lostCount += lost.count;
     const attempts = this.#policy.attempt - 1;
-    this.#failure = new HoldfastError(ErrorCodes.WORKER_FAILED, `the holdfast worker could not be restarted (${attempts} tries in a row failed; last: ${cause}). Lost: ${describeLost(lost)}`, {
+    const failure = new HoldfastError(ErrorCodes.WORKER_FAILED, `the holdfast worker could not be restarted (${attempts} tries in a row failed; last: ${cause}). Lost: ${describeLost(lost)}`, {
       details: { cause, attempts, lost },
     });
+    this.#failure = failure;
     this.#phase = 'failed';
-    this.#outbox.rejectAll(this.#failure);
+    this.#outbox.rejectAll(failure);
     this.intake?.close();
     releaseCacheLock(this.#o.cacheDir, this.#lockToken);
     for (const wake of this.#restartWaiters.splice(0)) wake();
-    this.#host?.state('failed');
-    this.#host?.event('worker-failed', { attempts, cause, lost });
-    this.#host?.error(this.#failure);
+    this.#tell((host) => {
+      host.state('failed');
+      host.event('worker-failed', { attempts, cause, lost });
+      host.error(failure);
+    });
   }
 
   // ── close ───────────────────────────────────────────────────────────────────────────────────
@@ -315,7 +352,7 @@ export class Supervisor {
       }
       if (this.#phase === 'restarting') {
         clearTimeout(this.#restartTimer);
-        throw lostAtClose(ErrorCodes.TIMEOUT, 'close() timed out while the worker was restarting', this.#outbox.waitingSeqs().from(0, this.intake?.unlogged));
+        throw lostAtClose(ErrorCodes.TIMEOUT, 'close() timed out while the worker was restarting', this.#lost(this.#outbox.waitingSeqs(), 0));
       }
       await this.#closeWorker(deadline);
     } finally {
@@ -323,7 +360,7 @@ export class Supervisor {
       clearInterval(this.#watchdog);
       releaseCacheLock(this.#o.cacheDir, this.#lockToken);
       this.#outbox.rejectAll(new HoldfastError(ErrorCodes.CLOSED, 'the client closed before this request finished'));
-      this.#host?.state('closed');
+      this.#tell((host) => host.state('closed'));
     }
   }
 

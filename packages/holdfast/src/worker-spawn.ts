@@ -23,6 +23,8 @@ export interface SpawnedWorker {
   worker: Worker;
   port: MessagePort;
   ready: WorkerReady;
+  /** What it said before 'ready' (a start's 'draining' and 'drain-start'), in order. */
+  early: FromWorker[];
 }
 
 /** Why a worker failed to start: `refused` when it said why (a wrong key, a locked cache), not a crash. */
@@ -48,12 +50,14 @@ export async function spawnWorker(init: Omit<WorkerInit, 'port'>): Promise<Spawn
   let onError: ((err: Error) => void) | undefined;
   let onExit: ((code: number) => void) | undefined;
   let timer: NodeJS.Timeout | undefined;
+  const early: FromWorker[] = [];
   try {
     const ready = await new Promise<WorkerReady>((resolve, reject) => {
       onMessage = (msg) => {
         if (msg.type === 'ready') resolve(msg);
         else if (msg.type === 'error') reject(new StartFailure(deserializeError(msg.error), true));
         else if (msg.type === 'fatal') reject(new StartFailure(new HoldfastError(ErrorCodes.WORKER_CRASHED, `holdfast worker crashed during open(): ${msg.cause}`), false));
+        else early.push(msg);
       };
       onError = (err) => reject(new StartFailure(new HoldfastError(ErrorCodes.WORKER_CRASHED, `holdfast worker failed to start: ${err.message}`, { cause: err }), false));
       onExit = (code) => {
@@ -68,7 +72,7 @@ export async function spawnWorker(init: Omit<WorkerInit, 'port'>): Promise<Spawn
       worker.once('error', onError);
       worker.once('exit', onExit);
     });
-    return { worker, port: port1, ready };
+    return { worker, port: port1, ready, early };
   } catch (err) {
     port1.close();
     await worker.terminate();

@@ -20,6 +20,19 @@ export interface AuditorOptions {
   extract?: Extract;
 }
 
+export interface WaitForOptions {
+  /**
+   * How long to keep listening after the last expected reading arrived, before reporting: a late
+   * duplicate (a resend after a reconnect) or a late out-of-order reading is counted only if it
+   * lands before the report. The window is fixed; it does not restart on later arrivals.
+   * @default 500
+   */
+  settleMs?: number;
+}
+
+/** {@link WaitForOptions.settleMs}'s default, for waitFor() and waitForCount(). */
+export const DEFAULT_SETTLE_MS = 500;
+
 export interface Auditor {
   /** Readings counted (after extract), duplicates included. */
   readonly received: number;
@@ -27,10 +40,13 @@ export interface Auditor {
   report(expected?: Record<string, Iterable<number>>): AuditReport;
   /** Seqs of `device` in arrival order. */
   arrivals(device: string): number[];
-  /** Resolve when unique readings >= n; reject on timeout with the current counts. */
-  waitForCount(n: number, timeoutMs: number): Promise<void>;
-  /** Resolve when every expected seq has arrived, or on timeout (never rejects) with the report. */
-  waitFor(expected: Record<string, Iterable<number>>, timeoutMs: number): Promise<AuditReport>;
+  /** Resolve when unique readings >= n and the settle window has passed; reject on timeout with the current counts. */
+  waitForCount(n: number, timeoutMs: number, options?: WaitForOptions): Promise<void>;
+  /**
+   * Resolve with the report once every expected seq has arrived and a settle window has passed (late
+   * duplicates and reorderings land in it), or on timeout (never rejects).
+   */
+  waitFor(expected: Record<string, Iterable<number>>, timeoutMs: number, options?: WaitForOptions): Promise<AuditReport>;
   close(): Promise<void>;
 }
 
@@ -151,13 +167,18 @@ class MqttAuditor implements Auditor {
     return `unique ${r.unique}, received ${r.received}, duplicates ${r.duplicates}, out of order ${r.outOfOrder}`;
   }
 
-  waitForCount(n: number, timeoutMs: number): Promise<void> {
+  waitForCount(n: number, timeoutMs: number, options: WaitForOptions = {}): Promise<void> {
+    const settleMs = options.settleMs ?? DEFAULT_SETTLE_MS;
     return new Promise<void>((resolve, reject) => {
+      let settling: NodeJS.Timeout | undefined;
       const waiter: Waiter = {
         check: () => {
-          if (this.ledger.unique < n) return;
-          finish();
-          resolve();
+          if (this.ledger.unique < n || settling !== undefined) return;
+          clearTimeout(timer);
+          settling = setTimeout(() => {
+            finish();
+            resolve();
+          }, settleMs);
         },
         abort: () => {
           finish();
@@ -170,6 +191,7 @@ class MqttAuditor implements Auditor {
       }, timeoutMs);
       const finish = (): void => {
         clearTimeout(timer);
+        clearTimeout(settling);
         this.waiters.delete(waiter);
       };
       this.waiters.add(waiter);
@@ -177,21 +199,27 @@ class MqttAuditor implements Auditor {
     });
   }
 
-  waitFor(expected: Record<string, Iterable<number>>, timeoutMs: number): Promise<AuditReport> {
+  waitFor(expected: Record<string, Iterable<number>>, timeoutMs: number, options: WaitForOptions = {}): Promise<AuditReport> {
+    const settleMs = options.settleMs ?? DEFAULT_SETTLE_MS;
     // Materialize once: the caller's iterables may be one-shot generators.
     const want: Expected = toExpected(expected);
     let remaining = 0;
     for (const [device, seqs] of want) for (const seq of seqs) if (!this.ledger.has(device, seq)) remaining++;
     return new Promise<AuditReport>((resolve) => {
+      let settling: NodeJS.Timeout | undefined;
       const done = (): void => {
         clearTimeout(timer);
+        clearTimeout(settling);
         this.waiters.delete(waiter);
         resolve(this.ledger.report(want));
       };
       const waiter: Waiter = {
         check: (reading) => {
           if (reading !== undefined && want.get(reading.device)?.has(reading.seq) === true) remaining--;
-          if (remaining <= 0) done();
+          if (remaining > 0 || settling !== undefined) return;
+          // Everything arrived: the deadline no longer applies, only the settle window.
+          clearTimeout(timer);
+          settling = setTimeout(done, settleMs);
         },
         abort: done,
       };

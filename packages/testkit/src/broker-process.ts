@@ -211,8 +211,8 @@ export class ProcessBroker implements Broker {
   }
 
   private async waitReady(run: Running): Promise<void> {
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    while (Date.now() < deadline) {
+    const deadline = performance.now() + READY_TIMEOUT_MS;
+    while (performance.now() < deadline) {
       const accepted = await canConnect(this.portNumber, LOOPBACK, 250);
       // If the port was stolen, the connect reached the thief: make sure the listener is
       // our child's. Where /proc cannot tell, give a losing bind time to show as an exit.

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { trackChild } from './children.js';
+import { slowFsync, type SyncCounts } from './slow-fsync.js';
 
 /*
  * A device script in its own Node process, so a test can SIGKILL it (a power cut) and
@@ -8,14 +9,27 @@ import { trackChild } from './children.js';
  */
 
 export interface DeviceOptions {
-  /** Path of the script, run with the current Node binary. */
+  /** Path of the script, run with `node`. */
   script: string;
+  /**
+   * The Node binary that runs the script, e.g. another version or another CPU's build from
+   * `platformNode()`.
+   * @default process.execPath
+   */
+  node?: string;
   args?: string[];
   /** Added to (and overriding) process.env. */
   env?: Record<string, string>;
   /** Node flags before the script, e.g. ['--import', 'tsx'] for a .ts script. */
   execArgv?: string[];
   cwd?: string;
+  /**
+   * Runs the child on slow flash: every fsync, fdatasync, msync(MS_SYNC), sync_file_range and O_DSYNC
+   * write takes this many ms longer, and each is counted (`syncCounts()`). 0 counts without delaying.
+   * Needs a C compiler to build the shim; throws, naming what is missing, without one.
+   * @default undefined (no shim)
+   */
+  slowFsyncMs?: number;
 }
 
 export interface DeviceExit {
@@ -40,6 +54,8 @@ export interface DeviceProcess {
   readonly exited: Promise<DeviceExit>;
   /** Captured stderr (the last 1 MiB), for diagnostics. */
   stderr(): string;
+  /** Durable writes so far, from every thread and child of the process (also after a SIGKILL); needs `slowFsyncMs`. */
+  syncCounts(): SyncCounts;
 }
 
 const STDERR_KEEP = 1 << 20;
@@ -51,15 +67,17 @@ function tail(text: string, lines: number): string {
 }
 
 export function spawnDevice(opts: DeviceOptions): DeviceProcess {
-  const child = spawn(process.execPath, [...(opts.execArgv ?? []), opts.script, ...(opts.args ?? [])], {
+  const flash = opts.slowFsyncMs === undefined ? undefined : slowFsync(opts.slowFsyncMs, opts.env?.LD_PRELOAD ?? process.env.LD_PRELOAD);
+  const node = opts.node ?? process.execPath;
+  const child = spawn(node, [...(opts.execArgv ?? []), opts.script, ...(opts.args ?? [])], {
     cwd: opts.cwd,
-    env: { ...process.env, ...opts.env },
+    env: { ...process.env, ...opts.env, ...flash?.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   if (child.pid === undefined) {
     // spawn() reports failures asynchronously; swallow that duplicate report.
     child.once('error', () => {});
-    throw new Error(`spawnDevice: could not start ${process.execPath} ${opts.script}`);
+    throw new Error(`spawnDevice: could not start ${node} ${opts.script}`);
   }
   trackChild(child);
 
@@ -168,5 +186,9 @@ export function spawnDevice(opts: DeviceOptions): DeviceProcess {
       return exited;
     },
     stderr: () => stderrText,
+    syncCounts() {
+      if (flash === undefined) throw new Error('syncCounts(): this device was spawned without slowFsyncMs');
+      return flash.counts();
+    },
   };
 }

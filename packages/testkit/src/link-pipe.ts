@@ -1,11 +1,36 @@
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { FrameScanner } from './mqtt-frames.js';
+import { FrameSplitter, PacketType, publishTopic, topicMatches } from './mqtt-frames.js';
 
 /*
  * One proxied TCP connection: two byte pipes (client→upstream, upstream→client) with
- * explicit 'data' handlers, so a stall or a latency applies to every chunk exactly.
+ * explicit 'data' handlers, so a stall or a latency applies to every chunk exactly, and a
+ * frame splitter, so a fault can act on one MQTT packet.
  */
+
+/** 'to-broker': packets the client sends; 'to-client': packets the broker sends. */
+export type Direction = 'to-broker' | 'to-client';
+
+/** One armed per-packet fault: act on the next `remaining` packets of `type` going `direction`. */
+export interface PacketRule {
+  readonly direction: Direction;
+  readonly type: number;
+  readonly action: 'drop' | 'duplicate' | 'delay';
+  readonly delayMs: number;
+  remaining: number;
+  applied: number;
+}
+
+export interface PacketFaultCounts {
+  /** Packets dropped out of the stream. */
+  dropped: number;
+  /** Packets sent twice. */
+  duplicated: number;
+  /** Packets held back and sent later. */
+  delayed: number;
+  /** Connections reset because the client published to a forbidden topic. */
+  topicResets: number;
+}
 
 /** Shared, live fault settings of the proxy, read on every chunk. */
 export interface LinkFaults {
@@ -15,6 +40,11 @@ export interface LinkFaults {
   holdDownstreamAt: number | undefined;
   /** Set once that packet was seen; cleared by the proxy to release. */
   downstreamHeld: boolean;
+  /** Per-packet faults in the order they were armed; the first live one for a packet wins. */
+  packetRules: PacketRule[];
+  /** A client PUBLISH to a topic matching one of these filters resets the connection. */
+  forbiddenTopics: string[];
+  readonly counts: PacketFaultCounts;
 }
 
 // Held bytes above this pause the sender, as a full TCP window would; resume below LOW.
@@ -43,15 +73,21 @@ class Pipe {
   private blocked = false;
   private srcEnded = false;
   private dead = false;
-  private readonly scanner = new FrameScanner();
+  private readonly splitter: FrameSplitter;
   private held: Buffer[] = [];
+  /** Delayed frames now due, waiting for a frame boundary so they cannot cut into another frame. */
+  private due: Buffer[] = [];
+  private readonly delayTimers = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly src: Socket,
     private readonly dst: Socket,
     private readonly faults: LinkFaults,
-    private readonly downstream: boolean,
+    private readonly direction: Direction,
+    /** Reset the whole connection (a forbidden topic). */
+    private readonly resetConnection: () => void,
   ) {
+    this.splitter = new FrameSplitter((type) => this.wantWhole(type));
     src.on('data', (chunk: Buffer) => this.push(chunk));
     src.on('end', () => {
       this.srcEnded = true;
@@ -65,26 +101,86 @@ class Pipe {
 
   private push(chunk: Buffer): void {
     if (this.dead) return;
-    if (this.downstream) chunk = this.holdAtPacket(chunk);
-    if (chunk.length > 0) this.enqueue(chunk);
+    this.splitter.push(chunk, {
+      pass: (bytes, endsFrame) => {
+        this.forward(bytes);
+        if (endsFrame) this.insertDue();
+      },
+      whole: (frame, type) => {
+        this.onFrame(frame, type);
+        this.insertDue();
+      },
+    });
   }
 
-  /** Splits off (and holds) everything from the watched packet type on; returns the rest. */
-  private holdAtPacket(chunk: Buffer): Buffer {
+  /** Gather a frame whole only when a fault may act on it; everything else streams. */
+  private wantWhole(type: number): boolean {
     const f = this.faults;
-    if (f.downstreamHeld) {
-      this.held.push(chunk);
-      return Buffer.alloc(0);
+    if (this.direction === 'to-client' && !f.downstreamHeld && f.holdDownstreamAt === type) return true;
+    if (this.direction === 'to-broker' && type === PacketType.publish && f.forbiddenTopics.length > 0) return true;
+    return f.packetRules.some((r) => r.remaining > 0 && r.direction === this.direction && r.type === type);
+  }
+
+  private onFrame(frame: Buffer, type: number): void {
+    // A forbidden topic reset the connection earlier in this chunk: the rest of it is gone.
+    if (this.dead) return;
+    const f = this.faults;
+    if (this.direction === 'to-client' && !f.downstreamHeld && f.holdDownstreamAt === type) {
+      f.downstreamHeld = true;
+      this.held.push(frame);
+      return;
     }
-    if (f.holdDownstreamAt === undefined) {
-      this.scanner.skip(chunk);
-      return chunk;
+    if (this.direction === 'to-broker' && type === PacketType.publish && f.forbiddenTopics.length > 0) {
+      const topic = publishTopic(frame);
+      if (topic !== undefined && f.forbiddenTopics.some((filter) => topicMatches(filter, topic))) {
+        f.counts.topicResets++;
+        this.resetConnection();
+        return;
+      }
     }
-    const at = this.scanner.findFrame(chunk, f.holdDownstreamAt);
-    if (at < 0) return chunk;
-    f.downstreamHeld = true;
-    this.held.push(chunk.subarray(at));
-    return chunk.subarray(0, at);
+    const rule = f.packetRules.find((r) => r.remaining > 0 && r.direction === this.direction && r.type === type);
+    if (rule === undefined) {
+      this.forward(frame);
+      return;
+    }
+    rule.remaining--;
+    rule.applied++;
+    if (rule.remaining === 0) f.packetRules.splice(f.packetRules.indexOf(rule), 1);
+    switch (rule.action) {
+      case 'drop':
+        f.counts.dropped++;
+        return;
+      case 'duplicate':
+        f.counts.duplicated++;
+        this.forward(frame);
+        this.forward(frame);
+        return;
+      case 'delay': {
+        f.counts.delayed++;
+        const timer = setTimeout(() => {
+          this.delayTimers.delete(timer);
+          this.due.push(frame);
+          if (this.splitter.atBoundary) this.insertDue();
+        }, rule.delayMs);
+        this.delayTimers.add(timer);
+        return;
+      }
+    }
+  }
+
+  /** Sends delayed frames that came due, at a frame boundary: packets behind them overtook them. */
+  private insertDue(): void {
+    if (this.dead) return;
+    const due = this.due;
+    this.due = [];
+    for (const frame of due) this.forward(frame);
+  }
+
+  /** Into the held bytes while the stream is held at a packet, else onto the (delayed, stallable) wire. */
+  private forward(bytes: Buffer): void {
+    if (this.dead) return;
+    if (this.direction === 'to-client' && this.faults.downstreamHeld) this.held.push(bytes);
+    else this.enqueue(bytes);
   }
 
   /** Delivers bytes held at a packet, in order. */
@@ -146,6 +242,10 @@ class Pipe {
     this.queuedBytes = 0;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    // A delayed packet dies with its connection, as it would in a broker that is gone.
+    for (const t of this.delayTimers) clearTimeout(t);
+    this.delayTimers.clear();
+    this.due = [];
   }
 }
 
@@ -162,8 +262,8 @@ export class ProxiedConnection {
   ) {
     client.setNoDelay(true);
     upstream.setNoDelay(true);
-    this.up = new Pipe(client, upstream, faults, false);
-    this.down = new Pipe(upstream, client, faults, true);
+    this.up = new Pipe(client, upstream, faults, 'to-broker', () => this.reset());
+    this.down = new Pipe(upstream, client, faults, 'to-client', () => this.reset());
     this.wire(client, upstream, this.up, this.down, onClosed);
     this.wire(upstream, client, this.down, this.up, onClosed);
   }

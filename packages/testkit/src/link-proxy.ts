@@ -1,14 +1,31 @@
 import net from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ProxiedConnection, type LinkFaults } from './link-pipe.js';
-import { PacketType } from './mqtt-frames.js';
+import { ProxiedConnection, type Direction, type LinkFaults, type PacketFaultCounts, type PacketRule } from './link-pipe.js';
+import { PacketType, type PacketName } from './mqtt-frames.js';
 import { LOOPBACK } from './ports.js';
 
 /*
  * A TCP proxy between a client and a broker that can misbehave like a field link:
  * reset connections, refuse new ones, stall (hold bytes, as TCP does under packet loss)
- * and add one-way latency.
+ * and add one-way latency; and like a misbehaving broker or client: lose, repeat or
+ * delay single MQTT packets, and reset the connection on a forbidden topic.
  */
+
+export type { Direction, PacketFaultCounts } from './link-pipe.js';
+export type { PacketName } from './mqtt-frames.js';
+
+/** A per-packet fault armed on the proxy; it disarms itself after `count` packets. */
+export interface PacketFault {
+  readonly direction: Direction;
+  readonly type: PacketName;
+  readonly action: 'drop' | 'duplicate' | 'delay';
+  /** Packets it has acted on so far. */
+  readonly applied: number;
+  /** Packets it will still act on. */
+  readonly remaining: number;
+  /** Disarm it now; packets already delayed still go out when due. */
+  cancel(): void;
+}
 
 export interface LinkProxyOptions {
   /** Default 127.0.0.1. */
@@ -41,15 +58,48 @@ export interface LinkProxy {
   holdDownstreamAt(type: 'publish' | 'puback' | 'pubrec' | 'pubrel' | 'pubcomp' | undefined): void;
   /** Whether a packet armed with holdDownstreamAt() has been seen and is being held. */
   readonly holdingDownstream: boolean;
+  /**
+   * Lose the next `count` packets of `type` going `direction`, cut cleanly out of the byte stream:
+   * the connection, and every other packet (PINGREQ/PINGRESP included), keeps flowing. E.g.
+   * `dropPackets('to-client', 'pubrec')` is a broker whose PUBREC never arrives. Faults are
+   * proxy-wide: whichever connection carries the next matching packet gets it. Default count 1.
+   */
+  dropPackets(direction: Direction, type: PacketName, count?: number): PacketFault;
+  /** Send each of the next `count` packets of `type` going `direction` twice, back to back. Default count 1. */
+  duplicatePackets(direction: Direction, type: PacketName, count?: number): PacketFault;
+  /**
+   * Hold each of the next `count` packets of `type` going `direction` for `delayMs`, then send it.
+   * Packets behind it overtake it (it is re-inserted at the next packet boundary once due): this is
+   * a peer slow to answer one exchange on a live connection, not a slow link (that is setLatency()).
+   * A delayed packet whose connection closes meanwhile is lost with it. Default count 1.
+   */
+  delayPackets(direction: Direction, type: PacketName, delayMs: number, count?: number): PacketFault;
+  /**
+   * Reset the connection (both sides, RST) when the client sends a PUBLISH whose topic matches
+   * `filter` (MQTT wildcards `+` and `#`), before the broker sees it: what AWS IoT Core does for an
+   * unauthorized topic. Every call adds a filter; `undefined` clears them all. A PUBLISH that names
+   * its topic only by an MQTT 5 topic alias is not matched.
+   */
+  disconnectOnTopic(filter: string | undefined): void;
+  /** Totals of the per-packet faults applied since the proxy started. */
+  readonly packetFaults: Readonly<PacketFaultCounts>;
   /** Currently open client connections. */
   readonly connections: number;
-  /** Date.now() of every accepted client connection, in order. */
+  /** performance.now() of every accepted client connection, in order. */
   readonly attempts: readonly number[];
   close(): Promise<void>;
 }
 
 class FaultyLink implements LinkProxy {
-  private readonly faults: LinkFaults = { stalled: false, latencyMs: 0, holdDownstreamAt: undefined, downstreamHeld: false };
+  private readonly faults: LinkFaults = {
+    stalled: false,
+    latencyMs: 0,
+    holdDownstreamAt: undefined,
+    downstreamHeld: false,
+    packetRules: [],
+    forbiddenTopics: [],
+    counts: { dropped: 0, duplicated: 0, delayed: 0, topicResets: 0 },
+  };
   private readonly open = new Set<ProxiedConnection>();
   private readonly accepted: number[] = [];
   private listening = false;
@@ -86,6 +136,57 @@ class FaultyLink implements LinkProxy {
     return this.faults.downstreamHeld;
   }
 
+  dropPackets(direction: Direction, type: PacketName, count = 1): PacketFault {
+    return this.arm(direction, type, 'drop', 0, count);
+  }
+
+  duplicatePackets(direction: Direction, type: PacketName, count = 1): PacketFault {
+    return this.arm(direction, type, 'duplicate', 0, count);
+  }
+
+  delayPackets(direction: Direction, type: PacketName, delayMs: number, count = 1): PacketFault {
+    if (!(delayMs >= 0) || !Number.isFinite(delayMs)) throw new RangeError(`delayPackets: delayMs must be a finite number >= 0; got ${delayMs}`);
+    return this.arm(direction, type, 'delay', delayMs, count);
+  }
+
+  private arm(direction: Direction, type: PacketName, action: PacketRule['action'], delayMs: number, count: number): PacketFault {
+    if (direction !== 'to-broker' && direction !== 'to-client') throw new RangeError(`direction must be 'to-broker' or 'to-client'; got ${String(direction)}`);
+    if (!Object.hasOwn(PacketType, type)) throw new RangeError(`unknown MQTT packet type ${String(type)} (known: ${Object.keys(PacketType).join(', ')})`);
+    if (!Number.isInteger(count) || count < 1) throw new RangeError(`count must be an integer >= 1; got ${count}`);
+    const rule: PacketRule = { direction, type: PacketType[type], action, delayMs, remaining: count, applied: 0 };
+    this.faults.packetRules.push(rule);
+    const rules = this.faults.packetRules;
+    return {
+      direction,
+      type,
+      action,
+      get applied() {
+        return rule.applied;
+      },
+      get remaining() {
+        return rule.remaining;
+      },
+      cancel() {
+        rule.remaining = 0;
+        const i = rules.indexOf(rule);
+        if (i >= 0) rules.splice(i, 1);
+      },
+    };
+  }
+
+  disconnectOnTopic(filter: string | undefined): void {
+    if (filter === undefined) {
+      this.faults.forbiddenTopics = [];
+      return;
+    }
+    if (typeof filter !== 'string' || filter.length === 0) throw new RangeError('disconnectOnTopic: filter must be a non-empty topic filter');
+    this.faults.forbiddenTopics.push(filter);
+  }
+
+  get packetFaults(): Readonly<PacketFaultCounts> {
+    return { ...this.faults.counts };
+  }
+
   get connections(): number {
     let n = 0;
     for (const c of this.open) if (c.clientOpen) n++;
@@ -113,7 +214,7 @@ class FaultyLink implements LinkProxy {
   }
 
   private accept(client: net.Socket): void {
-    this.accepted.push(Date.now());
+    this.accepted.push(performance.now());
     const upstream = net.connect({ host: this.targetHost, port: this.targetPort });
     const conn = new ProxiedConnection(client, upstream, this.faults, () => this.open.delete(conn));
     this.open.add(conn);

@@ -56,7 +56,8 @@ export function mosquittoConfig(opts: MosquittoConfigOptions): string {
   if (opts.persistence) {
     lines.push('persistence true', `persistence_location ${dir}`, 'autosave_interval 1');
   }
-  lines.push(`log_dest file ${path.join(opts.dir, 'mosquitto.log')}`, 'log_type error warning notice information');
+  // One type per line: Mosquitto 2.0 reads only the first word of a log_type line.
+  lines.push(`log_dest file ${path.join(opts.dir, 'mosquitto.log')}`, 'log_type error', 'log_type warning', 'log_type notice', 'log_type information');
   lines.push(...opts.extraConfig);
   return lines.join('\n') + '\n';
 }

@@ -16,6 +16,11 @@ export interface AuditArgs {
   duration?: string | undefined;
   json: boolean;
   'keep-session': boolean;
+  'progress-every': string;
+}
+
+function progressText(s: AuditSummary): string {
+  return `devices ${Object.keys(s.devices).length} | received ${s.received} | unique ${s.unique} | lost ${s.lost} | duplicates ${s.duplicates} | reordered ${s.outOfOrder}`;
 }
 
 function describeEvent(e: AuditEvent): string {
@@ -46,6 +51,7 @@ export async function runAudit(args: AuditArgs & Parameters<typeof resolveConnec
   const topics = args.topic.map((t) => parseText('--topic', String(t)) ?? '');
   if (topics.length === 0) throw new UsageError('--topic', 'at least one topic filter');
   const durationMs = args.duration === undefined ? undefined : parseDuration('--duration', args.duration, { minMs: 100 });
+  const progressEveryMs = parseDuration('--progress-every', args['progress-every'], { minMs: 100 });
   const tracker = new SeqTracker();
   const line = !args.json && process.stdout.isTTY ? new StatusLine(process.stdout) : undefined;
   const shown = new Map<string, number>();
@@ -65,7 +71,7 @@ export async function runAudit(args: AuditArgs & Parameters<typeof resolveConnec
     else if (n === LIVE_LINES_PER_KIND + 1) note(`(more ${e.event} events are counted in the summary)`);
   };
 
-  const started = Date.now();
+  const started = performance.now();
   // Listening from the start: Ctrl-C while connecting still ends with a summary, not a kill.
   const stop = onStopSignal();
   try {
@@ -90,12 +96,16 @@ export async function runAudit(args: AuditArgs & Parameters<typeof resolveConnec
     });
     note(`auditing ${topics.join(', ')} on ${connection.broker} (MQTT ${subscriber.protocolVersion === 5 ? '5' : '3.1.1'})${durationMs === undefined ? '; Ctrl-C for the summary' : ''}`);
 
-    const ticker = line
-      ? setInterval(() => {
-          const s = tracker.summary();
-          line.update(`devices ${Object.keys(s.devices).length} | received ${s.received} | unique ${s.unique} | lost ${s.lost} | duplicates ${s.duplicates} | reordered ${s.outOfOrder}`);
-        }, 500)
-      : undefined;
+    // A live line on a terminal; piped (a log, journald), a progress line every --progress-every.
+    const ticker = setInterval(
+      () => {
+        const s = tracker.summary();
+        if (line) line.update(progressText(s));
+        else if (args.json) logJson('info', 'progress', { elapsedMs: Date.now() - started, received: s.received, unique: s.unique, lost: s.lost, duplicates: s.duplicates, outOfOrder: s.outOfOrder }, process.stderr);
+        else process.stdout.write(`progress ${Math.round((Date.now() - started) / 1000)} s: ${progressText(s)}\n`);
+      },
+      line ? 500 : progressEveryMs,
+    );
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([stop.signal, new Promise<void>((resolve) => (timer = durationMs === undefined ? undefined : setTimeout(resolve, durationMs)))]);
     clearTimeout(timer);
@@ -104,8 +114,8 @@ export async function runAudit(args: AuditArgs & Parameters<typeof resolveConnec
     await subscriber.close(args['keep-session']);
 
     const summary = tracker.summary();
-    if (args.json) process.stdout.write(`${JSON.stringify({ event: 'summary', durationMs: Date.now() - started, ...summary })}\n`);
-    else printSummary(summary, Date.now() - started);
+    if (args.json) process.stdout.write(`${JSON.stringify({ event: 'summary', durationMs: Math.round(performance.now() - started), ...summary })}\n`);
+    else printSummary(summary, performance.now() - started);
     return summary.lost > 0 ? 1 : 0;
   } finally {
     stop.dispose();

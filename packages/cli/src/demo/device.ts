@@ -37,7 +37,7 @@ say({ open: true, state: client.state, cached: client.stats().cached.messages })
 
 const stats = setInterval(() => {
   const s = client.stats();
-  say({ stats: { state: s.state, connected: s.connected, memory: s.memoryQueued, cached: s.cached.messages, delivered: s.delivered, reconnects: s.reconnects } });
+  say({ stats: { state: s.state, offline: s.offline, offlineCause: s.offlineCause, offlineForMs: s.offlineForMs, cached: s.cached.messages } });
 }, 200);
 
 let stopping = false;
@@ -45,12 +45,12 @@ const sensor = new SimulatedDevice(clientId, 'sensor');
 
 async function measure(): Promise<void> {
   while (!stopping) {
-    const next = Date.now() + intervalMs;
+    const next = performance.now() + intervalMs;
     say({ publishing: n });
     client.publish(topic, JSON.stringify({ device: clientId, n, ts: Date.now(), values: sensor.read(Date.now()).values }));
     say({ accepted: n });
     n++;
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, next - Date.now())));
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, next - performance.now())));
   }
 }
 

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { spawnDevice, startAuditor, startBroker, startLinkProxy, type AuditMessage, type Broker, type DeviceProcess, type Reading } from '@holdfast/testkit';
-import { DemoScreen, type DemoView } from './screen.js';
+import { DemoScreen, plural, type DemoView } from './screen.js';
+import { verdictOf, type Verdict } from './verdict.js';
 
 export interface DemoSettings {
   /** An existing broker; undefined starts the embedded Aedes broker. */
@@ -17,17 +18,13 @@ export interface DemoSettings {
   json: boolean;
 }
 
-export interface Verdict {
-  accepted: number;
-  delivered: number;
-  lost: number;
-  duplicates: number;
-  outOfOrder: number;
-}
 
 const DEVICE_SCRIPT = fileURLToPath(new URL('./device.js', import.meta.url));
 const DEVICE_ID = 'demo-device';
 const DRAIN_TIMEOUT_MS = 60_000;
+
+/** Settle window after the last expected reading: a late duplicate would arrive in it. */
+const SETTLE_MS = 1000;
 
 /** Counts a demo reading by the device's own number n, which works on every broker (MQTT 3.1.1 too). */
 function extractDemoReading(msg: AuditMessage): Reading[] {
@@ -51,8 +48,8 @@ const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.m
 export async function runDemo(s: DemoSettings, interrupted: Promise<unknown>): Promise<Verdict> {
   const screen = s.json ? undefined : new DemoScreen(process.stdout.isTTY === true);
   // The schedule's clock starts when the device is up, so a slow start never eats into the faults.
-  let started = Date.now();
-  const elapsed = (): number => Date.now() - started;
+  let started = performance.now();
+  const elapsed = (): number => performance.now() - started;
   const say = (text: string): void => screen?.note(text, elapsed());
   let stopEarly = false;
   void interrupted.then(() => {
@@ -81,7 +78,7 @@ export async function runDemo(s: DemoSettings, interrupted: Promise<unknown>): P
     cleanups.push(() => auditor.close());
     say(`device ${DEVICE_ID} publishes through a fault-injecting link ${link.url}; an auditor subscribes at the broker`);
 
-    const view: DemoView = { elapsedMs: 0, durationMs: s.durationMs, phase: 'publishing', state: 'starting', connected: false, accepted: 0, memory: 0, cached: 0, delivered: 0, powerCuts: 0, linkCuts: 0 };
+    const view: DemoView = { elapsedMs: 0, durationMs: s.durationMs, phase: 'publishing', device: 'starting', state: '', offline: true, offlineCause: undefined, offlineForMs: 0, accepted: 0, delivered: 0, powerCuts: 0, linkCuts: 0 };
     const accepted = (): number[] => devices.flatMap((d) => d.events.filter((e) => typeof e.accepted === 'number').map((e) => e.accepted as number));
     const announced = (): number => Math.max(0, ...devices.flatMap((d) => d.events.filter((e) => typeof e.publishing === 'number').map((e) => e.publishing as number)));
     const startDevice = (): DeviceProcess => {
@@ -98,12 +95,18 @@ export async function runDemo(s: DemoSettings, interrupted: Promise<unknown>): P
         },
       });
       device.on('event', (e) => {
+        // A killed device's last lines must not show as current.
+        if (devices.at(-1) !== device || view.device === 'powered off') return;
+        if (e.open === true) {
+          view.device = 'running';
+          view.state = String(e.state);
+        }
         const st = e.stats as Record<string, unknown> | undefined;
         if (st === undefined) return;
         view.state = String(st.state);
-        view.connected = st.connected === true;
-        view.memory = Number(st.memory);
-        view.cached = Number(st.cached);
+        view.offline = st.offline === true;
+        view.offlineCause = typeof st.offlineCause === 'string' ? st.offlineCause : undefined;
+        view.offlineForMs = Number(st.offlineForMs);
       });
       devices.push(device);
       return device;
@@ -111,7 +114,7 @@ export async function runDemo(s: DemoSettings, interrupted: Promise<unknown>): P
     let device = startDevice();
     cleanups.push(() => Promise.all(devices.map((d) => d.kill())));
     await device.waitForEvent((e) => e.open === true, 20_000);
-    started = Date.now();
+    started = performance.now();
 
     ticker = setInterval(() => {
       view.elapsedMs = elapsed();
@@ -148,14 +151,16 @@ export async function runDemo(s: DemoSettings, interrupted: Promise<unknown>): P
     if (await at(0.58)) {
       view.powerCuts++;
       view.phase = 'POWER CUT (device process SIGKILLed)';
+      view.device = 'powered off';
       say(view.phase);
       await device.kill('SIGKILL');
       await delay(500);
       device = startDevice();
+      view.device = 'starting';
       await device.waitForEvent((e) => e.open === true, 20_000);
       const opened = device.events.find((e) => e.open === true);
       view.phase = 'publishing';
-      say(`device restarted on the same cache (${String(opened?.cached ?? 0)} cached readings, state ${String(opened?.state)})`);
+      say(`device restarted on the same cache (${plural(Number(opened?.cached ?? 0), 'cached reading')}, state ${String(opened?.state)})`);
     }
     if (await at(0.72)) await cut();
     await at(0.9);
@@ -165,17 +170,16 @@ export async function runDemo(s: DemoSettings, interrupted: Promise<unknown>): P
     device.kill('SIGUSR2').catch(() => undefined);
     await device.waitForEvent((e) => e.drained === true, DRAIN_TIMEOUT_MS).catch((err: Error) => say(`drain did not finish: ${err.message.split('\n')[0]}`));
     const expected = accepted();
-    const report = await auditor.waitFor({ [DEVICE_ID]: expected }, 15_000);
-    // A late duplicate would show up now.
-    await delay(300);
-    const final = auditor.report({ [DEVICE_ID]: expected });
+    await auditor.waitFor({ [DEVICE_ID]: expected }, 15_000);
+    await delay(SETTLE_MS);
+    const verdict = verdictOf(expected, auditor.arrivals(DEVICE_ID), auditor.report({ [DEVICE_ID]: expected }));
     clearInterval(ticker);
     view.elapsedMs = elapsed();
-    view.accepted = expected.length;
-    view.delivered = expected.length - report.lost;
+    view.accepted = verdict.accepted;
+    view.delivered = verdict.delivered;
     screen?.render(view);
     screen?.end();
-    return { accepted: expected.length, delivered: expected.length - final.lost, lost: final.lost, duplicates: final.duplicates, outOfOrder: final.outOfOrder };
+    return verdict;
   } finally {
     clearInterval(ticker);
     for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => undefined);

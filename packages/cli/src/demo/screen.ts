@@ -3,11 +3,16 @@ export interface DemoView {
   elapsedMs: number;
   durationMs: number;
   phase: string;
+  /** The device process: starting, running, or killed by the power cut until it restarts. */
+  device: 'starting' | 'running' | 'powered off';
+  /** The client's state and connectivity, as the running device last reported them. */
   state: string;
-  connected: boolean;
+  offline: boolean;
+  offlineCause: string | undefined;
+  offlineForMs: number;
+  /** Readings publish() accepted, confirmed by the device. */
   accepted: number;
-  memory: number;
-  cached: number;
+  /** Distinct readings the auditor received at the broker. */
   delivered: number;
   powerCuts: number;
   linkCuts: number;
@@ -18,14 +23,26 @@ function bar(value: number, max: number, width = 24): string {
   return `${'█'.repeat(filled)}${'·'.repeat(width - filled)}`;
 }
 
+export function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+/** The device's line: nothing from before a power cut is shown as current while it is off. */
+export function deviceText(v: DemoView): string {
+  if (v.device !== 'running') return v.device === 'starting' ? 'starting' : 'POWERED OFF (SIGKILL), restarting on the same cache';
+  if (!v.offline) return `${v.state}, online`;
+  const why = v.offlineCause === 'exchange-overdue' ? 'the broker does not answer' : 'not connected';
+  return `${v.state}, OFFLINE (${why}, ${(v.offlineForMs / 1000).toFixed(1)} s)`;
+}
+
 /**
  * A live screen on a terminal (redrawn in place), or one progress line every couple of seconds
- * when the output is a file or a pipe.
+ * when the output is a file or a pipe. Its counts never overlap: accepted = delivered + waiting.
  */
 export class DemoScreen {
   readonly #tty: boolean;
   #lines = 0;
-  #peakCache = 1;
+  #peakWaiting = 1;
   #lastPlain = 0;
 
   constructor(tty: boolean) {
@@ -34,31 +51,26 @@ export class DemoScreen {
 
   /** A phase change or another notable moment, kept on screen above the live block. */
   note(text: string, elapsedMs: number): void {
-    const line = `[${(elapsedMs / 1000).toFixed(1).padStart(5)} s] ${text}`;
-    if (this.#tty) {
-      this.#clear();
-      process.stdout.write(`${line}\n`);
-    } else {
-      process.stdout.write(`${line}\n`);
-    }
+    if (this.#tty) this.#clear();
+    process.stdout.write(`[${(elapsedMs / 1000).toFixed(1).padStart(5)} s] ${text}\n`);
   }
 
   render(v: DemoView): void {
-    this.#peakCache = Math.max(this.#peakCache, v.cached);
+    const waiting = Math.max(0, v.accepted - v.delivered);
+    this.#peakWaiting = Math.max(this.#peakWaiting, waiting);
     if (!this.#tty) {
       if (v.elapsedMs - this.#lastPlain < 2000) return;
       this.#lastPlain = v.elapsedMs;
-      process.stdout.write(`[${(v.elapsedMs / 1000).toFixed(1).padStart(5)} s] ${v.state}${v.connected ? '' : ' (offline)'} accepted ${v.accepted}, memory ${v.memory}, cached ${v.cached}, delivered ${v.delivered}\n`);
+      process.stdout.write(`[${(v.elapsedMs / 1000).toFixed(1).padStart(5)} s] device ${deviceText(v)}: accepted ${v.accepted}, delivered ${v.delivered}, waiting ${waiting}\n`);
       return;
     }
     const lines = [
       `holdfast demo  ${(v.elapsedMs / 1000).toFixed(1)} s of ${(v.durationMs / 1000).toFixed(0)} s   link cuts ${v.linkCuts}, power cuts ${v.powerCuts}`,
       `  now        ${v.phase}`,
-      `  device     ${v.state.padEnd(9)} ${v.connected ? 'connected' : 'OFFLINE'}`,
-      `  accepted   ${String(v.accepted).padStart(7)}   readings publish() accepted`,
-      `  memory     ${String(v.memory).padStart(7)}   waiting in RAM`,
-      `  cache      ${String(v.cached).padStart(7)}   ${bar(v.cached, this.#peakCache)}`,
-      `  delivered  ${String(v.delivered).padStart(7)}   ${bar(v.delivered, Math.max(1, v.accepted))} seen by the auditor`,
+      `  device     ${deviceText(v)}`,
+      `  accepted   ${String(v.accepted).padStart(7)}   readings publish() accepted (each on disk before it returned)`,
+      `  delivered  ${String(v.delivered).padStart(7)}   ${bar(v.delivered, Math.max(1, v.accepted))} seen by the auditor at the broker`,
+      `  waiting    ${String(waiting).padStart(7)}   ${bar(waiting, this.#peakWaiting)} accepted, not yet at the broker`,
     ];
     this.#clear();
     process.stdout.write(`${lines.join('\n')}\n`);

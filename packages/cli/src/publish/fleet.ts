@@ -14,7 +14,7 @@ export interface FleetSettings {
   topic: string;
   /** Telemetry interval; undefined uses each profile's own. */
   intervalMs: number | undefined;
-  /** Telemetry readings per device; undefined runs until stopped. */
+  /** Messages per device (every kind); undefined runs until stopped. */
   count: number | undefined;
   /** Telemetry priority; status goes below it (superseded by the next one) and events above it. */
   priority: number;
@@ -34,11 +34,11 @@ class DeviceLoop {
   readonly #s: FleetSettings;
   readonly #sim: SimulatedDevice;
   readonly #reporter: Reporter;
-  readonly #started = Date.now();
+  readonly #started = performance.now();
   #timer: NodeJS.Timeout | undefined;
   #n = 0;
   #readings = 0;
-  #offlineSince: number | undefined;
+  #wasOnline = false;
   readonly done: Promise<void>;
   #finish!: () => void;
 
@@ -48,11 +48,10 @@ class DeviceLoop {
     this.#reporter = reporter;
     this.#sim = new SimulatedDevice(member.device, member.profile);
     this.done = new Promise<void>((resolve) => (this.#finish = resolve));
-    member.client.on('disconnect', () => (this.#offlineSince ??= Date.now()));
-    member.client.on('connect', () => {
-      if (this.#offlineSince === undefined) return;
-      this.#publish('event', { type: 'reconnected', offlineMs: Date.now() - this.#offlineSince }, Math.min(10, settings.priority + 3));
-      this.#offlineSince = undefined;
+    member.client.on('online', ({ cause, offlineMs }: { cause: string; offlineMs: number }) => {
+      // The first 'online' is the start-up connection, not the end of an outage.
+      if (this.#wasOnline) this.#publish('event', { type: 'reconnected', cause, offlineMs }, Math.min(10, settings.priority + 3));
+      this.#wasOnline = true;
     });
   }
 
@@ -67,8 +66,9 @@ class DeviceLoop {
     this.#finish();
   }
 
+  /** --count counts every message (telemetry, status and events), so an audit sees exactly that many. */
   #stopped(): boolean {
-    if (this.#s.count === undefined || this.#readings < this.#s.count) return false;
+    if (this.#s.count === undefined || this.#n < this.#s.count) return false;
     this.stop();
     return true;
   }
@@ -79,26 +79,27 @@ class DeviceLoop {
     const reading = this.#sim.read(now);
     this.#readings++;
     this.#publish('telemetry', { values: reading.values }, this.#s.priority);
-    if (reading.anomaly !== undefined) {
-      const value = reading.values[reading.anomaly];
-      this.#publish('event', { type: 'anomaly', metric: reading.anomaly, value }, Math.min(10, this.#s.priority + 3));
+    if (reading.anomaly !== undefined && this.#publish('event', { type: 'anomaly', metric: reading.anomaly, value: reading.values[reading.anomaly] }, Math.min(10, this.#s.priority + 3))) {
       this.#reporter.info('anomaly', { device: this.#m.device, metric: reading.anomaly });
     }
-    if (this.#readings % this.#sim.profile.statusEvery === 0) this.#publish('status', this.#status(now), Math.max(1, this.#s.priority - 2));
+    if (this.#readings % this.#sim.profile.statusEvery === 0) this.#publish('status', this.#status(), Math.max(1, this.#s.priority - 2));
     this.#stopped();
   }
 
-  #status(now: number): Record<string, unknown> {
+  #status(): Record<string, unknown> {
     const s = this.#m.client.stats();
     return {
-      uptimeS: Math.round((now - this.#started) / 1000),
-      queue: { state: s.state, connected: s.connected, memory: s.memoryQueued, cached: s.cached.messages, cachedBytes: s.cached.bytes, delivered: s.delivered, spilled: s.spilled, evicted: s.evicted, reconnects: s.reconnects },
+      uptimeS: Math.round((performance.now() - this.#started) / 1000),
+      queue: { state: s.state, connected: s.connected, offline: s.offline, memory: s.memoryQueued, cached: s.cached.messages, cachedBytes: s.cached.bytes, delivered: s.delivered, spilled: s.spilled, evicted: s.evicted, reconnects: s.reconnects },
     };
   }
 
-  #publish(kind: string, body: Record<string, unknown>, priority: number): void {
+  /** False once --count messages went out: nothing beyond the count, whatever its kind. */
+  #publish(kind: string, body: Record<string, unknown>, priority: number): boolean {
+    if (this.#s.count !== undefined && this.#n >= this.#s.count) return false;
     const payload = JSON.stringify({ device: this.#m.device, profile: this.#m.profile, kind, n: ++this.#n, ts: Date.now(), ...body });
     this.#m.client.publish(topicFor(this.#s.topic, this.#m.device, kind), payload, { priority });
+    return true;
   }
 }
 

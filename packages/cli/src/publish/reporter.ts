@@ -7,7 +7,9 @@ export interface Publisher {
   client: HoldfastClient;
 }
 
-const CLIENT_EVENTS = ['connect', 'disconnect', 'spill', 'drain-start', 'drain-end', 'dead-letter', 'quarantine', 'connection-error'] as const;
+const CLIENT_EVENTS = ['connect', 'disconnect', 'offline', 'online', 'spill', 'drain-start', 'drain-end', 'dead-letter', 'quarantine', 'connection-error'] as const;
+/** Client events logged above info: an outage, and what caused it. */
+const WARNINGS = new Set<string>(['disconnect', 'offline', 'connection-error']);
 
 /** Keeps only counters and reasons from an event's data: never payloads or credentials. */
 function safeFields(data: unknown): Record<string, unknown> {
@@ -20,28 +22,56 @@ function safeFields(data: unknown): Record<string, unknown> {
   return out;
 }
 
+/** What the status line and the stats log line show, summed over the publishers. */
+export interface Totals {
+  states: string;
+  connected: number;
+  /** Publishers offline now, and the cause and duration of the longest of their outages. */
+  offline: number;
+  offlineCause: string;
+  offlineForMs: number;
+  accepted: number;
+  memory: number;
+  cached: number;
+  delivered: number;
+  spilled: number;
+  reconnects: number;
+}
+
+/** The terminal's status line: OFFLINE up front while any publisher cannot reach the broker. */
+export function statusText(t: Totals, publishers: number): string {
+  const link = t.offline === 0 ? `online ${publishers}/${publishers}` : `OFFLINE ${t.offline}/${publishers} (${t.offlineCause.replace('-', ' ')}, ${Math.round(t.offlineForMs / 1000)} s)`;
+  return `${t.states} | ${link} | accepted ${t.accepted} | memory ${t.memory} | cached ${t.cached} | delivered ${t.delivered} | reconnects ${t.reconnects}`;
+}
+
 /**
  * Shows what the publishers are doing: a live status line on a terminal, JSON logs otherwise
- * (client events as they happen, and a stats line every `statsEveryMs`).
+ * (client events as they happen, including every outage as 'offline' and its end as 'online' with
+ * its duration, and a stats line every `statsEveryMs`), so journald holds every outage.
  */
 export class Reporter {
   readonly #publishers: Publisher[];
   readonly #line: StatusLine | undefined;
   readonly #timer: NodeJS.Timeout;
   readonly #connected = new Set<string>();
+  readonly #draining = new Set<string>();
 
   constructor(publishers: Publisher[], statsEveryMs: number, tty: boolean) {
     this.#publishers = publishers;
     this.#line = tty ? new StatusLine(process.stdout) : undefined;
     for (const { device, client } of publishers) {
-      client.on('state', (state: string) => this.#event(device, 'state', { state }));
+      // 'state' also fires when only the offline flag changes; that is logged as 'offline' / 'online'.
+      let state = client.state;
+      client.on('state', (next: string) => {
+        if (next === state) return;
+        state = next as typeof state;
+        this.#event(device, 'state', { state });
+      });
       for (const name of CLIENT_EVENTS) {
         client.on(name, (data: unknown) => {
-          // The catch-up below may already have reported this connection.
-          if (name === 'connect' && this.#connected.has(device)) return;
-          if (name === 'connect') this.#connected.add(device);
-          if (name === 'disconnect') this.#connected.delete(device);
-          this.#event(device, name, safeFields(data));
+          // The catch-up below may already have reported this connection or drain.
+          if (!this.#track(device, name)) return;
+          this.#event(device, name, safeFields(data), WARNINGS.has(name) ? 'warn' : 'info');
         });
       }
       client.on('error', (err: Error & { code?: string }) => this.#event(device, 'error', { code: err.code, error: err.message }, 'error'));
@@ -50,9 +80,25 @@ export class Reporter {
         this.#connected.add(device);
         this.#event(device, 'connect', {});
       }
+      // The first device's start-up drain may have begun while the next ones opened.
+      if (client.state === 'draining') {
+        this.#draining.add(device);
+        this.#event(device, 'drain-start', { cached: client.stats().cached.messages });
+      }
     }
     this.#timer = setInterval(() => this.#tick(), this.#line ? 500 : statsEveryMs);
     this.#timer.unref();
+  }
+
+  /** Connections and drains already reported, so the catch-up at start never reports one twice. */
+  #track(device: string, name: string): boolean {
+    if (name === 'disconnect') this.#connected.delete(device);
+    if (name === 'drain-end') this.#draining.delete(device);
+    const reported = name === 'connect' ? this.#connected : name === 'drain-start' ? this.#draining : undefined;
+    if (reported === undefined) return true;
+    if (reported.has(device)) return false;
+    reported.add(device);
+    return true;
   }
 
   /** Notes from the publisher itself (start, stop, anomalies). */
@@ -63,27 +109,33 @@ export class Reporter {
 
   #event(device: string, name: string, fields: Record<string, unknown>, level: 'info' | 'warn' | 'error' = 'info'): void {
     if (this.#line) this.#line.note(`${device}: ${name}${Object.keys(fields).length > 0 ? ` ${JSON.stringify(fields)}` : ''}`);
-    else logJson(level === 'info' && name === 'connection-error' ? 'warn' : level, name, { device, ...fields });
+    else logJson(level, name, { device, ...fields });
   }
 
   #tick(): void {
     const t = this.totals();
     if (this.#line) {
-      this.#line.update(
-        `${t.states} | connected ${t.connected}/${this.#publishers.length} | accepted ${t.accepted} | memory ${t.memory} | cached ${t.cached} | delivered ${t.delivered} | reconnects ${t.reconnects}`,
-      );
+      this.#line.update(statusText(t, this.#publishers.length));
     } else {
-      logJson('info', 'stats', t);
+      logJson('info', 'stats', { ...t });
     }
   }
 
-  totals(): { states: string; connected: number; accepted: number; memory: number; cached: number; delivered: number; spilled: number; reconnects: number } {
+  totals(): Totals {
     const states = new Set<string>();
-    const t = { states: '', connected: 0, accepted: 0, memory: 0, cached: 0, delivered: 0, spilled: 0, reconnects: 0 };
+    const t: Totals = { states: '', connected: 0, offline: 0, offlineCause: '', offlineForMs: 0, accepted: 0, memory: 0, cached: 0, delivered: 0, spilled: 0, reconnects: 0 };
     for (const { client } of this.#publishers) {
       const s = client.stats();
       states.add(s.state);
       t.connected += s.connected ? 1 : 0;
+      if (s.offline) {
+        t.offline++;
+        // The longest outage stands for them all.
+        if (s.offlineForMs >= t.offlineForMs) {
+          t.offlineForMs = s.offlineForMs;
+          t.offlineCause = s.offlineCause ?? '';
+        }
+      }
       t.accepted += s.accepted;
       t.memory += s.memoryQueued;
       t.cached += s.cached.messages;

@@ -54,15 +54,17 @@ export interface RecordEntry {
 }
 
 /**
- * Every record in publish (seq) order: each priority's range is already in seq order, so the next
- * record is the smallest head among them. Reads lazily; breaking out of the loop closes the cursors.
+ * Every record in publish (seq) order, from the first seq after `afterSeq`: each priority's range is
+ * already in seq order, so the next record is the smallest head among them. Reads lazily; breaking out
+ * of the loop closes the cursors.
  */
-export function* recordsBySeq(db: RecordsDb, options: Pick<RangeOptions, 'snapshot'> = {}): Generator<RecordEntry> {
+export function* recordsBySeq(db: RecordsDb, options: Pick<RangeOptions, 'snapshot'> & { afterSeq?: number } = {}): Generator<RecordEntry> {
   const iterators: Array<Iterator<RecordEntry>> = [];
   const heads: Array<RecordEntry | undefined> = [];
+  const { afterSeq = 0, ...rangeOptions } = options;
   try {
     for (let p = MIN_PRIORITY; p <= MAX_PRIORITY; p++) {
-      const range = db.getRange({ ...options, start: recordKey(p, 0), end: recordKey(p + 1, 0) }) as Iterable<RecordEntry>;
+      const range = db.getRange({ ...rangeOptions, start: recordKey(p, afterSeq + 1), end: recordKey(p + 1, 0) }) as Iterable<RecordEntry>;
       const it = range[Symbol.iterator]();
       const first = it.next();
       if (first.done) continue;

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { open as openLmdb, type RootDatabase } from 'lmdb';
 import { ErrorCodes, HoldfastError } from '../errors.js';
 import { Cache, type CacheLimits } from './cache.js';
+import { checkHeader, PROBE_DAMAGED } from './cache-header.js';
 import { CACHE_FILE } from './cache-layout.js';
 import type { CacheCipher } from './cipher.js';
 
@@ -59,13 +60,27 @@ export function ensureCacheDir(dir: string): void {
   }
 }
 
-/** Returns why the cache file is unreadable, or undefined when it is fine (or absent). */
+/** The signals LMDB dies of on a damaged file (it trusts its header and maps past the end). */
+const DAMAGE_SIGNALS: ReadonlySet<string> = new Set(['SIGBUS', 'SIGSEGV']);
+
+/**
+ * Returns why the cache file is unreadable, or undefined when it is fine (or absent). Only the probe's
+ * verdict, or LMDB faulting in it, counts as damage: a probe that could not run (no memory to start a
+ * process, an interpreter that cannot exec, a timeout) says nothing about the file, and quarantining a
+ * healthy cache would strand its backlog. Then the meta pages are checked here instead.
+ */
 function probe(path: string): string | undefined {
   if (!existsSync(path) || statSync(path).size === 0) return undefined;
   const result = spawnSync(process.execPath, [PROBE, path], { encoding: 'utf8', timeout: PROBE_TIMEOUT_MS });
   if (result.status === 0) return undefined;
-  const why = result.stderr.trim().split('\n').at(-1) || (result.signal ? `reading it killed the probe with ${result.signal}` : `probe exit ${result.status}`);
-  return why;
+  if (result.status === PROBE_DAMAGED) return result.stderr.trim().split('\n').at(-1) || 'the probe found it damaged';
+  if (result.signal && DAMAGE_SIGNALS.has(result.signal)) return `reading it killed the probe with ${result.signal}`;
+  try {
+    checkHeader(path);
+    return undefined;
+  } catch (err) {
+    return `${(err as Error).message} (the probe could not run: ${result.error?.message ?? result.signal ?? `exit ${result.status}`})`;
+  }
 }
 
 function quarantine(path: string, reason: string): QuarantineReport {

@@ -1,18 +1,23 @@
 import type { Ballast } from './ballast.js';
-import type { Cache, Eviction } from './cache.js';
+import type { Cache } from './cache.js';
+import { DiskFullRecovery } from './disk-full.js';
 import type { Rec } from './record.js';
+import type { DoneRecords, Eviction } from './records-table.js';
 
-/** How long to wait before trying a full disk again. */
-const DISK_FULL_RETRY_MS = 1000;
 /**
- * Records waiting for space go back to the cache in transactions of about this size: a backlog bigger
- * than the free space must not be all-or-nothing, or it could never be written again.
+ * Input that arrives during trouble is appended in one transaction per this window (a synced commit
+ * is two flushes: on an SD card, one per reading would leave no flushes for the drain). A spill, a
+ * flush() or close() writes at once.
  */
-const OVERFLOW_CHUNK_BYTES = 64 * 1024;
+const APPEND_WINDOW_MS = 250;
+/** Or as soon as this much is waiting. */
+const APPEND_WINDOW_MESSAGES = 4096;
 
 export interface CacheWriterHooks {
   /** Seqs that must never be evicted (the exchange in flight). */
   isProtected(seq: number): boolean;
+  /** Delivered records still cached (batched removal): taken out before anything pending is evicted. */
+  done(): DoneRecords | undefined;
   /** A write committed: stats, waiters and the sender may move on. */
   committed(): void;
   evicted(eviction: Eviction): void;
@@ -24,45 +29,87 @@ export interface CacheWriterHooks {
 
 /**
  * Every write the sender makes to the cache goes through here, which keeps three things true:
- * flush() knows the lowest seq not yet durable; drained() knows when no write is pending; and when the
- * disk is full, records the cache refused wait in memory (in order, newer input behind them) while
- * space is freed by priority eviction, so the client degrades instead of crashing or losing order.
+ * flush() knows the lowest seq not yet durable; drained() knows when no write is pending; and the
+ * drain never reads past a record that is still on its way into the cache. A full disk is handed to
+ * DiskFullRecovery, which holds what the cache refused until there is room again.
  */
 export class CacheWriter {
   /** Appends issued but not yet committed, oldest first. */
-  readonly #uncommitted: Array<{ minSeq: number; maxSeq: number }> = [];
-  /** Records refused by a full disk, oldest first, waiting for space. */
-  readonly #overflow: Rec[] = [];
-  /**
-   * Delivered records whose removal failed (deleting needs free pages too): never read them again,
-   * and remove them once there is space.
-   */
-  readonly #unremoved = new Map<number, Rec>();
+  readonly #uncommitted: Array<{ minSeq: number; maxSeq: number; recs: readonly Rec[] }> = [];
+  /** Input waiting for the next windowed append (not yet issued), oldest first. */
+  #windowed: Rec[] = [];
+  #windowTimer: NodeJS.Timeout | undefined;
+  /** Seqs a transaction not yet committed is evicting: they must not be sent meanwhile. */
+  readonly #evicting = new Set<number>();
   #pendingWrites = 0;
-  #pendingEvictions = 0;
-  #failing = false;
-  #stopped = false;
-  #retryTimer: NodeJS.Timeout | undefined;
-  readonly #cache: Cache;
-  readonly #hooks: CacheWriterHooks;
-  readonly #maxOverflow: number;
-
   /**
    * Delivered, with the removal still pending: an eviction transaction queued before the removal runs
    * after the delivery, and must not count these as evicted.
    */
   readonly #removing = new Set<number>();
+  readonly #cache: Cache;
+  readonly #hooks: CacheWriterHooks;
+  readonly #recovery: DiskFullRecovery;
 
   /** In flight, or delivered and only waiting to be removed: never evicted (or counted as such). */
-  readonly #isProtected = (seq: number): boolean => this.#unremoved.has(seq) || this.#removing.has(seq) || this.#hooks.isProtected(seq);
-
-  readonly #ballast: Ballast;
+  readonly #isProtected = (seq: number): boolean => this.#recovery.isUnremoved(seq) || this.#removing.has(seq) || this.#hooks.isProtected(seq);
 
   constructor(cache: Cache, ballast: Ballast, maxOverflow: number, hooks: CacheWriterHooks) {
     this.#cache = cache;
-    this.#ballast = ballast;
-    this.#maxOverflow = maxOverflow;
     this.#hooks = hooks;
+    this.#recovery = new DiskFullRecovery(cache, ballast, maxOverflow, {
+      isProtected: this.#isProtected,
+      evicted: (eviction) => hooks.evicted(eviction),
+      failed: (err, first) => hooks.failed(err, first),
+      recovered: () => {
+        hooks.recovered();
+        hooks.committed();
+      },
+      append: (recs, then) => this.#appendNow(recs, undefined, then),
+      remove: (recs, alsoInTxn) => this.remove(recs, alsoInTxn),
+      appendsPending: () => this.#uncommitted.length > 0,
+      pendingRecords: () => this.#uncommitted.flatMap((span) => span.recs),
+      windowed: () => this.#windowed,
+      dropWindowed: (seqs) => {
+        this.#windowed = this.#windowed.filter((r) => !seqs.has(r.seq));
+      },
+      done: () => hooks.done(),
+      settled: () => hooks.committed(),
+    });
+  }
+
+  /**
+   * Input that arrives during trouble: appended with whatever else arrives within APPEND_WINDOW_MS, in
+   * one transaction. Until then it is memory, like spill mode's queue (lowestVolatileSeq counts it).
+   */
+  appendWindowed(recs: Rec[]): void {
+    for (const rec of recs) this.#windowed.push(rec);
+    if (this.#windowed.length >= APPEND_WINDOW_MESSAGES) return this.hurry();
+    this.#windowTimer ??= setTimeout(() => this.hurry(), APPEND_WINDOW_MS).unref();
+  }
+
+  /** Issues the windowed append now (a flush() waits for it, or close(), or the drain reached it). */
+  hurry(): void {
+    clearTimeout(this.#windowTimer);
+    this.#windowTimer = undefined;
+    if (this.#windowed.length === 0) return;
+    const recs = this.#windowed;
+    this.#windowed = [];
+    this.append(recs);
+  }
+
+  /** Input not yet issued to the cache: it goes back to memory when the drain is done before it. */
+  takeWindowed(): Rec[] {
+    clearTimeout(this.#windowTimer);
+    this.#windowTimer = undefined;
+    const recs = this.#windowed;
+    this.#windowed = [];
+    return recs;
+  }
+
+  /** Whether an append is issued and not yet committed. */
+  get appending(): boolean {
+    return this.#uncommitted.length > 0;
   }
 
   /** Appends records behind everything written so far (one transaction, evicting to the limits). */
@@ -71,67 +118,90 @@ export class CacheWriter {
       if (alsoInTxn) this.track(this.#cache.write(alsoInTxn));
       return;
     }
-    if (this.#overflow.length > 0) {
+    if (this.#recovery.holding) {
       // Order: nothing may overtake records still waiting for disk space.
-      for (const rec of recs) this.#overflow.push(rec);
-      this.#boundOverflow();
+      this.#recovery.hold(recs);
       if (alsoInTxn) this.track(this.#cache.write(alsoInTxn));
       return;
     }
     this.#appendNow(recs, alsoInTxn);
   }
 
+  /** Dead letters back into the cache, evicting by the same rules (and reports) as any append. */
+  requeue(recs: Rec[], alsoInTxn: () => void): Promise<void> {
+    return this.#commitAppend(recs, alsoInTxn).then(() => this.#hooks.committed());
+  }
+
   #appendNow(recs: Rec[], alsoInTxn?: () => void, then?: () => void): void {
-    const span = { minSeq: recs[0]!.seq, maxSeq: recs[recs.length - 1]!.seq };
-    this.#uncommitted.push(span);
-    this.#cache.append(recs, alsoInTxn, this.#isProtected).then(
-      (eviction) => {
-        this.#uncommitted.splice(this.#uncommitted.indexOf(span), 1);
-        if (eviction.messages > 0) this.#hooks.evicted(eviction);
+    this.#commitAppend(recs, alsoInTxn, (err) => this.#recovery.refusedAppend(recs, err)).then(
+      () => {
         then?.();
-        this.#maybeRecovered();
+        this.#recovery.maybeRecovered();
         this.#hooks.committed();
       },
+      () => undefined,
+    );
+  }
+
+  /**
+   * `refused` takes the records over in the same callback that forgets the failed append, so at no
+   * moment are they in neither place (the sender could otherwise send a newer record first).
+   */
+  #commitAppend(recs: Rec[], alsoInTxn?: () => void, refused?: (err: unknown) => void): Promise<void> {
+    const span = { minSeq: recs[0]?.seq ?? Infinity, maxSeq: recs[recs.length - 1]?.seq ?? -Infinity, recs };
+    if (recs.length > 0) this.#uncommitted.push(span);
+    // What this transaction evicts is marked as it runs, and unmarked once it commits or rolls back.
+    const evicting: number[] = [];
+    const settle = (): void => {
+      if (recs.length > 0) this.#uncommitted.splice(this.#uncommitted.indexOf(span), 1);
+      for (const seq of evicting) this.#evicting.delete(seq);
+    };
+    const markEvicting = (seq: number): void => {
+      evicting.push(seq);
+      this.#evicting.add(seq);
+    };
+    // appendedThrough must not pass a reading another write still carries (an older append in flight,
+    // the overflow, the window): after a crash the intake log replays only what is above it.
+    const watermarkCap = (): number => {
+      let lowest = Math.min(this.#recovery.overflowHead?.seq ?? Infinity, this.#windowed[0]?.seq ?? Infinity);
+      for (const other of this.#uncommitted) if (other !== span && other.minSeq < lowest) lowest = other.minSeq;
+      return lowest - 1;
+    };
+    return this.#cache.append(recs, { alsoInTxn, isProtected: this.#isProtected, onEvict: markEvicting, done: this.#hooks.done(), watermarkCap }).then(
+      (eviction) => {
+        settle();
+        if (eviction.messages > 0) this.#hooks.evicted(eviction);
+      },
       (err: unknown) => {
-        this.#uncommitted.splice(this.#uncommitted.indexOf(span), 1);
-        for (const rec of recs) this.#overflow.push(rec);
-        this.#overflow.sort((a, b) => a.seq - b.seq);
-        this.#boundOverflow();
-        this.#fail(err);
+        refused?.(err);
+        settle();
+        throw err;
       },
     );
   }
 
-  /** Removes delivered records; if the disk refuses, they are remembered so they are never resent. */
-  remove(recs: readonly Rec[], alsoInTxn?: () => void): void {
+  /**
+   * Removes delivered (or dead-lettered) records; if the disk refuses, they are remembered so they are
+   * never resent. Resolves when the removal committed, or was taken over by the disk-full recovery.
+   */
+  remove(recs: readonly Rec[], alsoInTxn?: () => void): Promise<void> {
     this.#pendingWrites++;
     for (const rec of recs) this.#removing.add(rec.seq);
     const settled = (): void => {
       for (const rec of recs) this.#removing.delete(rec.seq);
+      this.#pendingWrites--;
     };
-    this.#cache.remove(recs, alsoInTxn).then(
+    return this.#cache.remove(recs, alsoInTxn).then(
       () => {
         settled();
-        this.#pendingWrites--;
-        this.#maybeRecovered();
+        this.#recovery.maybeRecovered();
         this.#hooks.committed();
       },
       (err: unknown) => {
         settled();
-        this.#pendingWrites--;
-        for (const rec of recs) this.#unremoved.set(rec.seq, rec);
-        this.#fail(err);
+        this.#recovery.refusedRemoval(recs, alsoInTxn, err);
       },
     );
-  }
-
-  /** Seqs the drain must skip: delivered, but still in the cache because the disk was full. */
-  get delivered(): ReadonlySet<number> {
-    return new Set(this.#unremoved.keys());
-  }
-
-  get hasUnremoved(): boolean {
-    return this.#unremoved.size > 0;
   }
 
   /** Counts a write (delete, store update) so drained() waits for it. */
@@ -144,126 +214,87 @@ export class CacheWriter {
       },
       (err: unknown) => {
         this.#pendingWrites--;
-        this.#fail(err);
+        this.#recovery.fail(err);
       },
     );
   }
 
-  /** The lowest seq written but not yet durable (Infinity when none). */
+  /** The lowest seq written but not yet durable, or waiting for its windowed append (Infinity when none). */
   get lowestVolatileSeq(): number {
-    return Math.min(this.#uncommitted[0]?.minSeq ?? Infinity, this.#overflow[0]?.seq ?? Infinity);
+    let lowest = Math.min(this.#recovery.overflowHead?.seq ?? Infinity, this.#windowed[0]?.seq ?? Infinity);
+    for (const span of this.#uncommitted) if (span.minSeq < lowest) lowest = span.minSeq;
+    return lowest;
+  }
+
+  /** Whether a transaction not yet committed is evicting this seq. */
+  isEvicting(seq: number): boolean {
+    return this.#evicting.has(seq);
   }
 
   /**
-   * Whether a transaction that adds or evicts records is pending. The drain must not read meanwhile:
-   * reads see the last commit, so it could send a record that the pending transaction evicts.
+   * Whether the disk-full recovery's eviction is pending: the drain waits for it (it does not mark
+   * what it evicts as it runs, as appends do). Appends do not stop the drain: it sends nothing past
+   * lowestVolatileSeq, and nothing an append's transaction is evicting (isEvicting).
    */
   get reshaping(): boolean {
-    return this.#uncommitted.length > 0 || this.#pendingEvictions > 0;
+    return this.#recovery.evicting;
   }
 
   get idle(): boolean {
-    return this.#uncommitted.length === 0 && this.#pendingWrites === 0 && this.#pendingEvictions === 0 && this.#overflow.length === 0 && this.#unremoved.size === 0;
+    return this.#uncommitted.length === 0 && this.#windowed.length === 0 && this.#pendingWrites === 0 && this.#recovery.idle;
+  }
+
+  /** False while the cache refuses writes (disk or map full). */
+  get failing(): boolean {
+    return this.#recovery.failing;
   }
 
   get overflowLength(): number {
-    return this.#overflow.length;
+    return this.#recovery.overflowLength;
+  }
+
+  get overflowHead(): Rec | undefined {
+    return this.#recovery.overflowHead;
   }
 
   /**
-   * Records delivered (or refused) while still waiting for disk space must leave the overflow, or they
-   * would be sent again: a spill whose write failed holds the exchange that was in flight.
+   * Records the drain must skip though its read still sees them: their removal (delivered, or moved to
+   * the dead letters) is on its way, or waits for disk space.
    */
+  get leavingSeqs(): ReadonlySet<number> | undefined {
+    const unremoved = this.#recovery.unremovedSeqs;
+    if (this.#removing.size === 0) return unremoved;
+    if (!unremoved) return this.#removing;
+    return new Set([...this.#removing, ...unremoved]);
+  }
+
+  /** Counts a removal made outside remove() (unreadable records) so the drain skips those seqs meanwhile. */
+  removing(seqs: readonly number[], write: Promise<void>): void {
+    for (const seq of seqs) this.#removing.add(seq);
+    const settled = (): void => {
+      for (const seq of seqs) this.#removing.delete(seq);
+    };
+    this.track(write.then(settled, (err: unknown) => {
+      settled();
+      throw err;
+    }));
+  }
+
+  /** Records delivered (or refused) while still waiting for disk space leave the overflow. */
   forget(recs: readonly Rec[]): void {
-    if (this.#overflow.length === 0) return;
-    const done = new Set(recs.map((r) => r.seq));
-    for (let i = this.#overflow.length - 1; i >= 0; i--) if (done.has(this.#overflow[i]!.seq)) this.#overflow.splice(i, 1);
+    this.#recovery.forget(recs);
   }
 
-  /** When the cache is empty but records wait for disk space, they are sent from memory. */
+  /** When the oldest pending record waits for disk space, it is sent from memory. */
   takeOverflowHead(): Rec | undefined {
-    return this.#overflow.shift();
+    return this.#recovery.takeHead();
   }
 
-  /** Bounded memory while the disk is full: evict from the overflow too, lowest priority first. */
-  #boundOverflow(): void {
-    const excess = this.#overflow.length - this.#maxOverflow;
-    if (excess <= 0) return;
-    const eviction: Eviction = { messages: 0, bytes: 0, byPriority: new Array<number>(10).fill(0) };
-    for (let priority = 1; priority <= 10 && eviction.messages < excess; priority++) {
-      for (let i = 0; i < this.#overflow.length && eviction.messages < excess; ) {
-        const rec = this.#overflow[i]!;
-        if (rec.priority !== priority || this.#hooks.isProtected(rec.seq)) {
-          i++;
-          continue;
-        }
-        this.#overflow.splice(i, 1);
-        eviction.messages++;
-        eviction.bytes += rec.size;
-        eviction.byPriority[priority - 1]! += 1;
-      }
-    }
-    this.#hooks.evicted(eviction);
-  }
-
-  /** Writes the records waiting for space, oldest first, one chunk per transaction. */
-  #writeOverflow(): void {
-    if (this.#overflow.length === 0) return this.#maybeRecovered();
-    let bytes = 0;
-    let count = 0;
-    while (count < this.#overflow.length && (count === 0 || bytes + this.#overflow[count]!.size <= OVERFLOW_CHUNK_BYTES)) bytes += this.#overflow[count++]!.size;
-    // Newer appends keep joining the overflow behind these until it is empty, so order holds.
-    this.#appendNow(this.#overflow.splice(0, count), undefined, () => this.#writeOverflow());
-  }
-
-  /** Writes succeed again and nothing waits for space: healthy, with the reserve put back. */
-  #maybeRecovered(): void {
-    if (!this.#failing || this.#overflow.length > 0 || this.#unremoved.size > 0 || this.#uncommitted.length > 0) return;
-    this.#failing = false;
-    this.#ballast.restore();
-    this.#hooks.recovered();
-  }
-
-  #fail(err: unknown): void {
-    const first = !this.#failing;
-    this.#failing = true;
-    // Give LMDB room to delete and evict; an empty disk partition would otherwise stay stuck.
-    if (first) this.#ballast.release();
-    this.#hooks.failed(err, first);
-    // After stop() (close), a failed write stays failed: the cache is about to close under a retry.
-    if (this.#retryTimer === undefined && !this.#stopped) this.#retryTimer = setTimeout(() => this.#retry(), DISK_FULL_RETRY_MS);
-  }
-
-  /** Frees space by priority eviction, then writes the waiting records again, in order. */
-  #retry(): void {
-    this.#retryTimer = undefined;
-    const waiting = this.#overflow.length;
-    // Room for what waits, plus headroom (a tenth of the cache) for the writes that must follow it:
-    // the in-flight packet's commit and removals. Evicting only what waits would let the re-append
-    // take all the freed space every time and nothing else ever commit.
-    const room = waiting + Math.max(16, Math.ceil(this.#cache.messages / 10));
-    this.#pendingEvictions++;
-    this.#cache.evict(room, this.#isProtected).then(
-      (eviction) => {
-        this.#pendingEvictions--;
-        if (eviction.messages > 0) this.#hooks.evicted(eviction);
-        if (this.#unremoved.size > 0) {
-          const unremoved = [...this.#unremoved.values()];
-          this.#unremoved.clear();
-          this.remove(unremoved);
-        }
-        this.#writeOverflow();
-      },
-      (err: unknown) => {
-        this.#pendingEvictions--;
-        this.#fail(err);
-      },
-    );
-  }
-
-  stop(): void {
-    this.#stopped = true;
-    clearTimeout(this.#retryTimer);
-    this.#retryTimer = undefined;
+  /** close(): writes what waits (windowed input, and for disk space), within the deadline; resolves with what could not be. */
+  async stop(deadlineMs: number): Promise<Rec[]> {
+    this.hurry();
+    const unsaved = await this.#recovery.saveWaiting(deadlineMs);
+    this.#recovery.stop();
+    return unsaved;
   }
 }

@@ -4,6 +4,7 @@ import { decodeSegment, INTAKE_SEGMENT } from '../intake-format.js';
 import type { Rec } from './record.js';
 import type { PublishBatch, QuarantineInfo, RetiredSegment } from '../protocol.js';
 import type { CacheCipher } from './cipher.js';
+import { isDone, type Progress } from './progress-file.js';
 
 export interface IntakeReplay {
   /** Readings the last run accepted but never committed, as batches (seqs consecutive within one). */
@@ -15,19 +16,33 @@ export interface IntakeReplay {
   quarantined: QuarantineInfo[];
 }
 
+/** What tells a reading in the log that it needs no replay. */
+export interface ReplayBounds {
+  /** The highest seq the cache ever committed: every seq at or below it reached the cache. */
+  appendedThrough: number;
+  /** Delivery progress: everything at or below the floor is delivered, and so is the PUBREL's exchange. */
+  progress: Progress;
+  /** Readings in the dead letters (refused, or poison): not sent again by a replay. */
+  deadLettered: (seq: number) => boolean;
+  /**
+   * A worker that replaces a dead one (same facade, still writing the log) replays only up to the
+   * last seq posted to the dead worker (the facade posts the later readings itself)...
+   */
+  replayThrough?: number;
+  /** ...and reads only the segments named before this one, which the facade closed. */
+  before?: string | undefined;
+}
+
 /**
  * Reads the intake log segments a previous run left behind (a crash, a SIGKILL, a power cut) and
- * returns the readings in them that never reached the cache: those with a seq above `appendedThrough`,
- * the highest seq the cache ever committed. They go through the sender like any fresh batch.
- *
- * A worker that replaces a dead one (same facade, still writing the log) reads only the segments named
- * before `bounds.before`, which the facade closed, and replays only up to `bounds.replayThrough`, the
- * last seq posted to the dead worker: the facade posts the later readings itself.
+ * returns the readings in them that are neither in the cache nor delivered. They go through the sender
+ * like any fresh batch.
  */
-export function readIntakeLog(dir: string, appendedThrough: number, cipher: CacheCipher | undefined, bounds?: { replayThrough: number; before: string | undefined }): IntakeReplay {
+export function readIntakeLog(dir: string, bounds: ReplayBounds, cipher: CacheCipher | undefined): IntakeReplay {
+  const replayThrough = bounds.replayThrough ?? Infinity;
+  const done = (seq: number): boolean => seq <= bounds.appendedThrough || seq > replayThrough || isDone(bounds.progress, seq) || bounds.deadLettered(seq);
+  const { before } = bounds;
   const replay: IntakeReplay = { batches: [], messages: 0, segments: [], quarantined: [] };
-  const replayThrough = bounds?.replayThrough ?? Infinity;
-  const before = bounds?.before;
   const names = readdirSync(dir)
     .filter((name) => INTAKE_SEGMENT.test(name) && (before === undefined || name < before))
     .sort();
@@ -38,7 +53,7 @@ export function readIntakeLog(dir: string, appendedThrough: number, cipher: Cach
     let lastSeq = 0;
     for (const rec of segment.records) {
       lastSeq = Math.max(lastSeq, rec.seq);
-      if (rec.seq > appendedThrough && rec.seq <= replayThrough) pending.push(rec);
+      if (!done(rec.seq)) pending.push(rec);
     }
     if (segment.damage !== undefined && !segment.tornTail) {
       const movedTo = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;

@@ -1,8 +1,9 @@
-import mqtt, { Store, type IClientOptions, type MqttClient } from 'mqtt';
+import { Socket } from 'node:net';
+import mqtt, { Store, type IClientOptions, type IClientPublishOptions, type MqttClient, type Packet } from 'mqtt';
 import type { ResolvedOptions } from '../options.js';
 import { Backoff } from './backoff.js';
-import { coalesceWrites } from './coalesce.js';
 import { classifyConnectionError, type ConnectionErrorInfo } from './connection-errors.js';
+import type { DerivedMessageIds } from './message-ids.js';
 import type { OutgoingStore } from './outgoing-store.js';
 
 /** A connection that stayed up this long resets the backoff. */
@@ -12,19 +13,62 @@ export interface DisconnectInfo {
   /** True for our own DISCONNECT or a server DISCONNECT with a reason; false for a network failure. */
   clean: boolean;
   reason: string;
+  /** The number of the connection that closed (see Link.connection). */
+  connection: number;
 }
 
 export interface LinkHooks {
-  up(): void;
+  /** CONNACK accepted. MQTT.js now resends what its outgoing store holds, one exchange at a time. */
+  up(info: { connection: number; sessionPresent: boolean }): void;
+  /** MQTT.js resent its whole store: a new publish() now goes straight onto the wire. */
+  ready(): void;
   down(info: DisconnectInfo): void;
+  /** An attempt to connect failed before any CONNACK (refused, timed out, TLS, auth). */
+  unreachable(reason: string): void;
   /** A connection-level error (refused, TLS, auth): reported, never thrown. Messages carry no secrets. */
   error(info: ConnectionErrorInfo): void;
   reconnecting(delayMs: number): void;
+  /** An acknowledgement of an exchange arrived, before MQTT.js acts on it. */
+  acked(messageId: number, cmd: 'puback' | 'pubrec' | 'pubcomp', reasonCode: number): void;
+  /**
+   * The broker answered with an acknowledgement mqtt-packet cannot parse (Mosquitto 2.0 answers an
+   * over-size QoS 2 PUBLISH with PUBREC 0x95, which MQTT 5 does not allow there). The parser is left
+   * mid-stream, so Link has already dropped the connection.
+   */
+  unreadableAck(reason: string): void;
 }
+
+/** What the sender hands to publish(). */
+export interface LinkPublish {
+  topic: string;
+  payload: Buffer | string;
+  options: IClientPublishOptions;
+}
+
+/*
+ * MQTT.js and Node internals, all in this file, each with the behaviour it relies on. test/mqtt-adapter.test.ts
+ * fails if MQTT.js (or Node) changes any of them.
+ *
+ * 1. net.Socket's `_writev` / `_write` (coalesceWrites): one write per packet instead of a writev of
+ *    mqtt-packet's ~12 small chunks. Relies on Writable calling `_writev` with every corked chunk.
+ * 2. MQTT.js emits 'packetsend' synchronously, with the very packet object it then encodes (the
+ *    outgoing store stamps a first-sent PUBLISH's properties there; see OutgoingStore.stamp).
+ * 3. MQTT.js emits 'packetreceive' before it handles an acknowledgement (acked() sees a refusal before
+ *    MQTT.js deletes the exchange from the store).
+ * 4. MQTT.js emits 'connect' only after it has resent everything in the outgoing store (Link.ready):
+ *    a publish() made earlier would wait in its `_storeProcessingQueue`, and fail with
+ *    'Connection closed' if the link dropped meanwhile.
+ * 5. `client.outgoing[messageId]` is MQTT.js's record of an exchange awaiting its ack; deleting it
+ *    (abandon) makes MQTT.js ignore a late ack for it, as it does for any unknown id.
+ * 6. mqtt-packet reports an acknowledgement with a reason code MQTT 5 does not allow as an 'error'
+ *    whose message is "Invalid <type> reason code" (UNREADABLE_ACK).
+ * 7. `client.stream.destroy()` closes the connection at once, and MQTT.js's 'close' follows.
+ */
+const UNREADABLE_ACK = /^Invalid (puback|pubrec|pubcomp) reason code/;
 
 /**
  * The MQTT.js connection. MQTT.js does the protocol; reconnects are ours (its fixed-interval timer is
- * off) so that attempts back off exponentially with jitter.
+ * off) so that attempts back off exponentially with jitter, and a stuck exchange can force one.
  */
 export class Link {
   readonly client: MqttClient;
@@ -34,40 +78,30 @@ export class Link {
   #reconnectTimer: NodeJS.Timeout | undefined;
   #stableTimer: NodeJS.Timeout | undefined;
   #up = false;
+  #ready = false;
+  #connection = 0;
   #everConnected = false;
   #ending = false;
   #serverDisconnect: string | undefined;
+  #forcedReason: string | undefined;
+  /** From the last CONNACK, kept while offline: sizes are checked before anything is sent. */
+  #maximumPacketSize: number | undefined;
   /** The last error reported during the current attempt (reset on each new attempt). */
   #lastError: string | undefined;
 
-  constructor(options: ResolvedOptions, store: OutgoingStore, hooks: LinkHooks) {
+  constructor(options: ResolvedOptions, store: OutgoingStore, ids: DerivedMessageIds, hooks: LinkHooks) {
     this.#hooks = hooks;
     this.#backoff = new Backoff(options.reconnect.minMs, options.reconnect.maxMs);
     this.#stores = { incomingStore: new Store(), outgoingStore: store };
-    this.client = mqtt.connect(options.broker, clientOptions(options, this.#stores));
-    this.client.on('packetreceive', (packet) => {
-      if (packet.cmd === 'connack') {
-        const rc = (packet as { reasonCode?: number; returnCode?: number }).reasonCode ?? (packet as { returnCode?: number }).returnCode ?? 0;
-        if (rc === 0) {
-          // Each connection has a new socket; patch it before anything is published on it.
-          coalesceWrites(this.client.stream);
-          this.#onUp();
-        }
-      } else if (packet.cmd === 'disconnect') {
-        const rc = (packet as { reasonCode?: number }).reasonCode ?? 0;
-        this.#serverDisconnect = `server DISCONNECT (reason code 0x${rc.toString(16)})`;
-      }
-    });
-    // Emitted synchronously just before MQTT.js encodes a packet: a first-sent PUBLISH gets its stored copy's properties.
+    this.client = mqtt.connect(options.broker, { ...clientOptions(options, this.#stores), messageIdProvider: ids });
+    this.client.on('packetreceive', (packet) => this.#onPacket(packet));
     this.client.on('packetsend', (packet) => store.stamp(packet));
-    this.client.on('close', () => this.#onClose());
-    this.client.on('error', (err: Error & { code?: string | number }) => {
-      const info = classifyConnectionError(err.message, err.code);
-      // One TLS failure can surface twice in one attempt (socket and MQTT.js); report it once.
-      if (info.message === this.#lastError) return;
-      this.#lastError = info.message;
-      hooks.error(info);
+    this.client.on('connect', () => {
+      this.#ready = true;
+      hooks.ready();
     });
+    this.client.on('close', () => this.#onClose());
+    this.client.on('error', (err: Error & { code?: string | number }) => this.#onError(err));
   }
 
   /** Whether any connection succeeded before the current one (for counting reconnects). */
@@ -79,27 +113,112 @@ export class Link {
     return this.#up;
   }
 
-  /** The broker's limits from CONNACK (MQTT 5), when known. */
-  get serverMaximumPacketSize(): number | undefined {
-    return (this.client as unknown as { _serverProperties?: { maximumPacketSize?: number } })._serverProperties?.maximumPacketSize;
+  /** Connected, and MQTT.js has resent its store: a publish() goes out at once. */
+  get ready(): boolean {
+    return this.#ready;
   }
 
-  #onUp(): void {
+  /** Numbers each accepted connection, from 1. */
+  get connection(): number {
+    return this.#connection;
+  }
+
+  /** The broker's Maximum Packet Size from the last CONNACK (MQTT 5), also while offline. */
+  get maximumPacketSize(): number | undefined {
+    return this.#maximumPacketSize;
+  }
+
+  publish(message: LinkPublish, done: (err?: Error) => void): void {
+    this.client.publish(message.topic, message.payload, message.options, done);
+  }
+
+  /** Drops the connection so MQTT.js resends the exchange in flight on a new one (MQTT allows no other resend). */
+  forceReconnect(reason: string): void {
+    if (!this.#up || this.#ending) return;
+    this.#ready = false;
+    this.#forcedReason = reason;
+    this.client.stream.destroy();
+  }
+
+  /** Forgets an exchange MQTT.js still waits for (it was dead-lettered): a late ack for it is ignored. */
+  abandon(messageId: number): void {
+    delete this.client.outgoing[messageId];
+  }
+
+  subscribe(filter: string, options: { qos: 0 | 1 | 2; properties?: Record<string, unknown>; rh?: number }, done: (err: Error | null) => void): void {
+    this.client.subscribe(filter, options as Parameters<MqttClient['subscribe']>[1], (err) => done(err ?? null));
+  }
+
+  unsubscribe(filter: string): void {
+    this.client.unsubscribe(filter, () => undefined);
+  }
+
+  #onPacket(packet: Packet): void {
+    switch (packet.cmd) {
+      case 'connack': {
+        const rc = (packet as { reasonCode?: number; returnCode?: number }).reasonCode ?? (packet as { returnCode?: number }).returnCode ?? 0;
+        if (rc !== 0) return;
+        const max = (packet as { properties?: { maximumPacketSize?: number } }).properties?.maximumPacketSize;
+        this.#maximumPacketSize = max;
+        // Each connection has a new socket; patch it before anything is published on it.
+        coalesceWrites(this.client.stream);
+        this.#onUp(Boolean((packet as { sessionPresent?: boolean }).sessionPresent));
+        return;
+      }
+      case 'disconnect': {
+        const rc = (packet as { reasonCode?: number }).reasonCode ?? 0;
+        this.#serverDisconnect = `server DISCONNECT (reason code 0x${rc.toString(16)})`;
+        return;
+      }
+      case 'puback':
+      case 'pubrec':
+      case 'pubcomp': {
+        const messageId = (packet as { messageId?: number }).messageId;
+        if (messageId !== undefined) this.#hooks.acked(messageId, packet.cmd, (packet as { reasonCode?: number }).reasonCode ?? 0);
+        return;
+      }
+      default:
+    }
+  }
+
+  #onError(err: Error & { code?: string | number }): void {
+    if (UNREADABLE_ACK.test(err.message)) {
+      // Nothing more goes on this connection: the parser is left mid-stream by the bad packet, and a
+      // fresh connection starts it clean. The sender ends the exchange first, so it is not resent.
+      this.#ready = false;
+      this.#hooks.unreadableAck(err.message);
+      this.forceReconnect(`unreadable acknowledgement (${err.message})`);
+      return;
+    }
+    const info = classifyConnectionError(err.message, err.code);
+    // One TLS failure can surface twice in one attempt (socket and MQTT.js); report it once.
+    if (info.message === this.#lastError) return;
+    this.#lastError = info.message;
+    this.#hooks.error(info);
+  }
+
+  #onUp(sessionPresent: boolean): void {
     this.#up = true;
+    this.#connection++;
     this.#lastError = undefined;
     this.#serverDisconnect = undefined;
+    this.#forcedReason = undefined;
     clearTimeout(this.#stableTimer);
     this.#stableTimer = setTimeout(() => this.#backoff.reset(), STABLE_AFTER_MS);
-    this.#hooks.up();
+    this.#hooks.up({ connection: this.#connection, sessionPresent });
     this.#everConnected = true;
   }
 
   #onClose(): void {
     clearTimeout(this.#stableTimer);
+    this.#ready = false;
     if (this.#up) {
       this.#up = false;
       const clean = this.#ending || this.#serverDisconnect !== undefined;
-      this.#hooks.down({ clean, reason: this.#ending ? 'client closed' : (this.#serverDisconnect ?? 'network failure') });
+      const reason = this.#ending ? 'client closed' : (this.#forcedReason ?? this.#serverDisconnect ?? 'network failure');
+      this.#hooks.down({ clean, reason, connection: this.#connection });
+    } else if (!this.#ending) {
+      this.#hooks.unreachable(this.#lastError ?? 'the connection attempt failed');
     }
     if (!this.#ending && this.#reconnectTimer === undefined) {
       const delay = this.#backoff.next();
@@ -144,7 +263,8 @@ function clientOptions(o: ResolvedOptions, stores: { incomingStore: Store; outgo
     keepalive: o.keepaliveSec,
     connectTimeout: o.connectTimeoutMs,
     reconnectPeriod: 0,
-    resubscribe: true,
+    // Subscriptions are sent again by the worker, and only when the broker kept no session (Subscriber).
+    resubscribe: false,
     queueQoSZero: false,
     // A PINGREQ goes out every keepalive period even while messages flow (2 bytes), instead of MQTT.js
     // clearing and setting its ping timer again on every PUBREC and PUBCOMP received.
@@ -170,4 +290,38 @@ function clientOptions(o: ResolvedOptions, stores: { incomingStore: Store; outgo
     opts.rejectUnauthorized = o.tls.rejectUnauthorized;
   }
   return opts;
+}
+
+interface Chunk {
+  chunk: Buffer | string;
+  encoding: BufferEncoding;
+}
+type WriteCallback = (err?: Error | null) => void;
+/** The Writable implementation methods net.Socket has (its @types declare them loosely). */
+interface PatchableSocket {
+  _writev(chunks: Chunk[], cb: WriteCallback): void;
+  _write(chunk: Buffer, encoding: 'buffer', cb: WriteCallback): void;
+}
+
+/**
+ * Internal 1. mqtt-packet writes a packet as many small chunks between cork() and an uncork() on the
+ * next tick: a PUBLISH carrying holdfast's user property is 12 of them, four of them strings. The
+ * socket turns that into one writev() with as many iovecs, each string encoded on its own, which costs
+ * the worker more CPU per message than building the packet did. Copying the chunks into one buffer
+ * first keeps the bytes and their order exactly as MQTT.js wrote them, in one write. Plain TCP and TLS
+ * sockets only; any other stream (a SOCKS proxy) is left as it is.
+ */
+export function coalesceWrites(stream: unknown): void {
+  if (!(stream instanceof Socket) || Object.hasOwn(stream, '_writev')) return;
+  const socket = stream as unknown as PatchableSocket;
+  const writev = socket._writev;
+  socket._writev = function (this: PatchableSocket, chunks: Chunk[], cb: WriteCallback): void {
+    if (chunks.length < 2) return writev.call(this, chunks, cb);
+    let size = 0;
+    for (const { chunk, encoding } of chunks) size += typeof chunk === 'string' ? Buffer.byteLength(chunk, encoding) : chunk.byteLength;
+    const joined = Buffer.allocUnsafe(size);
+    let offset = 0;
+    for (const { chunk, encoding } of chunks) offset += typeof chunk === 'string' ? joined.write(chunk, offset, encoding) : chunk.copy(joined, offset);
+    this._write(joined, 'buffer', cb);
+  };
 }

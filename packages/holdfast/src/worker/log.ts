@@ -17,6 +17,8 @@ const LEVELS: Record<HoldfastEventName, 'info' | 'warn' | 'error' | 'debug'> = {
   connect: 'info',
   disconnect: 'warn',
   reconnecting: 'debug',
+  offline: 'warn',
+  online: 'info',
   spill: 'warn',
   'drain-start': 'info',
   'drain-end': 'info',
@@ -27,9 +29,24 @@ const LEVELS: Record<HoldfastEventName, 'info' | 'warn' | 'error' | 'debug'> = {
   quarantine: 'error',
   'connection-error': 'warn',
   'delivery-latency': 'debug',
+  watchdog: 'warn',
 };
 
 export function logEvent(log: Logger, name: HoldfastEventName, data: Record<string, unknown>): void {
   if (name === 'delivery-latency') return;
   log[LEVELS[name]]({ event: name, ...data }, name);
+}
+
+/**
+ * lmdb-js prints a failed commit (a full disk: ENOSPC, EIO) with console.error, stack and all, and then
+ * rejects the commit, which holdfast reports itself (HOLDFAST_CACHE_WRITE_FAILED, /health). The worker
+ * thread runs no app code, so console output there comes from dependencies only: it becomes a
+ * structured warning in this log instead of a raw trace on stderr.
+ */
+export function routeConsoleToLog(log: Logger): void {
+  const toLog = (...args: unknown[]): void => {
+    log.warn({ source: 'dependency' }, args.map((a) => (a instanceof Error ? a.message : String(a))).join(' '));
+  };
+  console.error = toLog;
+  console.warn = toLog;
 }

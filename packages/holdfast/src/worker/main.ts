@@ -3,24 +3,33 @@
  * messages. Everything that touches the network or the disk runs here, never on the app thread.
  */
 import { workerData } from 'node:worker_threads';
-import { ErrorCodes, serializeError, type SerializedError } from '../errors.js';
+import { ErrorCodes, HoldfastError, serializeError, type SerializedError } from '../errors.js';
 import { readCacheKeyFile } from '../cache-key.js';
 import { CacheCipher } from './cipher.js';
 import { Stat, type FromWorker, type ToWorker, type WorkerInit } from '../protocol.js';
 import type { Cache } from './cache.js';
-import { openCache } from './cache-open.js';
+import { ensureCacheDir, openCache } from './cache-open.js';
 import type { QuarantineInfo } from '../protocol.js';
+import { JournalPolicy } from './durability/journal.js';
+import { SpillPolicy } from './durability/spill.js';
+import { IntakeSync } from './intake-sync.js';
+import { monotonicMs } from './clock.js';
 import { Link } from './link.js';
+import { DerivedMessageIds } from './message-ids.js';
+import { ProgressFile } from './progress-file.js';
+import { recoverInFlight } from './recovery.js';
 import { OutgoingStore } from './outgoing-store.js';
-import { createLogger, logEvent } from './log.js';
+import { createLogger, logEvent, routeConsoleToLog } from './log.js';
+import { OfflineWatch, overdueAfterMs } from './offline-watch.js';
 import { Sender } from './sender.js';
+import { Subscriber } from './subscriber.js';
 import { readIntakeLog, SegmentSweeper, type IntakeReplay } from './intake-replay.js';
 import { acquireCacheLock, releaseCacheLock } from './cache-lock.js';
-import { ensureCacheDir } from './cache-open.js';
-import { deadLetterPoison } from './poison.js';
+import { deadLetterPoison, type Poison } from './poison.js';
 import { installFatalHandlers, reallyExit } from './fatal.js';
 import { crashIfArmed, dieBy } from './test-faults.js';
 import { initWorkingMark } from './working-mark.js';
+import { unsavedAtClose } from '../close-worker.js';
 
 /** How often delivery latencies go to the facade (for the /metrics histogram). */
 const LATENCY_REPORT_MS = 1000;
@@ -30,6 +39,7 @@ const stats = new Float64Array(statsBuffer);
 initWorkingMark(stats, testHooks ? crashIfArmed : undefined);
 if (testHooks) for (const fault of stickyFaults) dieBy(fault);
 const log = createLogger(options.logLevel, options.clientId);
+routeConsoleToLog(log);
 const post = (msg: FromWorker, transfer?: ArrayBuffer[]): void => {
   if (msg.type === 'event') logEvent(log, msg.name, msg.data);
   else if (msg.type === 'error') log.error({ code: msg.error.code }, msg.error.message);
@@ -50,6 +60,7 @@ async function run(): Promise<void> {
   let cacheKey: Buffer | undefined;
   let cipher: CacheCipher | undefined;
   let intake: IntakeReplay;
+  let progress: ProgressFile;
   try {
     cacheKey = loadCacheKey();
     cipher = cacheKey ? new CacheCipher(cacheKey) : undefined;
@@ -57,8 +68,10 @@ async function run(): Promise<void> {
     ensureCacheDir(options.cacheDir);
     acquireCacheLock(options.cacheDir, lockToken);
     ({ cache, quarantined } = openCache(options.cacheDir, options.maxCache, cipher));
-    const bounds = restart && { replayThrough: restart.replayThrough, before: restart.intakeBefore };
-    intake = readIntakeLog(options.cacheDir, cache.appendedThrough, cipher, bounds);
+    progress = ProgressFile.open(options.cacheDir);
+    // A replacement worker reads only what the facade no longer writes, up to what the dead one got.
+    const replacing = restart && { replayThrough: restart.replayThrough, before: restart.intakeBefore };
+    intake = readIntakeLog(options.cacheDir, { appendedThrough: cache.appendedThrough, progress: progress.current, deadLettered: (seq) => cache.dead.has(seq), ...replacing }, cipher);
     epoch = cache.reserveEpoch();
   } catch (err) {
     // open() fails and lets go; a restart keeps the client's lock while the supervisor tries again.
@@ -68,46 +81,53 @@ async function run(): Promise<void> {
     return;
   }
 
-  const poisonFailure = restart?.poison && (await deadLetterPoisonedRecord(cache, cipher, restart.poison));
+  const poisonFailure = restart?.poison && (await deadLetterPoisonedRecord(cache, cipher, intake, restart.poison));
 
+  const offline = new OfflineWatch(stats, post, overdueAfterMs(options.timeoutMs));
   let sender: Sender | undefined;
-  const store = new OutgoingStore(cache, (entry) => sender?.onCompleted(entry));
-  const recovered = store.recover();
-  if (options.durability === 'journal') store.persistAlways();
-  sender = new Sender({ options, cache, store, stats, post });
+  const store = new OutgoingStore({ completed: (entry) => sender?.onCompleted(entry), pubrec: (entry) => sender?.pubrec(entry) });
+  const recovered = recoverInFlight({ progress: progress.current, cache, replayed: intake.batches, epoch, journal: options.durability === 'journal' });
+  store.recover(recovered.entries);
+  for (const u of recovered.unreadable) {
+    post({ type: 'event', name: 'quarantine', data: { movedTo: '(dropped)', reason: `in-flight packet ${u.messageId} (seqs ${u.seqs.join(', ')}) could not be read: ${u.reason}; its readings are sent again from the cache` } });
+  }
+  const intakeSync = options.durability === 'journal'
+    ? new IntakeSync(options.cacheDir, () => sender?.settle(), (err) => post({ type: 'error', error: serializeError(new HoldfastError(ErrorCodes.CACHE_WRITE_FAILED, `intake log sync failed: ${err.message}`)) }))
+    : undefined;
+  // A replacement worker syncs the segments it took over: the dead one may not have synced them all.
+  if (restart && intakeSync) {
+    for (const segment of intake.segments) intakeSync.opened(segment.name);
+    intakeSync.retired(intake.segments.map((segment) => segment.name));
+  }
+  const policy = intakeSync ? new JournalPolicy(intakeSync) : new SpillPolicy();
+  const ids = new DerivedMessageIds();
 
-  /** Filters the app subscribed to, sent again on every connection (our reconnects bypass MQTT.js's resubscribe). */
-  const subscriptions = new Map<string, { qos: 0 | 1 | 2; id: number }>();
-  const subscribe = (filter: string, sub: { qos: 0 | 1 | 2; id: number }): void => {
-    // MQTT 5: the Subscription Identifier lets the facade give each copy only to its own handlers.
-    const opts = options.protocolVersion === 5 ? { qos: sub.qos, properties: { subscriptionIdentifier: sub.id } } : { qos: sub.qos };
-    link.client.subscribe(filter, opts, () => undefined);
-  };
-  const subscribeAll = (): void => {
-    for (const [filter, sub] of subscriptions) subscribe(filter, sub);
-  };
-
-  const link = new Link(options, store, {
-    up: () => {
-      subscribeAll();
+  const link = new Link(options, store, ids, {
+    up: ({ connection, sessionPresent }) => {
       if (stats[Stat.connected] === 0 && link.everConnected) stats[Stat.reconnects]! += 1;
       stats[Stat.connected] = 1;
-      post({ type: 'event', name: 'connect', data: {} });
-      sender?.onConnectionChange();
+      post({ type: 'event', name: 'connect', data: { sessionPresent } });
+      offline.connected();
+      subscriber.connected(sessionPresent);
+      sender?.linkUp(connection);
     },
+    ready: () => sender?.linkReady(),
     down: (info) => {
       stats[Stat.connected] = 0;
       stats[info.clean ? Stat.cleanDisconnects : Stat.networkDisconnects]! += 1;
-      post({ type: 'event', name: 'disconnect', data: { ...info } });
-      sender?.onConnectionChange();
+      post({ type: 'event', name: 'disconnect', data: { clean: info.clean, reason: info.reason } });
+      offline.disconnected(info.reason);
+      sender?.linkDown(info.connection, info.reason);
     },
-    error: (info) => {
-      if (/^Invalid (puback|pubrec|pubcomp) reason code/.test(info.message)) sender?.onUnreadableRefusal(info.message);
-      else post({ type: 'event', name: 'connection-error', data: { ...info } });
-    },
+    unreachable: () => sender?.linkUnreachable(),
+    error: (info) => post({ type: 'event', name: 'connection-error', data: { ...info } }),
     reconnecting: (delayMs) => post({ type: 'event', name: 'reconnecting', data: { delayMs } }),
+    acked: (messageId, cmd, reasonCode) => sender?.acked(messageId, cmd, reasonCode),
+    unreadableAck: (reason) => sender?.unreadableAck(reason),
   });
-  sender.start(link.client, recovered, () => link.serverMaximumPacketSize);
+  const subscriber = new Subscriber(link, options.protocolVersion);
+  sender = new Sender({ options, policy, cache, progress, ids, store, link, stats, post });
+  sender.start(recovered.entries, recovered.legacy);
   link.client.on('message', (topic, payload, packet) => {
     // A copy the facade owns; its buffer is transferred, not cloned.
     const bytes = new Uint8Array(payload);
@@ -132,7 +152,11 @@ async function run(): Promise<void> {
       case 'publish':
         if (closing) break;
         stats[Stat.receivedThrough] = msg.firstSeq + msg.topics.length - 1;
+        intakeSync?.received(msg.firstSeq + msg.topics.length - 1);
         sender.onBatch(msg);
+        break;
+      case 'intakeOpened':
+        intakeSync?.opened(msg.name);
         break;
       case 'flush':
         sender.flush(msg.id, msg.upTo);
@@ -142,20 +166,19 @@ async function run(): Promise<void> {
         break;
       case 'deadLetters':
         // Reads see the last commit: wait for every write issued so far.
-        void cache.settled().then(() => post({ type: 'reply', id: msg.id, value: cache.listDeadLetters() }));
+        void cache.settled().then(() => post({ type: 'reply', id: msg.id, value: cache.dead.list() }));
         break;
       case 'requeue':
         void sender.requeue(msg.id, msg.seqs);
         break;
       case 'subscribe':
-        subscriptions.set(msg.filter, { qos: msg.qos, id: msg.id });
-        if (link.connected) subscribe(msg.filter, { qos: msg.qos, id: msg.id });
+        subscriber.add(msg.filter, { qos: msg.qos, id: msg.id });
         break;
       case 'unsubscribe':
-        subscriptions.delete(msg.filter);
-        if (link.connected) link.client.unsubscribe(msg.filter, () => undefined);
+        subscriber.remove(msg.filter);
         break;
       case 'intakeRetired':
+        intakeSync?.retired(msg.segments.map((seg) => seg.name));
         sweeper.add(msg.segments);
         sweeper.sweep(sender.lowestVolatileSeq);
         break;
@@ -178,21 +201,27 @@ async function run(): Promise<void> {
   });
 
   async function shutdown(id: number): Promise<void> {
-    const started = Date.now();
+    // Monotonic: a wall clock that jumps during close() must neither stretch nor collapse the budget.
+    const started = performance.now();
     const budget = options.closeTimeoutMs;
     clearInterval(latencyTimer);
+    offline.stop();
     try {
-      await sender!.stop();
+      const unsaved = await sender!.stop(monotonicMs() + Math.floor(budget * 0.4));
       if (link.connected) await sender!.settleInflight(Math.floor(budget * 0.4));
-      await link.end(Math.max(100, budget - (Date.now() - started) - 500));
+      await link.end(Math.max(100, budget - (performance.now() - started) - 500));
       await cache.settled();
-      // What the final spill could not write (a full disk) is lost with this thread: the facade reports it.
+      // The facade counts as lost what this thread still holds from here on (see close-worker.ts).
       stats[Stat.safeBelow] = Math.min(sender!.lowestVolatileSeq, stats[Stat.receivedThrough]! + 1);
       sweeper.sweep(sender!.lowestVolatileSeq);
       // lmdb-js never finishes closing after a commit the full disk refused: answer within the budget.
-      await Promise.race([cache.close(), new Promise((resolve) => setTimeout(resolve, Math.max(100, budget - (Date.now() - started))).unref())]);
+      await Promise.race([cache.close(), new Promise((resolve) => setTimeout(resolve, Math.max(100, budget - (performance.now() - started))).unref())]);
+      intakeSync?.close();
+      progress.close();
       releaseCacheLock(options.cacheDir, lockToken);
       stats[Stat.connected] = 0;
+      // Never a success that hides a loss: readings a full disk would not take are named.
+      if (unsaved.length > 0) throw unsavedAtClose(unsaved.map((rec) => rec.seq));
       post({ type: 'reply', id });
     } catch (err) {
       post({ type: 'reply', id, error: serializeError(err) });
@@ -218,10 +247,10 @@ async function run(): Promise<void> {
  * Returns why it could not, to report once the worker is ready: it drains anyway, and if the record
  * crashes it again the supervisor asks again.
  */
-async function deadLetterPoisonedRecord(cache: Cache, cipher: CacheCipher | undefined, poison: { seq: number; reason: string }): Promise<SerializedError | undefined> {
+async function deadLetterPoisonedRecord(cache: Cache, cipher: CacheCipher | undefined, intake: IntakeReplay, poison: Poison): Promise<SerializedError | undefined> {
   try {
-    // Not cached (it was only in the dead worker's memory): it is gone already, and reported as lost.
-    if (!(await deadLetterPoison(cache, cipher, poison.seq, poison.reason))) return undefined;
+    // Neither cached nor in the intake log (it was only in the dead worker's memory): gone, and reported as lost.
+    if (!(await deadLetterPoison(cache, cipher, intake, poison))) return undefined;
     stats[Stat.deadLettered]! += 1;
     post({ type: 'event', name: 'dead-letter', data: { seqs: [poison.seq], reason: poison.reason } });
     return undefined;

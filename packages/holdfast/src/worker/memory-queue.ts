@@ -31,6 +31,21 @@ export class MemoryQueue {
     return rec;
   }
 
+  /** Puts records back at the head (an exchange that never went out), oldest first. */
+  restore(recs: readonly Rec[]): void {
+    this.#items = [...recs, ...this.#items.slice(this.#head)];
+    this.#head = 0;
+    for (const rec of recs) this.bytes += rec.size;
+  }
+
+  /** Removes records a committed eviction took from the cache (journal mode mirrors it). */
+  removeSeqs(seqs: ReadonlySet<number>): void {
+    const kept = this.#items.slice(this.#head).filter((rec) => rec !== undefined && !seqs.has(rec.seq)) as Rec[];
+    this.#items = kept;
+    this.#head = 0;
+    this.bytes = kept.reduce((sum, rec) => sum + rec.size, 0);
+  }
+
   /** Removes and returns everything, oldest first. */
   drain(): Rec[] {
     const all = this.#items.slice(this.#head) as Rec[];

@@ -1,6 +1,5 @@
 import { Readable } from 'node:stream';
 import type { IPublishPacket, IStore } from 'mqtt';
-import type { Cache } from './cache.js';
 import type { PublishProperties } from './packet.js';
 
 type Packet = Parameters<IStore['put']>[0];
@@ -10,56 +9,73 @@ export interface OutgoingEntry {
   messageId: number;
   seqs: number[];
   packet: Packet;
+  /** Set when the broker refused it (PUBREC or PUBACK with a reason code ≥ 0x80). */
+  refusal: string | undefined;
 }
 
 type Callback = (err?: Error, packet?: Packet) => void;
 
-/** How long to wait before committing an in-flight packet again after a failed write (disk full). */
-const PERSIST_RETRY_MS = 1000;
+export interface OutgoingStoreHooks {
+  /** MQTT.js completed an exchange (PUBCOMP, or PUBACK at QoS 1), or ended a refused one. */
+  completed(entry: OutgoingEntry): void;
+  /**
+   * A PUBREC arrived and MQTT.js is about to send PUBREL: the promise (when the exchange must survive a
+   * power cut) resolves once that is durable, and the PUBREL waits for it.
+   */
+  pubrec(entry: OutgoingEntry): Promise<void> | undefined;
+}
 
 /**
- * MQTT.js's outgoing store (its `IStore` seam), kept in memory while the link is healthy and in LMDB
- * from the moment of a spill (or always, in journal mode). Persisted, the in-flight PUBLISH or PUBREL
- * survives a power cut with its packet id, and MQTT.js resends it after a restart, so a broker with a
- * persistent session de-duplicates it. It also holds each PUBLISH's MQTT 5 properties, which
- * publish() is not given (see expect() and stamp()).
+ * MQTT.js's outgoing store (its `IStore` seam), in memory. Nothing in it is written to disk: a
+ * reading's packet id is derived from its seq (message-ids.ts) and the reading itself is in the cache
+ * or the intake log, so a PUBLISH needs no durable copy; the one durable write of an exchange is the
+ * PUBREC's, made by the DeliveryLedger before the PUBREL goes out (the `pubrec` hook). It also holds
+ * each PUBLISH's MQTT 5 properties, which publish() is not given (see expect() and stamp()).
  *
- * `del` is MQTT.js saying the exchange completed (PUBCOMP, or PUBACK at QoS 1): that is the one source
- * of truth for delivery, whether the packet was sent in this run or recovered from the last.
+ * `del` is MQTT.js saying the exchange completed: the one source of truth for delivery, whether the
+ * packet was sent in this run or recovered from the last.
  */
 export class OutgoingStore implements IStore {
   readonly #entries = new Map<number, OutgoingEntry>();
-  readonly #cache: Cache;
-  readonly #onCompleted: (entry: OutgoingEntry) => void;
-  #persistent = false;
-  #closed = false;
+  readonly #hooks: OutgoingStoreHooks;
   #nextSeqs: number[] | undefined;
   #nextProperties: PublishProperties;
 
-  constructor(cache: Cache, onCompleted: (entry: OutgoingEntry) => void) {
-    this.#cache = cache;
-    this.#onCompleted = onCompleted;
+  constructor(hooks: OutgoingStoreHooks) {
+    this.#hooks = hooks;
   }
 
-  /** Loads packets left in flight by the previous run; they will be resent before anything else. */
-  recover(): OutgoingEntry[] {
-    for (const entry of this.#cache.listOutgoing()) this.#entries.set(entry.messageId, entry);
-    if (this.#entries.size > 0) this.#persistent = true;
-    return [...this.#entries.values()];
-  }
-
-  get persistent(): boolean {
-    return this.#persistent;
+  /**
+   * Packets MQTT.js must resend first when it connects (PUBRELs the last run may have left waiting, or
+   * packets a format-2 cache kept): they go out before anything else, with their own ids.
+   */
+  recover(entries: readonly OutgoingEntry[]): void {
+    for (const entry of entries) this.#entries.set(entry.messageId, entry);
   }
 
   get size(): number {
     return this.#entries.size;
   }
 
-  /** The packet id of the exchange carrying `seq`, if MQTT.js has it. */
-  messageIdOf(seq: number): number | undefined {
-    for (const entry of this.#entries.values()) if (entry.seqs.includes(seq)) return entry.messageId;
+  /** The broker refused this exchange: MQTT.js deletes it next, and del() reports the refusal. */
+  markRefused(messageId: number, reason: string): void {
+    const entry = this.#entries.get(messageId);
+    if (entry) entry.refusal = reason;
+  }
+
+  entry(messageId: number): OutgoingEntry | undefined {
+    return this.#entries.get(messageId);
+  }
+
+  /** The entry carrying this seq, if MQTT.js has it. */
+  entryOf(seq: number): OutgoingEntry | undefined {
+    for (const entry of this.#entries.values()) if (entry.seqs.includes(seq)) return entry;
     return undefined;
+  }
+
+  /** Drops an exchange that was dead-lettered while MQTT.js still held it, so it is not resent. */
+  forget(messageId: number): void {
+    this.#entries.delete(messageId);
   }
 
   /**
@@ -75,35 +91,12 @@ export class OutgoingStore implements IStore {
   /**
    * Gives a PUBLISH about to be encoded the properties of its stored copy. MQTT.js stores a clone of
    * each PUBLISH before writing the original, so only the copy got them in put(). Packets resent from
-   * the store (after a reconnect or a restart) are the stored copies and carry them already.
+   * the store (after a reconnect) are the stored copies and carry them already.
    */
   stamp(packet: Packet): void {
     if (packet.cmd !== 'publish' || packet.properties !== undefined) return;
     const stored = this.#entries.get(packet.messageId ?? -1)?.packet as IPublishPacket | undefined;
     if (stored?.properties !== undefined) packet.properties = stored.properties;
-  }
-
-  /** Switches to LMDB; call inside a cache transaction so the switch commits with the spill. */
-  persistInTxn(): void {
-    this.#persistent = true;
-    for (const entry of this.#entries.values()) this.#cache.putOutgoingInTxn(entry);
-  }
-
-  /** Journal mode: every packet is committed before it goes on the wire. */
-  persistAlways(): void {
-    this.#persistent = true;
-  }
-
-  /** Back to memory (the link is healthy again and nothing is in flight from the cache). */
-  unpersist(): Promise<void> {
-    if (!this.#persistent) return Promise.resolve();
-    this.#persistent = false;
-    return this.#cache.write(() => this.#cache.clearOutgoingInTxn());
-  }
-
-  /** For use inside the transaction that removes the delivered records. */
-  removePersistedInTxn(messageId: number): void {
-    this.#cache.removeOutgoingInTxn(messageId);
   }
 
   put(packet: Packet, cb: (err?: Error) => void): this {
@@ -120,30 +113,20 @@ export class OutgoingStore implements IStore {
       this.#nextSeqs = undefined;
       this.#nextProperties = undefined;
     }
-    const entry: OutgoingEntry = { messageId, seqs, packet };
+    const entry: OutgoingEntry = { messageId, seqs, packet, refusal: previous?.refusal };
     this.#entries.set(messageId, entry);
-    if (!this.#persistent) {
+    const durable = packet.cmd === 'pubrel' ? this.#hooks.pubrec(entry) : undefined;
+    if (durable) {
+      // A failed write (disk full) does not hold the PUBREL back: that would wedge the exchange. The
+      // ledger reports it; the exchange is then only at least once across a power cut.
+      durable.then(
+        () => cb(),
+        () => cb(),
+      );
+    } else {
       cb();
-      return this;
     }
-    this.#persist(entry, cb);
     return this;
-  }
-
-  /**
-   * The packet goes on the wire only after this commit: a power cut can never leave a sent packet
-   * unrecorded. A failed commit (disk full) is retried until it succeeds rather than reported: MQTT.js
-   * drops a store error for a publish without a word, and would then neither send the packet nor free
-   * its id, so the exchange would wait for a reconnect that a healthy link never makes.
-   */
-  #persist(entry: OutgoingEntry, cb: (err?: Error) => void): void {
-    this.#cache.write(() => this.#cache.putOutgoingInTxn(entry)).then(
-      () => cb(),
-      () => {
-        if (this.#closed || this.#entries.get(entry.messageId) !== entry) return;
-        setTimeout(() => this.#persist(entry, cb), PERSIST_RETRY_MS).unref();
-      },
-    );
   }
 
   del(packet: Pick<Packet, 'messageId'>, cb: Callback): this {
@@ -155,10 +138,9 @@ export class OutgoingStore implements IStore {
     }
     this.#entries.delete(messageId);
     cb(undefined, entry.packet);
-    // MQTT.js reports a refusal (PUBREC/PUBACK reason code >= 0x80) to the publish callback right after
-    // this del; deferring lets the owner see that first. The owner removes the persisted copy together
-    // with the delivered records, in one transaction.
-    queueMicrotask(() => this.#onCompleted(entry));
+    // MQTT.js is still inside its ack handling; the owner acts once it is done. A refusal was marked
+    // on the entry before MQTT.js got here (Link's acked hook sees every ack first).
+    queueMicrotask(() => this.#hooks.completed(entry));
     return this;
   }
 
@@ -179,7 +161,11 @@ export class OutgoingStore implements IStore {
   }
 
   close(cb: (err?: Error) => void): void {
-    this.#closed = true;
     cb();
   }
+}
+
+/** The PUBREL MQTT.js resends for an exchange the last run left waiting for its PUBCOMP. */
+export function pubrelEntry(messageId: number, seqs: number[]): OutgoingEntry {
+  return { messageId, seqs, packet: { cmd: 'pubrel', qos: 2, messageId } as Packet, refusal: undefined };
 }

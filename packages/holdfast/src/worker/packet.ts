@@ -52,3 +52,26 @@ function toBuffer(payload: string | Uint8Array): Buffer | string {
   if (typeof payload === 'string') return payload;
   return Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
 }
+
+/** A PUBLISH that fits the broker's Maximum Packet Size, and how many of the records it carries. */
+export interface FittedPublish {
+  packet: OutgoingPublish | undefined;
+  count: number;
+  /** The estimated size of the smallest packet tried (for the refusal's reason when nothing fits). */
+  size: number;
+}
+
+/**
+ * Builds the PUBLISH for `recs`, shrinking a bulk until it fits `limit` (a bulk is never refused
+ * whole for its size). `packet` is undefined only when a single record does not fit.
+ */
+export function buildFitting(recs: readonly Rec[], asBulk: boolean, o: ResolvedOptions, limit: number | undefined): FittedPublish {
+  let count = asBulk ? recs.length : 1;
+  for (;;) {
+    const packet = buildPublish(count === recs.length ? recs : recs.slice(0, count), asBulk, o);
+    if (limit === undefined || packet.estimatedSize <= limit) return { packet, count, size: packet.estimatedSize };
+    if (count === 1) return { packet: undefined, count: 0, size: packet.estimatedSize };
+    // Sizes are roughly proportional to the count: jump close to the fit, at least halving.
+    count = Math.max(1, Math.min(Math.floor(count / 2), Math.floor((count * limit) / packet.estimatedSize)));
+  }
+}

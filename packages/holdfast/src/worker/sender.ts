@@ -1,144 +1,142 @@
-import type { MqttClient } from 'mqtt';
 import { serializeError, ErrorCodes } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
-import { Stat, STATES, type ClientState, type FromWorker, type PublishBatch } from '../protocol.js';
+import type { FromWorker, PublishBatch } from '../protocol.js';
 import type { Cache } from './cache.js';
 import { Ballast } from './ballast.js';
 import { cacheHealthHooks } from './cache-health.js';
 import { CacheWriter } from './cache-writer.js';
-import { LatencySampler } from './latency.js';
+import { nextToDrain } from './drain.js';
+import { monotonicMs } from './clock.js';
+import type { DurabilityPolicy } from './durability/policy.js';
+import { DeliveryLedger } from './delivery-ledger.js';
+import { Dispatcher, type DispatchLink } from './dispatcher.js';
+import { Exchange } from './exchange.js';
 import { MemoryQueue } from './memory-queue.js';
-import { buildPublish } from './packet.js';
+import type { DerivedMessageIds } from './message-ids.js';
 import type { OutgoingEntry, OutgoingStore } from './outgoing-store.js';
+import type { ProgressFile } from './progress-file.js';
 import { recordSize, type Rec } from './record.js';
+import { SenderStats } from './sender-stats.js';
+import { transition, type SenderEvent, type SenderState } from './states.js';
 import { Waiters } from './waiters.js';
-import { markWorking } from './working-mark.js';
-
-interface Inflight {
-  recs: Rec[];
-  /** The records are in the cache and must be removed from it once delivered. */
-  cached: boolean;
-  refusal: string | undefined;
-}
 
 export interface SenderDeps {
   options: ResolvedOptions;
+  policy: DurabilityPolicy;
   cache: Cache;
+  progress: ProgressFile;
+  ids: DerivedMessageIds;
   store: OutgoingStore;
+  link: DispatchLink;
   stats: Float64Array;
   post: (msg: FromWorker) => void;
 }
 
 /**
- * The worker's state machine. One message (or one bulk) is in flight at a time.
- *   DIRECT  ─timeout / high water / close─▶ CACHING   (the pending stream spills in one transaction)
- *   CACHING ─the stuck message completes──▶ DRAINING  (the cache goes out oldest first)
- *   DRAINING ─cache empty─▶ DIRECT;  DRAINING ─timeout─▶ CACHING (stuck again; nothing to write)
- * Input that arrives outside DIRECT is appended to the cache, behind the backlog, so order holds.
+ * The worker's sender decides what goes on the wire next: the memory queue while DIRECT, the cache
+ * (oldest first) while DRAINING, nothing new while CACHING. Every state change goes through #on() and
+ * the transition table in states.ts; what differs between spill and journal is a policy object
+ * (durability/); the exchange on the wire and how it ends is the Dispatcher's.
  */
 export class Sender {
-  #state: Exclude<ClientState, 'closed'> = 'direct';
-  #client: MqttClient | undefined;
-  #maxPacketSize: () => number | undefined = () => undefined;
-  #inflight: Inflight | undefined;
-  /**
-   * The in-flight timeout: one timer re-armed with refresh() at each send, never cleared on completion
-   * (a stale expiry finds nothing in flight, or a newer send that re-armed it), so no timer is created
-   * and destroyed per message.
-   */
-  #deadline: NodeJS.Timeout | undefined;
+  #state: SenderState = 'direct';
   #closing = false;
   #readScheduled = false;
-  /** Seqs left in flight by the previous run; MQTT.js resends them with their packet ids first. */
-  readonly #recoveredSeqs = new Set<number>();
-  #recoveredPackets = 0;
+  /** Delivered since the drain started (for 'drain-end'). */
+  #drainedCount = 0;
+  readonly #dispatcher: Dispatcher;
   readonly #writer: CacheWriter;
-  readonly #latencies = new LatencySampler();
   readonly #mem = new MemoryQueue();
   readonly #waiters: Waiters;
-  readonly #journal: boolean;
   readonly #o: ResolvedOptions;
+  readonly #policy: DurabilityPolicy;
   readonly #cache: Cache;
-  readonly #store: OutgoingStore;
-  readonly #stats: Float64Array;
+  readonly #ledger: DeliveryLedger;
+  /** Dead letters are on their way back into the cache: the drain waits (see requeue()). */
+  #requeueing = false;
+  /** The start's sweep of what the progress file says is done has not committed yet: the drain waits. */
+  #sweeping = true;
+  readonly #link: DispatchLink;
+  readonly #stats: SenderStats;
   readonly #post: (msg: FromWorker) => void;
 
   constructor(deps: SenderDeps) {
-    this.#o = deps.options;
-    this.#cache = deps.cache;
-    this.#store = deps.store;
-    this.#stats = deps.stats;
-    this.#post = deps.post;
-    this.#journal = deps.options.durability === 'journal';
+    ({ options: this.#o, policy: this.#policy, cache: this.#cache, link: this.#link, post: this.#post } = deps);
+    this.#stats = new SenderStats(deps.stats);
     this.#waiters = new Waiters((id) => this.#post({ type: 'reply', id }));
-    this.#stats[Stat.cacheWritable] = 1;
     const ballast = new Ballast(this.#o.cacheDir);
     ballast.restore();
+    const health = cacheHealthHooks(deps.stats, this.#post, () => this.#updateMemStats());
     this.#writer = new CacheWriter(this.#cache, ballast, this.#o.highWater.messages, {
-      isProtected: (seq) => this.#recoveredSeqs.has(seq) || (this.#inflight?.recs.some((r) => r.seq === seq) ?? false) || this.#queuedToSend(seq),
+      isProtected: (seq) => this.#dispatcher.carries(seq),
+      done: () => this.#ledger.done,
       committed: () => {
         this.#updateCacheStats();
         this.#settleWaiters();
         this.#pump();
       },
-      ...cacheHealthHooks(this.#stats, this.#post, () => this.#updateMemStats()),
+      evicted: (eviction) => health.evicted(eviction),
+      failed: (err, first) => health.failed(err, first),
+      recovered: () => health.recovered(),
+    });
+    this.#ledger = new DeliveryLedger(deps.progress, this.#cache, this.#writer);
+    this.#dispatcher = new Dispatcher({
+      ...deps,
+      ledger: this.#ledger,
+      stats: this.#stats,
+      writer: this.#writer,
+      progressInDirect: this.#policy.progressInDirect,
+      hooks: {
+        settled: (exchange, delivered) => this.#settled(exchange, delivered),
+        unsent: (exchange) => this.#unsent(exchange),
+        timedOut: () => this.#on('timeout'),
+      },
     });
   }
 
-  /** Starts after a restart: a non-empty cache or a recovered packet means DRAINING first. */
-  start(client: MqttClient, recovered: readonly OutgoingEntry[], maxPacketSize: () => number | undefined): void {
-    this.#client = client;
-    this.#maxPacketSize = maxPacketSize;
-    for (const entry of recovered) for (const seq of entry.seqs) this.#recoveredSeqs.add(seq);
-    this.#recoveredPackets = recovered.length;
-    if (this.#cache.messages > 0 || recovered.length > 0) this.#setState('draining');
-    else this.#setState('direct');
+  /** Starts: a backlog or a packet left in flight by the last run means the cache drains first. */
+  start(recovered: readonly OutgoingEntry[], legacy: readonly number[]): void {
+    // What the progress file says is done leaves the cache before anything is read from it.
+    void this.#ledger.sweepAtStart().finally(() => {
+      this.#sweeping = false;
+      this.#pump();
+    });
+    this.#dispatcher.recover(recovered, legacy);
+    if (this.#cache.messages > 0 || recovered.length > 0) this.#enter('draining', 'a backlog from the last run drains first');
+    else this.#enter('direct', 'nothing left from the last run');
     this.#updateCacheStats();
     this.#pump();
   }
 
-  get state(): ClientState {
+  get state(): SenderState {
     return this.#state;
-  }
-
-  /**
-   * Journal mode in DIRECT: the record is in the cache and also queued in memory, about to be sent, so
-   * evicting it would count it as evicted and then deliver it anyway. The memory queue holds every seq
-   * from its head on (it is only ever filled in DIRECT, and emptied on leaving it).
-   */
-  #queuedToSend(seq: number): boolean {
-    const head = this.#mem.peek();
-    return this.#journal && head !== undefined && seq >= head.seq;
   }
 
   /** The lowest seq a crash could still lose (Infinity when none). */
   get lowestVolatileSeq(): number {
-    return this.#lowestVolatileSeq();
+    const exchange = this.#dispatcher.inflight.current;
+    const uncached = exchange && !exchange.cached ? exchange.recs[0]?.seq : undefined;
+    return Math.min(this.#writer.lowestVolatileSeq, uncached ?? Infinity, this.#mem.peek()?.seq ?? Infinity);
   }
+
+  // ── input ─────────────────────────────────────────────────────────────────────────────────
 
   onBatch(batch: PublishBatch): void {
     const recs: Rec[] = new Array<Rec>(batch.topics.length);
     for (let i = 0; i < recs.length; i++) {
       const topic = batch.topics[i]!;
       const payload = batch.payloads[i]!;
-      recs[i] = {
-        seq: batch.firstSeq + i,
-        topic,
-        payload,
-        priority: batch.priorities[i]!,
-        flags: batch.flags[i]!,
-        ts: batch.timestamps[i]!,
-        size: recordSize(topic, payload),
-      };
+      recs[i] = { seq: batch.firstSeq + i, topic, payload, priority: batch.priorities[i]!, flags: batch.flags[i]!, ts: batch.timestamps[i]!, size: recordSize(topic, payload) };
     }
-    this.#stats[Stat.received]! += recs.length;
+    this.#stats.received(recs.length);
     if (this.#state !== 'direct') {
-      this.#append(recs);
+      // Trouble: input goes the cache's way, behind the backlog, a window's worth per transaction.
+      this.#writer.appendWindowed(recs);
+      this.#stats.spilled(recs.length);
+      this.#updateCacheStats();
     } else {
       for (const rec of recs) this.#mem.push(rec);
-      // Journal mode: committed before sent; the records stay queued in memory for speed.
-      if (this.#journal) this.#append(recs);
-      if (this.#mem.length > this.#o.highWater.messages || this.#mem.bytes > this.#o.highWater.bytes) this.#spill('high water');
+      if (this.#mem.length > this.#o.highWater.messages || this.#mem.bytes > this.#o.highWater.bytes) this.#on('high-water');
     }
     this.#updateMemStats();
     this.#pump();
@@ -146,8 +144,9 @@ export class Sender {
 
   flush(id: number, upTo: number): void {
     this.#waiters.addFlush(id, upTo);
-    // With the link down there is nothing to wait for: make the pending stream durable now.
-    if (!this.#journal && this.#stats[Stat.connected] !== 1) this.#spill('flush while offline');
+    this.#policy.hurry(upTo);
+    this.#writer.hurry();
+    if (this.#policy.flushSpillsOffline && !this.#link.connected) this.#on('flush-offline');
     this.#settleWaiters();
   }
 
@@ -156,249 +155,247 @@ export class Sender {
     this.#settleWaiters();
   }
 
-  onConnectionChange(): void {
-    if (this.#waiters.hasFlush && !this.#journal && this.#stats[Stat.connected] !== 1) this.#spill('flush while offline');
-  }
-
-  // ── sending ───────────────────────────────────────────────────────────────────────────────
-
-  #pump(): void {
-    if (this.#inflight || this.#closing || !this.#client || this.#recoveredPackets > 0) return;
-    if (this.#state === 'direct') {
-      const rec = this.#mem.peek();
-      if (!rec) return this.#settleWaiters();
-      if (this.#journal && this.#writer.lowestVolatileSeq <= rec.seq) return;
-      this.#mem.shift();
-      this.#updateMemStats();
-      this.#send([rec], this.#journal, false);
-    } else if (this.#state === 'draining') {
-      this.#scheduleCacheRead();
-    }
-  }
-
-  #scheduleCacheRead(): void {
-    if (this.#readScheduled) return;
-    this.#readScheduled = true;
-    // Reads see only committed data, so wait for every append issued so far.
-    this.#cache.settled().then(
-      () => {
-        this.#readScheduled = false;
-        this.#drainNext();
-      },
-      () => {
-        this.#readScheduled = false;
-      },
-    );
-  }
-
-  #drainNext(): void {
-    if (this.#inflight || this.#closing || this.#state !== 'draining' || this.#recoveredPackets > 0) return;
-    if (this.#writer.reshaping) return this.#scheduleCacheRead();
-    const bulk = this.#o.bulk;
-    const skip = this.#writer.hasUnremoved ? this.#writer.delivered : undefined;
-    const recs = bulk ? this.#cache.readOldest(bulk.maxMessages, bulk.maxBytes, skip) : this.#cache.readOldest(1, Number.MAX_SAFE_INTEGER, skip);
-    if (recs.length > 0) return this.#send(recs, true, bulk !== false);
-    // The disk is full and the cache empty: what waits for space goes out from memory, in order.
-    const waiting = this.#writer.takeOverflowHead();
-    if (waiting) {
-      this.#updateMemStats();
-      return this.#send([waiting], false, false);
-    }
-    this.#post({ type: 'event', name: 'drain-end', data: { delivered: this.#stats[Stat.delivered] } });
-    this.#setState('direct');
-    if (!this.#journal) this.#writer.track(this.#store.unpersist());
-    this.#pump();
-  }
-
-  #send(recs: Rec[], cached: boolean, asBulk: boolean): void {
-    markWorking(recs[0]!.seq, true);
-    const limit = this.#maxPacketSize();
-    const packet = buildPublish(recs, asBulk, this.#o);
-    if (limit !== undefined && packet.estimatedSize > limit) {
-      // The broker announced it would refuse this (CONNACK Maximum Packet Size): a poison message.
-      this.#completed(recs, cached, undefined, `packet of about ${packet.estimatedSize} bytes exceeds the broker's maximum packet size (${limit})`);
-      setImmediate(() => this.#pump());
-      return;
-    }
-    const inflight: Inflight = { recs, cached, refusal: undefined };
-    this.#inflight = inflight;
-    this.#stats[Stat.inflight] = recs.length;
-    this.#store.expect(recs.map((r) => r.seq), packet.properties);
-    this.#client!.publish(packet.topic, packet.payload, packet.options, (err) => {
-      if (!err || this.#inflight !== inflight) return;
-      const code = (err as { code?: unknown }).code;
-      if (typeof code === 'number' && code >= 0x80) inflight.refusal = err.message;
-    });
-    markWorking(0);
-    if (this.#deadline) this.#deadline.refresh();
-    else this.#deadline = setTimeout(() => this.#onTimeout(), this.#o.timeoutMs).unref();
-  }
-
-  /** Called (deferred) by the outgoing store when MQTT.js completes an exchange. */
-  onCompleted(entry: OutgoingEntry): void {
-    const inflight = this.#inflight;
-    if (inflight && inflight.recs[0]!.seq === entry.seqs[0]) {
-      this.#inflight = undefined;
-      this.#stats[Stat.inflight] = 0;
-      this.#completed(inflight.recs, inflight.cached, entry.messageId, inflight.refusal);
-      if (this.#state === 'caching') this.#setState('draining');
-    } else if (entry.seqs.some((s) => this.#recoveredSeqs.has(s))) {
-      for (const s of entry.seqs) this.#recoveredSeqs.delete(s);
-      this.#recoveredPackets--;
-      this.#completed(this.#cache.readSeqs(entry.seqs), true, entry.messageId, undefined);
-    }
-    this.#settleWaiters();
-    this.#pump();
-  }
-
-  /**
-   * The broker refused the message in flight with a reason code MQTT.js cannot parse (Mosquitto
-   * 2.0 answers an over-size QoS 2 PUBLISH with PUBREC 0x95). MQTT.js drops that packet and would
-   * wait forever, so the exchange is ended here, as MQTT.js does for a refusal it understands.
-   */
-  onUnreadableRefusal(reason: string): void {
-    const inflight = this.#inflight;
-    if (!inflight) return;
-    const messageId = this.#store.messageIdOf(inflight.recs[0]!.seq);
-    if (messageId === undefined) return;
-    inflight.refusal = `refused by the broker with an unparseable reason code (${reason})`;
-    const client = this.#client as unknown as { _removeOutgoingAndStoreMessage(id: number, cb: () => void): void; stream: { destroy(): void } };
-    client._removeOutgoingAndStoreMessage(messageId, () => undefined);
-    // The packet parser is left mid-stream by the bad packet; a fresh connection starts it clean.
-    client.stream.destroy();
-  }
-
   async requeue(id: number, seqs: number[] | undefined): Promise<void> {
+    // The drain waits while they land (they keep their old seqs, below the delivered floor).
+    this.#requeueing = true;
     try {
-      const count = await this.#cache.requeueDeadLetters(seqs);
-      this.#stats[Stat.deadLettered]! -= count;
-      if (count > 0 && this.#state === 'direct') {
-        if (this.#inflight || this.#mem.length > 0) this.#spill('requeue');
-        else this.#setState('draining');
+      const count = await this.#ledger.requeueDeadLetters(seqs);
+      this.#requeueing = false;
+      if (count > 0) {
+        this.#stats.deadLettered(-count);
+        this.#on('requeue');
       }
       this.#updateCacheStats();
       this.#post({ type: 'reply', id, value: count });
       this.#pump();
     } catch (err) {
+      this.#requeueing = false;
       this.#post({ type: 'reply', id, error: serializeError(err, ErrorCodes.CACHE_WRITE_FAILED) });
     }
   }
 
-  #completed(recs: Rec[], cached: boolean, messageId: number | undefined, refusal: string | undefined): void {
-    this.#writer.forget(recs);
-    if (refusal) {
-      this.#stats[Stat.deadLettered]! += recs.length;
-      this.#post({ type: 'event', name: 'dead-letter', data: { seqs: recs.map((r) => r.seq), reason: refusal } });
-    } else {
-      this.#stats[Stat.delivered]! += recs.length;
-      this.#stats[Stat.lastDeliveredSeq] = recs[recs.length - 1]!.seq;
-      this.#latencies.record(recs);
-    }
-    if (cached || this.#store.persistent) {
-      const inCache = cached ? recs : [];
-      const persisted = this.#store.persistent;
-      this.#writer.remove(inCache, () => {
-        if (refusal) this.#cache.deadLetterInTxn(recs, refusal);
-        if (persisted && messageId !== undefined) this.#store.removePersistedInTxn(messageId);
-      });
-    } else if (refusal) {
-      this.#writer.track(this.#cache.write(() => this.#cache.deadLetterInTxn(recs, refusal)));
-    }
+  // ── the link ──────────────────────────────────────────────────────────────────────────────
+
+  linkUp(connection: number): void {
+    this.#dispatcher.linkUp(connection);
   }
 
-  #onTimeout(): void {
-    if (!this.#inflight) return;
-    if (this.#state === 'direct') this.#spill('timeout');
-    else if (this.#state === 'draining') this.#setState('caching');
-  }
-
-  /** DIRECT → CACHING: the stuck message and everything queued behind it, in one transaction. */
-  #spill(reason: string): void {
-    const inflight = this.#inflight;
-    if (this.#state !== 'direct' || (!inflight && this.#mem.length === 0)) return;
-    const recs: Rec[] = [];
-    if (inflight && !inflight.cached) {
-      recs.push(...inflight.recs);
-      inflight.cached = true;
-    }
-    const queued = this.#mem.drain();
-    this.#updateMemStats();
-    if (!this.#journal) for (const rec of queued) recs.push(rec);
-    if (recs.length > 0 || !this.#store.persistent) this.#append(recs, () => this.#store.persistInTxn());
-    this.#stats[Stat.spilled]! += recs.length;
-    this.#post({ type: 'event', name: 'spill', data: { messages: recs.length, reason } });
-    this.#setState(inflight ? 'caching' : 'draining');
+  /** MQTT.js resent its store; new exchanges can go out. */
+  linkReady(): void {
+    this.#resumeIfFree();
     this.#pump();
   }
 
-  #append(recs: Rec[], alsoInTxn?: () => void): void {
-    this.#writer.append(recs, alsoInTxn);
+  linkDown(connection: number, reason: string): void {
+    this.#dispatcher.linkDown(connection, reason);
+    this.#on('link-down');
+  }
+
+  linkUnreachable(): void {
+    this.#on('link-down');
+  }
+
+  acked(messageId: number, cmd: 'puback' | 'pubrec' | 'pubcomp', reasonCode: number): void {
+    this.#dispatcher.acked(messageId, cmd, reasonCode);
+  }
+
+  unreadableAck(reason: string): void {
+    this.#dispatcher.unreadableAck(reason);
+  }
+
+  /** Called (deferred) by the outgoing store when MQTT.js completes an exchange, or ends a refused one. */
+  onCompleted(entry: OutgoingEntry): void {
+    this.#dispatcher.completed(entry);
+  }
+
+  /** The outgoing store's PUBREC hook: the PUBREL waits for what this returns. */
+  pubrec(entry: OutgoingEntry): Promise<void> | undefined {
+    return this.#dispatcher.pubrec(entry);
+  }
+
+  /** Something became durable outside the cache (journal mode's intake log): flush() may settle. */
+  settle(): void {
+    this.#settleWaiters();
+  }
+
+  // ── what goes next ────────────────────────────────────────────────────────────────────────
+
+  #pump(): void {
+    if (this.#closing || this.#dispatcher.busy || !this.#link.ready) return this.#settleWaiters();
+    if (this.#state === 'direct') {
+      const rec = this.#mem.peek();
+      if (!rec) return this.#settleWaiters();
+      this.#mem.shift();
+      this.#updateMemStats();
+      this.#dispatcher.send(new Exchange([rec.seq], [rec], false), false);
+    } else if (this.#state === 'draining') {
+      this.#scheduleCacheRead();
+    }
+  }
+
+  /**
+   * The drain reads on the next turn, not after the writes in progress: a read sees the last commit,
+   * and nothing it could wrongly send is missing from it (records on their way in are newer than
+   * anything sendable, see nextToDrain; records on their way out are skipped, writer.leavingSeqs). On a
+   * slow card a commit takes two flushes, which the drain would otherwise wait out before every read.
+   */
+  #scheduleCacheRead(afterWrites = false): void {
+    if (this.#readScheduled) return;
+    this.#readScheduled = true;
+    const read = (): void => {
+      this.#readScheduled = false;
+      this.#drainNext();
+    };
+    if (afterWrites) void this.#cache.settled().then(read);
+    else setImmediate(read);
+  }
+
+  /** Sends the oldest pending reading, from the cache (or from memory while it waits for disk space). */
+  #drainNext(): void {
+    if (this.#closing || this.#requeueing || this.#sweeping || this.#dispatcher.busy || this.#state !== 'draining' || !this.#link.ready) return;
+    if (this.#writer.reshaping) return this.#scheduleCacheRead(true);
+    const step = nextToDrain(this.#cache, this.#writer, this.#ledger, this.#o.bulk);
+    switch (step.kind) {
+      case 'send':
+        this.#updateMemStats();
+        return this.#dispatcher.send(step.exchange, step.asBulk);
+      case 'unreadable':
+        this.#stats.deadLettered(step.unreadable.length);
+        for (const u of step.unreadable) this.#post({ type: 'event', name: 'dead-letter', data: { seqs: [u.seq], reason: `unreadable cache record: ${u.reason}` } });
+        this.#ledger.forgetRequeued(step.unreadable.map((u) => u.seq));
+        this.#writer.removing(
+          step.unreadable.map((u) => u.seq),
+          this.#cache.deadLetterUnreadable(step.unreadable),
+        );
+        return this.#scheduleCacheRead();
+      case 'wait':
+        // The next reading is on its way into the cache: no need to wait out the append window.
+        this.#writer.hurry();
+        return this.#scheduleCacheRead(true);
+      case 'empty':
+        // Input that never reached the cache goes back to memory, ahead of anything newer.
+        this.#mem.restore(this.#writer.takeWindowed());
+        void this.#ledger.removeDelivered();
+        this.#post({ type: 'event', name: 'drain-end', data: { delivered: this.#drainedCount } });
+        return this.#on('cache-empty');
+    }
+  }
+
+  /** The exchange ended: count it, and send the next (a microtask later: never recursively). */
+  #settled(exchange: Exchange, delivered: boolean): void {
+    if (delivered && this.#state === 'draining') this.#drainedCount += exchange.seqs.length;
+    this.#resumeIfFree();
+    this.#settleWaiters();
+    queueMicrotask(() => this.#pump());
+  }
+
+  /** MQTT.js dropped the exchange before storing it: it goes back to where it came from. */
+  #unsent(exchange: Exchange): void {
+    if (!exchange.cached) {
+      if (this.#state === 'direct') this.#mem.restore(exchange.recs);
+      else this.#writer.append([...exchange.recs]);
+    }
+    this.#updateMemStats();
+    setImmediate(() => this.#pump());
+  }
+
+  // ── state ─────────────────────────────────────────────────────────────────────────────────
+
+  /** The one place the state changes: through the transition table. */
+  #on(event: SenderEvent): void {
+    if (this.#closing && event !== 'close') return;
+    const t = transition(this.#state, event);
+    if (!t || (!t.evenIfIdle && !this.#dispatcher.busy && this.#mem.length === 0)) return;
+    if (t.spill) this.#spill(event);
+    this.#enter(t.to, t.reason);
+    this.#resumeIfFree();
+    this.#pump();
+  }
+
+  /** CACHING with nothing stuck and a ready link goes on draining at once. */
+  #resumeIfFree(): void {
+    if (this.#state === 'caching' && !this.#dispatcher.busy && this.#link.ready && !this.#closing) this.#on('resume');
+  }
+
+  /** The pending stream (the exchange in flight and the memory queue) into the cache, in one transaction. */
+  #spill(event: SenderEvent): void {
+    const exchange = this.#dispatcher.inflight.current;
+    const uncached = exchange && !exchange.cached ? exchange.recs : [];
+    if (exchange && !exchange.cached) {
+      exchange.cached = true;
+      this.#dispatcher.spilling();
+    }
+    const recs = [...uncached, ...this.#mem.drain()];
+    this.#updateMemStats();
+    this.#writer.append(recs);
     this.#updateCacheStats();
+    this.#stats.spilled(recs.length);
+    // Also with nothing pending: the log shows why the client started caching (a link down while idle).
+    this.#post({ type: 'event', name: 'spill', data: { messages: recs.length, reason: event } });
+  }
+
+  #enter(state: SenderState, reason: string): void {
+    const previous = this.#state;
+    this.#state = state;
+    this.#stats.state(state);
+    if (previous === state) return;
+    if (state === 'draining') {
+      this.#drainedCount = 0;
+      this.#post({ type: 'event', name: 'drain-start', data: { cached: this.#cache.messages, reason } });
+    }
+    this.#post({ type: 'state', state });
   }
 
   // ── waiting and stats ─────────────────────────────────────────────────────────────────────
 
-  /** The lowest seq that a power cut could still lose (Infinity when none). */
-  #lowestVolatileSeq(): number {
-    let lowest = this.#writer.lowestVolatileSeq;
-    if (!this.#journal) {
-      const inflight = this.#inflight;
-      if (inflight && !inflight.cached) lowest = Math.min(lowest, inflight.recs[0]!.seq);
-      const head = this.#mem.peek();
-      if (head) lowest = Math.min(lowest, head.seq);
-    }
-    return lowest;
-  }
-
   #settleWaiters(): void {
-    this.#stats[Stat.safeBelow] = Math.min(this.#lowestVolatileSeq(), this.#stats[Stat.receivedThrough]! + 1);
-    this.#waiters.settleFlush(this.#lowestVolatileSeq());
-    const idle = this.#state === 'direct' && !this.#inflight && this.#mem.length === 0 && this.#cache.messages === 0 && this.#writer.idle && this.#recoveredPackets === 0;
-    if (idle) this.#waiters.settleDrained();
+    this.#stats.safeBelow(this.lowestVolatileSeq);
+    this.#waiters.settleFlush(this.#policy.lowestUnsafe(this.lowestVolatileSeq));
+    if (this.#waiters.hasDrained && this.#isIdle()) this.#waiters.settleDrained();
   }
 
-  #setState(state: Exclude<ClientState, 'closed'>): void {
-    const previous = this.#state;
-    this.#state = state;
-    this.#stats[Stat.state] = STATES.indexOf(state);
-    if (previous === state) return;
-    if (state === 'draining') this.#post({ type: 'event', name: 'drain-start', data: { cached: this.#cache.messages } });
-    this.#post({ type: 'state', state });
+  #isIdle(): boolean {
+    return this.#state === 'direct' && !this.#dispatcher.busy && this.#mem.length === 0 && this.#cache.messages === 0 && this.#writer.idle;
   }
 
   #updateMemStats(): void {
-    this.#stats[Stat.memoryQueued] = this.#mem.length + this.#writer.overflowLength;
-    this.#stats[Stat.memoryBytes] = this.#mem.bytes;
+    this.#stats.memory(this.#mem.length + this.#writer.overflowLength, this.#mem.bytes);
   }
 
   #updateCacheStats(): void {
-    const c = this.#cache.counters;
-    this.#stats[Stat.cachedMessages] = c.messages;
-    this.#stats[Stat.cachedBytes] = c.bytes;
-    for (let p = 0; p < 10; p++) this.#stats[Stat.byPriority + p] = c.byPriority[p] ?? 0;
-    this.#stats[Stat.oldestCachedTs] = c.messages > 0 ? this.#cache.oldestTimestamp() : 0;
+    this.#stats.cache(this.#cache, this.#ledger.deliveredFloor);
   }
 
   /** Hands over the latencies gathered since the last call. */
   takeLatencies(): number[] {
-    return this.#latencies.take();
+    return this.#dispatcher.latencies.take();
   }
 
   // ── shutdown ──────────────────────────────────────────────────────────────────────────────
 
   /** Stops intake and sending, and spills whatever is pending. Resolves when it is committed. */
-  async stop(): Promise<void> {
+  /**
+   * Stops intake and sending, and spills whatever is pending. Resolves when it is committed, with the
+   * readings a full disk would not take before `deadlineMs` (lost: close() reports them).
+   */
+  async stop(deadlineMs: number): Promise<Rec[]> {
     this.#closing = true;
-    this.#spill('close');
-    this.#writer.stop();
+    this.#on('close');
+    const unsaved = await this.#writer.stop(deadlineMs);
+    this.#ledger.stop();
+    await this.#ledger.removeDelivered();
     await this.#cache.settled();
+    return unsaved;
   }
 
   /** Waits (bounded) for the message in flight to complete, so a clean close leaves nothing mid-air. */
   async settleInflight(timeoutMs: number): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    while (this.#inflight && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    clearTimeout(this.#deadline);
+    const deadline = monotonicMs() + timeoutMs;
+    while (this.#dispatcher.busy && monotonicMs() < deadline) await new Promise((r) => setTimeout(r, 10));
+    this.#dispatcher.stop();
+    // What completed while closing leaves the cache now, not with a batch that will not come.
+    if (this.#dispatcher.busy) await this.#ledger.removeDelivered();
+    else await this.#ledger.closeCleanly().catch(() => undefined);
     await this.#cache.settled();
   }
 }

@@ -23,6 +23,10 @@ export class Waiters {
     return this.#flush.length > 0;
   }
 
+  get hasDrained(): boolean {
+    return this.#drained.length > 0;
+  }
+
   /** The highest seq any flush is waiting for. */
   get flushTarget(): number {
     let max = 0;

@@ -1,0 +1,138 @@
+/**
+ * Issue F section 3: journal mode on a disk that fills, found by reading the cache writer. A real 1 MiB
+ * tmpfs (root only; CI runs as root) holds the cache directory. A full disk may cost readings only by
+ * priority eviction, each one counted and emitted (guarantee 4); it must never lose a reading silently
+ * across a crash, nor wedge the client.
+ */
+import assert from 'node:assert/strict';
+import { statfsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { open, type HoldfastClient } from 'holdfast';
+import type { DeviceProcess } from '@holdfast/testkit';
+import { acceptedNumbers, auditedBrokerWithProxy, drainOutcome, startDevice, tinyTmpfs, waitUntil } from './helpers.js';
+
+const rig = auditedBrokerWithProxy();
+const isRoot = process.getuid?.() === 0;
+
+/** Evictions a device reported, summed over its 'evict' events. */
+const evictedBy = (device: DeviceProcess): number => device.events.reduce((sum, e) => sum + (typeof e.evict === 'number' ? e.evict : 0), 0);
+
+describe('journal mode on a full disk (issue F section 3)', () => {
+  /**
+   * F#3.1. One burst of 500 readings of 1 KiB, all in the intake log, whose cache append does not fit.
+   * Cache.append raises the in-memory `appendedThrough` to 500 inside that transaction, and the failed
+   * commit does not lower it. CacheWriter then writes the waiting readings back in 64 KiB chunks: the
+   * first chunk that commits stores appendedThrough = 500 while the later ones still wait for space
+   * (the link is down and the reading in flight waits for timeoutMs, 10 s by default, and until then
+   * every queued reading is protected, so nothing can be evicted to make room). After a SIGKILL, the intake log replay skips
+   * every seq up to 500: the readings that were still waiting are lost, without any eviction reported.
+   */
+  it('F#3.1: a crash after a disk-full episode loses nothing but what was evicted and reported', { skip: !isRoot && 'needs root to mount a tmpfs', timeout: 120_000 }, async () => {
+    const clientId = 'dev-full-crash';
+    const disk = tinyTmpfs('full-crash');
+    const common = { broker: rig.proxy.url, clientId, cacheDir: join(disk.path, 'cache'), durability: 'journal', protocol: rig.protocol } as const;
+    const devices: DeviceProcess[] = [];
+    try {
+      await rig.proxy.refuse(true);
+      // Every reading is accepted in one tick, so all are in the intake log before the cache fails.
+      const first = startDevice({ ...common, rate: 1_000_000, count: 500, pad: 1000, timeoutMs: 10_000, after: 'watch' });
+      devices.push(first);
+      const stats = (e: Record<string, unknown>): { cacheWritable: boolean; cached: number } | undefined => e.stats as { cacheWritable: boolean; cached: number } | undefined;
+      await first.waitForEvent((e) => stats(e)?.cacheWritable === false, 20_000);
+      // Today's writer: the burst's own transaction failed, so a count between 0 and 500 means chunks
+      // committed since, the raised mark with them. A writer that behaves otherwise is killed anyway.
+      await first.waitForEvent((e) => (stats(e)?.cached ?? 0) > 0 && (stats(e)?.cached ?? 500) < 500 && stats(e)?.cacheWritable === false, 10_000).catch(() => undefined);
+      await first.kill('SIGKILL');
+      await rig.proxy.refuse(false);
+
+      const second = startDevice({ ...common, count: 0, timeoutMs: 1000, after: 'drain' });
+      devices.push(second);
+      await second.waitForEvent((e) => e.drained === true, 60_000);
+      const accepted = acceptedNumbers(first);
+      assert.equal(accepted.length, 500);
+      const report = await rig.auditor.waitFor({ [clientId]: accepted }, 10_000);
+      const evicted = evictedBy(first) + evictedBy(second);
+      assert.deepEqual(
+        { lostBeyondEvicted: Math.max(0, report.lost - evicted), duplicates: report.duplicates, outOfOrder: report.outOfOrder },
+        { lostBeyondEvicted: 0, duplicates: 0, outOfOrder: 0 },
+        `lost ${report.lost} (the first: ${report.devices[clientId]?.missing[0]}) with ${evicted} evicted and reported`,
+      );
+    } finally {
+      await rig.proxy.refuse(false);
+      for (const device of devices) await device.kill().catch(() => undefined);
+      disk.remove();
+    }
+  });
+
+  /**
+   * F#3.4. Journal mode with the default highWater (10,000), on a card that other files have nearly
+   * filled (no room for the ballast): a burst of 300 readings arrives during an outage and its cache
+   * append fails. In DIRECT the memory queue holds every reading from the uncommitted head on, all of
+   * them protected (Sender.#queuedToSend); #retry has nothing it may evict, and the 64 KiB chunk that
+   * would re-append the head never fits, so the retry loop fails forever. #pump never sends an
+   * uncommitted head, so nothing is in flight and no timeout ever spills to CACHING; only 10,000 queued
+   * readings would (with highWater 200, as the intake-log test uses, it escapes at once). Meanwhile
+   * publish() skipped the intake log (cacheWritable was 0) and flush() waited for a commit that never
+   * came. When the link is back, nothing flowed. Today journal mode refuses a reading it cannot write
+   * to its intake log (publish() throws CACHE_WRITE_FAILED), so everything it accepted is on the disk.
+   */
+  it('F#3.4: a full disk with the default highWater: flush() settles and readings flow once the link is fine, evicting by priority', { skip: !isRoot && 'needs root to mount a tmpfs', timeout: 90_000 }, async () => {
+    const clientId = 'dev-full-wedge';
+    const disk = tinyTmpfs('full-wedge');
+    const free = (): number => {
+      const s = statfsSync(disk.path);
+      return s.bavail * s.bsize;
+    };
+    let client: HoldfastClient | undefined;
+    try {
+      // Other files leave 128 KiB: room to open the cache, none for its reserve or the burst.
+      writeFileSync(join(disk.path, 'other-files'), Buffer.alloc(free() - 128 * 1024));
+      await rig.proxy.refuse(true);
+      client = await open({ broker: rig.proxy.url, clientId, cacheDir: join(disk.path, 'cache'), durability: 'journal', protocolVersion: rig.protocol, reconnect: { minMs: 200, maxMs: 1000 } });
+      const c = client;
+      const errors: string[] = [];
+      const evictions: Array<{ messages: number; byPriority: Record<number, number> }> = [];
+      c.on('error', (err: { code: string }) => errors.push(err.code));
+      c.on('evict', (e: { messages: number; byPriority: Record<number, number> }) => evictions.push(e));
+      const pad = 'x'.repeat(1024);
+      // Every tenth reading is an alarm (priority 9); the rest routine telemetry (priority 3).
+      const priorityOf = (n: number): number => (n % 10 === 0 ? 9 : 3);
+      // Journal mode accepts only what it wrote to its intake log: on this card some are refused.
+      const accepted: number[] = [];
+      for (let n = 1; n <= 300; n++) {
+        try {
+          c.publish(`sensors/${clientId}`, JSON.stringify({ device: clientId, n, pad }), { priority: priorityOf(n) });
+          accepted.push(n);
+        } catch (err) {
+          assert.equal((err as { code?: string }).code, 'HOLDFAST_CACHE_WRITE_FAILED', String(err));
+        }
+      }
+      let flushed: string | undefined;
+      c.flush().then(
+        () => (flushed = 'resolved'),
+        (err: { code: string }) => (flushed = `rejected with ${err.code}`),
+      );
+      await waitUntil(() => accepted.length < 300 || !c.stats().cacheWritable, 10_000, 'the full disk to show');
+
+      await rig.proxy.refuse(false);
+      const evicted = (): number => evictions.reduce((sum, e) => sum + e.messages, 0);
+      await waitUntil(() => c.stats().delivered + evicted() === accepted.length, 15_000, 'every accepted reading delivered or evicted and reported').catch((err: Error) => {
+        throw new Error(`${err.message}; flush() ${flushed ?? 'still pending'}; stats ${JSON.stringify(c.stats())}`);
+      });
+      await waitUntil(() => flushed !== undefined, 10_000, 'flush() to settle');
+      const alarms = accepted.filter((n) => priorityOf(n) === 9);
+      const report = await rig.auditor.waitFor({ [clientId]: alarms }, 10_000);
+      assert.equal(report.lost, 0, 'every accepted alarm arrives: evictions take the lowest priority first');
+      assert.ok(evictions.every((e) => Object.keys(e.byPriority).every((p) => p === '3')), `only routine readings evicted: ${JSON.stringify(evictions)}`);
+      const arrivals = rig.auditor.arrivals(clientId);
+      assert.ok(arrivals.every((n, i) => i === 0 || n > arrivals[i - 1]!), 'no reordering, no duplicates');
+      assert.ok(arrivals.every((n) => accepted.includes(n)), 'nothing refused was sent');
+      assert.equal(await drainOutcome(c, 20_000), 'drained');
+    } finally {
+      await rig.proxy.refuse(false);
+      await client?.close();
+      disk.remove();
+    }
+  });
+});
