@@ -74,15 +74,31 @@ function alive(holder: Holder): boolean {
   }
 }
 
-/** Creates `path` holding `text`, atomically and only if it does not exist (EEXIST otherwise). */
+/** What link(2) fails with on a file system without hard links (vfat, exFAT, some FUSE layers). */
+const NO_HARD_LINKS: ReadonlySet<string | undefined> = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
+/** Creates `path` holding `text`, only if it does not exist (EEXIST otherwise). */
 function createExclusive(path: string, text: string): void {
   const temp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}`;
   writeFileSync(temp, text, { mode: 0o600 });
   try {
     // link(2) never replaces, and the lock appears with its content whole (O_EXCL + write would not).
     linkSync(temp, path);
+  } catch (err) {
+    if (!NO_HARD_LINKS.has((err as NodeJS.ErrnoException).code)) throw err;
+    // Without hard links: O_EXCL, then the content (holderOf() waits out the empty instant between).
+    writeFileSync(path, text, { flag: 'wx', mode: 0o600 });
   } finally {
     unlinkSync(temp);
+  }
+}
+
+/** The holder a lock file names; one created without link(2) is empty for an instant: read again. */
+function holderOf(path: string): Holder | undefined {
+  for (let tries = 1; ; tries++) {
+    const text = readText(path);
+    if (text !== '' || tries === 5) return parse(text);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
   }
 }
 
@@ -97,7 +113,7 @@ function locked(dir: string, holder: Holder): HoldfastError {
 export function acquireCacheLock(dir: string, token: string): void {
   const path = join(dir, LOCK_FILE);
   // Already this client's (a replacement worker): nothing to write, not even on a full disk.
-  if (parse(readText(path))?.token === token) return;
+  if (holderOf(path)?.token === token) return;
   const mine = JSON.stringify(me(token));
   try {
     createExclusive(path, mine);
@@ -105,11 +121,11 @@ export function acquireCacheLock(dir: string, token: string): void {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw unavailable(dir, err);
   }
-  const holder = parse(readText(path));
+  const holder = holderOf(path);
   if (holder && alive(holder)) throw locked(dir, holder);
   withTakeover(path, () => {
     // Read again under the takeover lock: another process may have replaced the stale lock already.
-    const current = parse(readText(path));
+    const current = holderOf(path);
     if (current && current.token !== token && alive(current)) throw locked(dir, current);
     const temp = `${path}.${process.pid}.new`;
     writeFileSync(temp, mine, { mode: 0o600 });
@@ -126,7 +142,7 @@ function withTakeover(path: string, replace: () => void): void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw unavailable(path, err);
       // Held for microseconds; one left by a process killed meanwhile is stale.
-      const holder = parse(readText(takeover));
+      const holder = holderOf(takeover);
       if (!holder || !alive(holder)) unlinkQuietly(takeover);
       else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
       continue;
@@ -144,7 +160,7 @@ function withTakeover(path: string, replace: () => void): void {
 /** Removes the lock if `token` still holds it (a graceful close, or the facade after a dead worker). */
 export function releaseCacheLock(dir: string, token: string): void {
   const path = join(dir, LOCK_FILE);
-  if (parse(readText(path))?.token === token) unlinkQuietly(path);
+  if (holderOf(path)?.token === token) unlinkQuietly(path);
 }
 
 function unlinkQuietly(path: string): void {
