@@ -91,8 +91,8 @@ export class DeliveryLedger {
       this.#guard(this.#writer.remove(recs, requeuedHere.length > 0 ? () => this.#cache.requeued.removeInTxn(requeuedHere) : undefined));
       return;
     }
-    if (++this.#sinceRemoval >= REMOVE_EVERY_EXCHANGES) this.removeDelivered();
-    else this.#removalTimer ??= setTimeout(() => this.removeDelivered(), REMOVE_EVERY_MS).unref();
+    if (++this.#sinceRemoval >= REMOVE_EVERY_EXCHANGES) this.removeDeliveredSoon();
+    else this.#removalTimer ??= setTimeout(() => this.removeDeliveredSoon(), REMOVE_EVERY_MS).unref();
   }
 
   /** A dead letter was written: no progress write may overtake it (it would cover the record). */
@@ -107,7 +107,7 @@ export class DeliveryLedger {
     this.#sinceRemoval = 0;
     const through = Math.min(this.#delivered, this.#file.current.floor);
     // A QoS 1 floor is written on its way: what it does not cover yet goes with a later batch.
-    if (this.#delivered > through) this.#removalTimer = setTimeout(() => this.removeDelivered(), REMOVE_EVERY_MS).unref();
+    if (this.#delivered > through) this.#removalTimer = setTimeout(() => this.removeDeliveredSoon(), REMOVE_EVERY_MS).unref();
     if (through <= this.#removedThrough) return Promise.resolve();
     const removal = this.#cache.removeThrough(through, this.#keepRequeued).then(() => {
       this.#removedThrough = Math.max(this.#removedThrough, through);
@@ -115,6 +115,14 @@ export class DeliveryLedger {
     this.#writer.track(removal);
     this.#guard(removal);
     return removal;
+  }
+
+  /**
+   * removeDelivered() with nobody waiting: a removal the disk refuses is the writer's disk-full
+   * recovery's (it tracks it), never an unhandled rejection, which would end the worker.
+   */
+  removeDeliveredSoon(): void {
+    this.removeDelivered().catch(() => undefined);
   }
 
   /** Whether delivered records still wait in the cache for their batched removal. */

@@ -96,11 +96,13 @@ export class Sender {
 
   /** Starts: a backlog or a packet left in flight by the last run means the cache drains first. */
   start(recovered: readonly OutgoingEntry[], legacy: readonly number[]): void {
-    // What the progress file says is done leaves the cache before anything is read from it.
-    void this.#ledger.sweepAtStart().finally(() => {
+    // What the progress file says is done leaves the cache before anything is read from it. A sweep
+    // the disk refuses is the writer's disk-full recovery's (it tracks it); the drain goes on.
+    const swept = (): void => {
       this.#sweeping = false;
       this.#pump();
-    });
+    };
+    this.#ledger.sweepAtStart().then(swept, swept);
     this.#dispatcher.recover(recovered, legacy);
     if (this.#cache.messages > 0 || recovered.length > 0) this.#enter('draining', 'a backlog from the last run drains first');
     else this.#enter('direct', 'nothing left from the last run');
@@ -275,7 +277,7 @@ export class Sender {
       case 'empty':
         // Input that never reached the cache goes back to memory, ahead of anything newer.
         this.#mem.restore(this.#writer.takeWindowed());
-        void this.#ledger.removeDelivered();
+        this.#ledger.removeDeliveredSoon();
         this.#post({ type: 'event', name: 'drain-end', data: { delivered: this.#drainedCount } });
         return this.#on('cache-empty');
     }
