@@ -219,7 +219,8 @@ function cacheRefusingWrites(life: Life): boolean {
 
 /**
  * Seq ranges a worker-restart event names as lost. The event's exact shape belongs to the library, so
- * every {from, to} (or {first, last}) pair found in its data counts, and so does a bare `seqs` array.
+ * every {from, to} (or {first, last}) pair found in its data counts, and so do a bare `seqs` array and
+ * `ranges: [[first, last], …]` (holdfast's `lost`).
  */
 export function reportedSeqRanges(events: readonly unknown[]): Array<[number, number]> {
   const out: Array<[number, number]> = [];
@@ -234,6 +235,7 @@ export function reportedSeqRanges(events: readonly unknown[]): Array<[number, nu
     const to = o.to ?? o.last;
     if (typeof from === 'number' && typeof to === 'number') out.push([from, to]);
     if (Array.isArray(o.seqs)) for (const s of o.seqs) if (typeof s === 'number') out.push([s, s]);
+    if (Array.isArray(o.ranges)) for (const r of o.ranges) if (Array.isArray(r) && typeof r[0] === 'number' && typeof r[1] === 'number') out.push([r[0], r[1]]);
     for (const value of Object.values(o)) if (typeof value === 'object') visit(value);
   };
   visit(events);
