@@ -23,7 +23,7 @@
  * HF_STATS_MS (200). SIGUSR2 stops publishing, waits for drained(), lists the dead letters, closes, exits 0.
  */
 import { closeSync, openSync, readSync, statSync, writeSync } from 'node:fs';
-import { exportCache, exportDeadLetters, inspectCache, open, type HoldfastClient } from 'holdfast';
+import { exportCache, exportDeadLetters, inspectCache, open, type HoldfastClient, type ClientState } from 'holdfast';
 
 const env = process.env;
 const say = (event: Record<string, unknown>): void => {
@@ -79,7 +79,8 @@ for (const name of ['state', 'spill', 'drain-start', 'drain-end', 'connect', 'di
   client.on(name, (data: unknown) => say({ ev: name, data: data instanceof Error ? `${(data as { code?: string }).code ?? data.name}: ${data.message}` : data }));
 }
 
-const states = ['direct', 'caching', 'draining', 'closed'];
+/** Every state index in the stats lines (the compiler keeps this list whole). */
+const states = ['direct', 'caching', 'draining', 'closed', 'restarting', 'failed'] as const satisfies readonly ClientState[];
 const statsTimer = setInterval(() => {
   const s = client.stats();
   say({ s: [states.indexOf(s.state), s.connected ? 1 : 0, s.memoryQueued, s.inflight, s.cached.messages, Math.round(process.memoryUsage.rss() / 2 ** 20), s.delivered] });

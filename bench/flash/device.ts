@@ -24,7 +24,7 @@
  * HF_RATE (100), HF_COUNT (1000), HF_WINDOW_S (5), HF_OUTSTANDING (200), HF_STATS_MS (50), HF_TIMEOUT_MS (1000).
  */
 import { writeSync } from 'node:fs';
-import { open } from 'holdfast';
+import { open, type ClientState } from 'holdfast';
 import { readSyncCounts } from '@holdfast/testkit';
 import { readProcIo } from '../power-cut/proc-io.js';
 
@@ -69,7 +69,8 @@ function publishOne(): void {
   client.publish(topic, JSON.stringify({ device: clientId, n, v: Math.random() }));
 }
 
-const states = ['direct', 'caching', 'draining', 'closed'];
+/** Every state index in the stats lines (the compiler keeps this list whole). */
+const states = ['direct', 'caching', 'draining', 'closed', 'restarting', 'failed'] as const satisfies readonly ClientState[];
 const statsTimer = setInterval(() => {
   const s = client.stats();
   say({ s: [now(), states.indexOf(s.state), s.connected ? 1 : 0, s.memoryQueued, s.inflight, s.cached.messages, s.delivered, s.accepted] });

@@ -19,7 +19,7 @@
  * SIGUSR2 stops publishing, waits for drained(), closes and exits 0. SIGTERM closes and exits 0.
  */
 import { writeSync } from 'node:fs';
-import { open } from 'holdfast';
+import { open, type ClientState } from 'holdfast';
 import { readProcIo } from './proc-io.js';
 
 const env = process.env;
@@ -62,7 +62,8 @@ for (const name of ['state', 'spill', 'drain-start', 'drain-end', 'connect', 'di
   client.on(name, (data: unknown) => say({ ev: name, t: Date.now(), data: data instanceof Error ? `${data.name}: ${data.message}` : data }));
 }
 
-const states = ['direct', 'caching', 'draining', 'closed'];
+/** Every state index in the stats lines (the compiler keeps this list whole). */
+const states = ['direct', 'caching', 'draining', 'closed', 'restarting', 'failed'] as const satisfies readonly ClientState[];
 // Compact positional stats keep the pipe cheap at 10 lines/s per device.
 const statsTimer = setInterval(() => {
   const s = client.stats();

@@ -91,7 +91,7 @@ export function createClientMetrics(client: HoldfastClient): ClientMetrics {
   statGauge(registry, read, 'holdfast_cache_writable', '0 after a cache write failed (disk full).', (s) => (s.cacheWritable ? 1 : 0));
   new Gauge({
     name: 'holdfast_state',
-    help: 'The sender state: 1 for the current one (direct, caching, draining, closed), 0 for the others.',
+    help: 'The client state: 1 for the current one (direct, caching, draining, closed, restarting, failed), 0 for the others.',
     labelNames: ['state'],
     registers: [registry],
     collect() {
