@@ -3,8 +3,9 @@
  * device process only; its monotonic clock stays real) jumps while readings sit in the cache during
  * an outage, in both durability modes. Order, spilling, draining and timeouts use seqs and monotonic
  * timers, so nothing may be dropped or reordered. Each test first checks that the device really saw
- * its clock jump. Two waits that once ran on the wall clock are covered too: the intake log's retry
- * after a failed write, and close()'s time budget.
+ * its clock jump. The watchdog, which catches a lost acknowledgement on a live connection, must fire
+ * though the clock went back while it waited. Two waits that once ran on the wall clock are covered
+ * too: the intake log's retry after a failed write, and close()'s time budget.
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -73,6 +74,31 @@ describe('clock jumps', () => {
       }
     });
   }
+
+  it('the watchdog times a lost acknowledgement on the monotonic clock: a wall clock set back a year meanwhile cannot wedge the queue', async (t) => {
+    if (!faketime) return skipUnlessCI(t, NO_FAKETIME);
+    const clientId = 'dev-clock-watchdog';
+    const clock = fakeClock(clientId);
+    // The watchdog waits 5 s: the clock goes back well inside that, while the PUBREC is missing.
+    const device = startFakeClockDevice(clientId, clock.env, { HF_RATE: '50', HF_COUNT: '300', HF_TIMEOUT_MS: '500', HF_WATCHDOG_MS: '5000', HF_AFTER: 'drain' });
+    try {
+      await device.waitForEvent((e) => typeof e.n === 'number' && e.n >= 50, 15_000);
+      const fault = rig.proxy.dropPackets('to-client', 'pubrec', 1);
+      await waitUntil(() => fault.applied === 1, 10_000, 'a PUBREC to be dropped');
+      clock.set('-365d');
+      await device.waitForEvent((e) => (wall(e) ?? Infinity) < Date.now() - 300 * DAY_MS, 10_000);
+      // A watchdog on the wall clock would wait a year for this.
+      await device.waitForEvent((e) => typeof e.watchdog === 'number', 30_000);
+      await device.waitForEvent((e) => e.drained === true, 60_000);
+
+      const accepted = acceptedNumbers(device);
+      assert.equal(accepted.length, 300);
+      const report = await rig.auditor.waitFor({ [clientId]: accepted }, 15_000);
+      assert.deepEqual([report.lost, report.duplicates, report.outOfOrder], [0, 0, 0]);
+    } finally {
+      await device.kill().catch(() => undefined);
+    }
+  });
 
   it('the intake log retries a failed write after its delay, though the wall clock went back a year meanwhile', async (t) => {
     if (!faketime) return skipUnlessCI(t, NO_FAKETIME);
