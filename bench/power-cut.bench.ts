@@ -24,7 +24,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { powerLossUnavailable, startAuditor, startBroker, startLinkProxy, startPowerLossLayer, type AuditMessage, type PowerLossLayer, type Reading } from '@holdfast/testkit';
+import { extractReadingNumber, lossBoundPerKill, powerLossUnavailable, startAuditor, startBroker, startLinkProxy, startPowerLossLayer, type PowerLossLayer } from '@holdfast/testkit';
 import { parsePowerCutArgs } from './power-cut/args.js';
 import { runChaos } from './power-cut/chaos.js';
 import { Fleet } from './power-cut/fleet.js';
@@ -59,17 +59,6 @@ function median(values: readonly number[]): number {
   return sorted[sorted.length >> 1] ?? 0;
 }
 
-/** Readings are audited by the device's own number n, so the truth survives restarts. */
-function extract(msg: AuditMessage): Reading[] {
-  try {
-    const body = JSON.parse(msg.payload.toString()) as { device?: unknown; n?: unknown };
-    if (typeof body.device === 'string' && typeof body.n === 'number') return [{ device: body.device, seq: body.n }];
-  } catch {
-    // Not a reading of ours.
-  }
-  return [];
-}
-
 const unavailable = args.powerLoss ? powerLossUnavailable() : undefined;
 if (unavailable !== undefined) {
   note(`power-cut --power-loss cannot run here: ${unavailable}`);
@@ -79,7 +68,7 @@ const stampBefore = libraryStamp();
 const plan = planChaos(args.durationS * 1000, args.kills, seededRandom(args.seed));
 const broker = await startBroker({ persistence: true, requireMosquitto: true, log: note });
 const link = await startLinkProxy({ targetPort: broker.port });
-const auditor = await startAuditor({ url: broker.url, topics: `sensors/${clientId}`, protocolVersion: 5, extract });
+const auditor = await startAuditor({ url: broker.url, topics: `sensors/${clientId}`, protocolVersion: 5, extract: extractReadingNumber });
 const layer: PowerLossLayer | undefined = args.powerLoss ? await startPowerLossLayer() : undefined;
 const cacheDir = layer ? join(layer.path, 'cache') : mkdtempSync(join(tmpdir(), 'holdfast-bench-power-cut-'));
 const timeline = new Timeline();
@@ -112,7 +101,8 @@ try {
   const bytesWrittenPerMessage = perMessage(ioSource === 'write_bytes' ? writeBytes : outcome.io.wchar);
   // In spill mode a cut loses what sits in memory: at most one timeout's worth of readings (then the
   // pending stream spills), plus the one in flight and one publishing tick still on its way to the worker.
-  const lossBound = Math.ceil((args.rate * args.timeoutMs) / 1000) + Math.ceil(args.rate / 100) + 1;
+  // The device keeps the library's default highWater (10,000 messages).
+  const lossBound = lossBoundPerKill(args.rate, args.timeoutMs, 10_000);
   const killed = outcome.lives.filter((l) => l.end === 'kill');
   // What one kill may take. A SIGKILL leaves the page cache: journal loses nothing (the intake log
   // holds every accepted reading), spill what only memory held. A power cut also takes the page cache:

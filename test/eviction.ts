@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { open, type HealthReport, type HoldfastClient, type HoldfastOptions } from 'holdfast';
 import type { Auditor } from '@holdfast/testkit';
-import { onFreePorts, sleep } from './helpers.js';
+import { onFreePorts, sleep, waitUntil } from './helpers.js';
 
 export interface PublishedReading {
   n: number;
@@ -69,7 +69,17 @@ export async function watchHealth(health: () => Promise<HealthReport>, reports: 
 export async function settledArrivals(auditor: Auditor, client: HoldfastClient, device: string, fence: number): Promise<number[]> {
   // Not before: into a full cache, the fence itself would evict a reading.
   await client.drained();
-  client.publish(`sensors/${device}`, JSON.stringify({ device, n: fence }), { priority: 10 });
+  // Journal mode refuses a reading while its intake log cannot write (it retries a second after a
+  // failure): the fence waits for the log to take it.
+  await waitUntil(() => {
+    try {
+      client.publish(`sensors/${device}`, JSON.stringify({ device, n: fence }), { priority: 10 });
+      return true;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'HOLDFAST_CACHE_WRITE_FAILED') throw err;
+      return false;
+    }
+  }, 10_000, 'the fence reading to be accepted');
   const report = await auditor.waitFor({ [device]: [fence] }, 20_000);
   assert.equal(report.lost, 0, 'the fence reading arrived');
   return auditor.arrivals(device).filter((n) => n !== fence);

@@ -67,6 +67,7 @@ export interface DeviceEnv {
   nStart?: number;
   timeoutMs?: number;
   durability?: 'spill' | 'journal';
+  qos?: 1 | 2;
   protocol?: 4 | 5;
   after?: 'drain' | 'flush' | 'close' | 'idle' | 'watch';
   cleanSession?: boolean;
@@ -97,6 +98,7 @@ export function startDevice(e: DeviceEnv): DeviceProcess {
     HF_AFTER: e.after ?? 'idle',
   };
   if (e.count !== undefined) env.HF_COUNT = String(e.count);
+  if (e.qos !== undefined) env.HF_QOS = String(e.qos);
   if (e.cleanSession) env.HF_CLEAN = '1';
   if (e.killAt !== undefined) env.HF_KILL_AT = String(e.killAt);
   if (e.pad !== undefined) env.HF_PAD = String(e.pad);
@@ -145,16 +147,9 @@ export function needsRoot(): string | undefined {
 
 /**
  * The libfaketime the system's own `faketime` preloads (its LD_PRELOAD, which may hold the dynamic
- * linker's $LIB token), or undefined when faketime is not installed.
+ * linker's $LIB token), or undefined when faketime is not installed. The chaos campaign's lookup.
  */
-export function faketimeLibrary(): string | undefined {
-  try {
-    const lib = execFileSync('faketime', ['-m', '-f', '+0', '/bin/sh', '-c', 'printf %s "$LD_PRELOAD"'], { encoding: 'utf8' }).trim();
-    return lib === '' ? undefined : lib;
-  } catch {
-    return undefined;
-  }
-}
+export { findLibfaketime as faketimeLibrary } from '@holdfast/testkit';
 
 /**
  * Starts something on `count` ports from freePort(), trying fresh ports when one was taken between

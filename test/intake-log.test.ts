@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { open, ErrorCodes, type HealthReport, type HoldfastClient, type HoldfastError, type HoldfastOptions, type QuarantineInfo } from 'holdfast';
+import { open, ErrorCodes, type HealthReport, type HoldfastClient, HoldfastError, type HoldfastOptions, type QuarantineInfo } from 'holdfast';
 import {
   acceptedNumbers,
   auditedBrokerWithProxy,
@@ -91,7 +91,7 @@ describe('intake log (journal mode)', () => {
     }
   });
 
-  it('a full disk: publish() still accepts, the failure is reported once, and only eviction removes readings', async (t) => {
+  it('a full disk: publish() refuses what it cannot log, the failure is reported once, and only eviction removes accepted readings', async (t) => {
     const noRoot = needsRoot();
     if (noRoot) return skipUnlessCI(t, noRoot);
     const disk = tinyTmpfs('intake-full');
@@ -108,12 +108,20 @@ describe('intake log (journal mode)', () => {
       const watching = watchHealth(opened.health, reports, (r) => r.reasons.includes('cache not writable'));
       const pad = 'x'.repeat(1024);
       const published: PublishedReading[] = [];
+      const refused: number[] = [];
+      let n = 0;
       for (let round = 0; round < 20; round++) {
         for (let i = 0; i < 100; i++) {
-          const n = published.length + 1;
+          n++;
           const priority = n % 10 === 0 ? 9 : 3;
-          c.publish('sensors/dev-intake-full', JSON.stringify({ device: 'dev-intake-full', n, pad }), { priority });
-          published.push({ n, priority });
+          try {
+            c.publish('sensors/dev-intake-full', JSON.stringify({ device: 'dev-intake-full', n, pad }), { priority });
+            published.push({ n, priority });
+          } catch (err) {
+            // Journal mode accepts only what it has written to its intake log: a full disk refuses.
+            assert.ok(err instanceof HoldfastError && err.code === ErrorCodes.CACHE_WRITE_FAILED, String(err));
+            refused.push(n);
+          }
         }
         // Paced so the disk fills while the worker writes, round by round.
         await new Promise((r) => setTimeout(r, 50));
@@ -130,9 +138,10 @@ describe('intake log (journal mode)', () => {
 
       // The episode ends with the link still down, so eviction never races an exchange in flight
       // (which it must never take, whatever its priority).
-      await waitUntil(() => c.stats().cacheWritable, 30_000, 'the cache to recover');
+      await waitUntil(() => c.stats().cacheWritable, 30_000, 'the cache to recover').catch((err: Error) => { throw new Error(`${err.message}; stats ${JSON.stringify(c.stats())}, files ${readdirSync(cacheDir).join(' ')}`); });
       await rig.proxy.refuse(false);
-      const arrivals = await withTimeout(settledArrivals(rig.auditor, c, 'dev-intake-full', published.length + 1), 60_000, () => `the drain after the disk-full episode; stats ${JSON.stringify(c.stats())}, files ${readdirSync(cacheDir).join(' ')}`);
+      const arrivals = await withTimeout(settledArrivals(rig.auditor, c, 'dev-intake-full', n + 1), 60_000, () => `the drain after the disk-full episode; stats ${JSON.stringify(c.stats())}, files ${readdirSync(cacheDir).join(' ')}`);
+      assert.ok(!arrivals.some((a) => refused.includes(a)), 'nothing refused was sent');
       const evicted = assertEvictedByPriority(published, arrivals);
       assert.ok(evicted.length > 0, 'the full disk really forced evictions');
       assert.equal(c.stats().evicted, evicted.length, 'every reading missing at the subscriber was counted as evicted');

@@ -6,10 +6,8 @@
  * once and in order, after the device restarts on what survived (spill mode too: a drain records each
  * PUBREC before its PUBREL, so a reading the broker has is never sent again as new). Two cuts come while the link is down
  * (everything waits in the cache), one while it sends. Readings not yet confirmed may be lost; how
- * many is reported, not asserted.
- *
- * HOLDFAST_TEST_DEVICE_ENV (JSON) adds to the device's environment, e.g. the slow-fsync shim:
- *   HOLDFAST_TEST_DEVICE_ENV='{"LD_PRELOAD":"/path/to/shim.so", …}' node --test power-loss.test.ts
+ * many is reported, not asserted. Journal runs again on a slow card (the testkit's slow-fsync shim);
+ * other latencies or shims: `pnpm bench power-cut --power-loss` (--device-env).
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -18,15 +16,14 @@ import { slowFsync, slowFsyncShim } from '@holdfast/testkit';
 import { acceptedNumbers, auditedBrokerWithProxy, powerLossLayer, skipUnlessCI, startDevice } from './helpers.js';
 
 const rig = auditedBrokerWithProxy();
-const extraEnv = JSON.parse(process.env.HOLDFAST_TEST_DEVICE_ENV ?? '{}') as Record<string, string>;
 const CUTS = 3;
 
 async function cutsThenDrain(t: TestContext, durability: 'journal' | 'spill', fsyncMs?: number): Promise<void> {
   const layer = await powerLossLayer(t);
   if (!layer) return;
-  // An SD card's flush latency, on top of whatever HOLDFAST_TEST_DEVICE_ENV asks for.
-  const slow = fsyncMs === undefined ? undefined : slowFsync(fsyncMs, extraEnv.LD_PRELOAD);
-  const deviceEnv = { ...extraEnv, ...slow?.env };
+  // An SD card's flush latency.
+  const slow = fsyncMs === undefined ? undefined : slowFsync(fsyncMs);
+  const deviceEnv = slow?.env;
   const clientId = `dev-power-loss-${durability}${fsyncMs === undefined ? '' : `-${fsyncMs}ms`}`;
   const common = { broker: rig.proxy.url, clientId, cacheDir: join(layer.path, 'cache'), durability, protocol: rig.protocol } as const;
   const mustArrive: number[] = [];

@@ -12,7 +12,7 @@ import { describe, it } from 'node:test';
 import { spawnDevice, type PowerLossLayer } from '@holdfast/testkit';
 import { powerLossLayer } from './helpers.js';
 
-const lmdbFixture = fileURLToPath(new URL('./fixtures/lmdb-commit.ts', import.meta.url));
+const lmdbFixture = fileURLToPath(new URL('./fixtures/lmdb-commits.ts', import.meta.url));
 
 function write(path: string, text: string, opts: { sync?: boolean; flags?: string | number } = {}): void {
   const fd = openSync(path, opts.flags ?? 'w', 0o600);
@@ -131,7 +131,7 @@ describe('power-loss layer: files', () => {
 
 describe('power-loss layer: LMDB', () => {
   async function commit(path: string, env: Record<string, string>): Promise<{ committed: number; visible: number }> {
-    const child = spawnDevice({ script: lmdbFixture, execArgv: ['--import', 'tsx'], env: { HF_LMDB_PATH: path, ...env } });
+    const child = spawnDevice({ script: lmdbFixture, execArgv: ['--import', 'tsx'], env: { HF_LMDB_PATH: path, HF_THEN: 'kill', ...env } });
     const exit = await child.exited;
     assert.equal(exit.signal, 'SIGKILL', child.stderr());
     const committed = child.events.filter((e) => typeof e.committed === 'number').length;

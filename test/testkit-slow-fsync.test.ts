@@ -87,7 +87,7 @@ describe('slow-fsync shim', () => {
     const device = spawnDevice({
       script: lmdbCommits,
       execArgv: ['--import', 'tsx'],
-      env: { HF_PATH: join(dir.path, 'cache.mdb'), HF_COMMITS: String(commits), TSX_DISABLE_CACHE: '1' },
+      env: { HF_LMDB_PATH: join(dir.path, 'cache.mdb'), HF_COMMITS: String(commits), TSX_DISABLE_CACHE: '1' },
       slowFsyncMs: DELAY_MS,
     });
     const done = await device.waitForEvent((e) => typeof e.commits === 'number', 30_000);

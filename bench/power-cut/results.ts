@@ -3,6 +3,7 @@
  * numbers, and, when anything was lost, duplicated or reordered, into evidence: which reading numbers,
  * in which life, and how far from that life's kill.
  */
+import { compact } from '@holdfast/testkit';
 import type { ProcIo } from './proc-io.js';
 import type { Life } from './fleet.js';
 
@@ -131,16 +132,4 @@ export function evidence(outcome: Outcome): string[] {
 function owner(outcome: Outcome, n: number): string {
   const life = outcome.lives.find((l) => l.firstN !== undefined && l.lastN !== undefined && n >= l.firstN && n <= l.lastN);
   return life === undefined ? 'no life accepted it' : `accepted by life ${life.life}, ${life.lastN! - n} before its last (${life.end})`;
-}
-
-/** 5,6,7,9 → "5-7,9", capped so one bad run cannot flood the terminal. */
-function compact(ns: readonly number[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < ns.length && parts.length < SHOWN; ) {
-    let j = i;
-    while (j + 1 < ns.length && ns[j + 1] === ns[j]! + 1) j++;
-    parts.push(i === j ? `${ns[i]}` : `${ns[i]}-${ns[j]}`);
-    i = j + 1;
-  }
-  return parts.join(',') + (parts.length >= SHOWN ? ',…' : '');
 }

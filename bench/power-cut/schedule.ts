@@ -3,6 +3,7 @@
  * network trouble (link resets, stalls, outages, one broker restart) runs one event at a time, and
  * power cuts (SIGKILLs of the device) fall at random moments, so some land in the middle of trouble.
  */
+export { seededRandom } from '@holdfast/testkit';
 
 export type NetworkKind = 'reset' | 'stall' | 'outage' | 'broker-restart';
 
@@ -25,18 +26,6 @@ export interface ChaosPlan {
   durationMs: number;
   network: NetworkEvent[];
   kills: KillEvent[];
-}
-
-/** mulberry32: tiny, fast, and good enough to scatter a few dozen events reproducibly. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // Chaos stays inside this window so the run starts calm and leaves time to settle before the drain.

@@ -4,7 +4,7 @@
  * times since the start), one for the faults, and the auditor's arrivals as runs of consecutive numbers.
  */
 import { writeFileSync } from 'node:fs';
-import type { DeviceEvent } from '@holdfast/testkit';
+import { runs, type DeviceEvent } from '@holdfast/testkit';
 import type { Life } from './fleet.js';
 import type { ChaosPlan } from './schedule.js';
 import type { Timeline } from './timeline.js';
@@ -37,16 +37,4 @@ export function writeTrace(path: string, input: TraceInput): void {
   lines.push({ spans: timeline.spans, marks: timeline.marks });
   lines.push({ arrivalRuns: runs(input.arrivals) });
   writeFileSync(path, `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
-}
-
-/** [1,2,3,7,8,5] → ["1-3","7-8","5"]: arrival order kept, so gaps, repeats and reorderings stand out. */
-function runs(ns: readonly number[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < ns.length; ) {
-    let j = i;
-    while (j + 1 < ns.length && ns[j + 1] === ns[j]! + 1) j++;
-    out.push(i === j ? `${ns[i]}` : `${ns[i]}-${ns[j]}`);
-    i = j + 1;
-  }
-  return out;
 }

@@ -81,10 +81,9 @@ export class HoldfastClient extends EventEmitter {
     const { quarantined } = ready;
     if (options.durability === 'journal') {
       const cipher = ready.cacheKey ? new CacheCipher(Buffer.from(ready.cacheKey)) : undefined;
-      const cacheWritable = (): boolean => this.#stats[Stat.cacheWritable] !== 0;
-      this.#intake = new IntakeLog(options.cacheDir, ready.epoch, cipher, cacheWritable, (err) => {
+      this.#intake = new IntakeLog(options.cacheDir, ready.epoch, cipher, (err) => {
         const code = (err as NodeJS.ErrnoException).code ?? err.message;
-        this.#emitError(new HoldfastError(ErrorCodes.CACHE_WRITE_FAILED, `intake log write failed (${code}): readings are durable only once the worker commits them`, { cause: err }));
+        this.#emitError(new HoldfastError(ErrorCodes.CACHE_WRITE_FAILED, `intake log write failed (${code}): publish() refuses readings until it can write them`, { cause: err }));
       });
     }
     this.quarantined = quarantined;
@@ -127,6 +126,14 @@ export class HoldfastClient extends EventEmitter {
       if (options.retain === true) flags |= FLAG_RETAIN;
     }
     const seq = this.#seqs.next();
+    const ts = Date.now();
+    // Journal mode: written to the intake log before it is accepted, or not accepted at all.
+    if (this.#intake && !this.#intake.append(seq, topic, payload, priority, flags, ts)) {
+      this.#seqs.giveBack();
+      throw new HoldfastError(ErrorCodes.CACHE_WRITE_FAILED, `journal mode could not write the reading to its intake log (${this.#intake.lastFailure}): it was not accepted`, {
+        details: { cause: this.#intake.lastFailure },
+      });
+    }
     const topics = this.#topics;
     if (topics.length === 0) {
       this.#firstSeq = seq;
@@ -139,9 +146,7 @@ export class HoldfastClient extends EventEmitter {
     this.#payloads.push(typeof payload === 'string' ? payload : this.#copyIntoArena(payload));
     this.#priorities.push(priority);
     this.#flags.push(flags);
-    const ts = Date.now();
     this.#timestamps.push(ts);
-    this.#intake?.append(seq, topic, payload, priority, flags, ts);
     this.#accepted++;
     this.#lastSeq = seq;
     if (topics.length >= MAX_BATCH_MESSAGES) this.#postBatch();

@@ -22,7 +22,6 @@ export class IntakeLog {
   readonly #epoch: number;
   readonly #cipher: CacheCipher | undefined;
   readonly #onFailure: (err: Error) => void;
-  readonly #cacheWritable: () => boolean;
   #fd: number | undefined;
   #name = '';
   #index = 0;
@@ -30,6 +29,7 @@ export class IntakeLog {
   #lastSeq = 0;
   /** performance.now() of the last failed write. */
   #failedAt = -Infinity;
+  #lastFailure = '';
   #retired: RetiredSegment[] = [];
   /** Segments started since the last takeOpened(), for the worker to sync. */
   #opened: string[] = [];
@@ -37,23 +37,20 @@ export class IntakeLog {
   /** Reused for every append, so publish() allocates nothing for the log. */
   readonly #rec: Rec = { seq: 0, topic: '', payload: '', priority: 0, flags: 0, ts: 0, size: 0 };
 
-  constructor(dir: string, epoch: number, cipher: CacheCipher | undefined, cacheWritable: () => boolean, onFailure: (err: Error) => void) {
+  constructor(dir: string, epoch: number, cipher: CacheCipher | undefined, onFailure: (err: Error) => void) {
     this.#dir = dir;
-    this.#cacheWritable = cacheWritable;
     this.#epoch = epoch;
     this.#cipher = cipher;
     this.#onFailure = onFailure;
   }
 
   /**
-   * Appends one reading. A failed write (disk full) does not fail publish(): the reading still goes to
-   * the worker, which commits it to LMDB as in any journal mode; the failure is reported once and
-   * a new segment is tried a second later, once the cache is writable again.
+   * Appends one reading; false when it could not be written (disk full, or within a second of such a
+   * failure, when a new segment is tried). publish() then refuses the reading: journal mode accepts
+   * only what a crash cannot take. The failure is also reported once a minute.
    */
-  append(seq: number, topic: string, payload: string | Uint8Array, priority: number, flags: number, ts: number): void {
-    // While the disk is full the cache needs every freed byte to evict and recover; the log waits.
-    if (!this.#cacheWritable()) return this.#endSegment();
-    if (this.#fd === undefined && !this.#startSegment()) return;
+  append(seq: number, topic: string, payload: string | Uint8Array, priority: number, flags: number, ts: number): boolean {
+    if (this.#fd === undefined && !this.#startSegment()) return false;
     const rec = this.#rec;
     rec.seq = seq;
     rec.topic = topic;
@@ -76,11 +73,17 @@ export class IntakeLog {
       if (written !== size) throw new Error(`short write (${written} of ${size} bytes)`);
     } catch (err) {
       this.#fail(err as Error);
-      return;
+      return false;
     }
     this.#lastSeq = seq;
     this.#bytes += size;
     if (this.#bytes >= SEGMENT_BYTES) this.#endSegment();
+    return true;
+  }
+
+  /** Why the last write failed (e.g. ENOSPC), for the error publish() throws. */
+  get lastFailure(): string {
+    return this.#lastFailure;
   }
 
   /** Segments started since the last call, for the worker to sync (it opens them by name). */
@@ -134,6 +137,7 @@ export class IntakeLog {
   #fail(err: Error): void {
     // Never write after a failure: a damaged frame can then only be a segment's last one.
     this.#endSegment();
+    this.#lastFailure = (err as NodeJS.ErrnoException).code ?? err.message;
     const now = performance.now();
     const first = this.#failedAt === -Infinity || now - this.#failedAt >= 60_000;
     this.#failedAt = now;

@@ -28,6 +28,11 @@ export class SeqAllocator {
     return this.#epoch * EPOCH_SPAN + this.#counter;
   }
 
+  /** The last seq next() gave was not used (its reading was refused): it is given again. */
+  giveBack(): void {
+    if (this.#counter > 0) this.#counter--;
+  }
+
   /** The worker's answer to requestEpoch(). */
   offerEpoch(epoch: number): void {
     this.#nextEpoch = epoch;

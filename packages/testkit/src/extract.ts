@@ -41,11 +41,15 @@ function fromUserProperties(properties: Record<string, unknown> | undefined): Re
   return Number.isSafeInteger(seq) ? { device: id.slice(0, slash), seq } : undefined;
 }
 
-function fromJson(payload: Buffer): Reading | undefined {
-  // Cheap pre-check so binary payloads are not decoded and parsed for nothing.
+/** Cheap pre-check so binary payloads are not decoded and parsed for nothing. */
+function startsLikeJsonObject(payload: Buffer): boolean {
   let i = 0;
   while (i < payload.length && (payload[i] === 0x20 || payload[i] === 0x0a || payload[i] === 0x0d || payload[i] === 0x09)) i++;
-  if (payload[i] !== 0x7b /* { */) return undefined;
+  return payload[i] === 0x7b; /* { */
+}
+
+function fromJson(payload: Buffer): Reading | undefined {
+  if (!startsLikeJsonObject(payload)) return undefined;
   let value: unknown;
   try {
     value = JSON.parse(payload.toString('utf8'));
@@ -66,4 +70,19 @@ function fromJson(payload: Buffer): Reading | undefined {
 export function defaultExtract(msg: AuditMessage): Reading[] {
   const reading = fromUserProperties(msg.properties) ?? fromJson(msg.payload);
   return reading === undefined ? [] : [reading];
+}
+
+/**
+ * Readings counted by the publisher's own number: a JSON payload `{ "device": string, "n": integer }`
+ * (what the power-cut bench and the chaos campaign's devices send), so the count survives restarts.
+ */
+export function extractReadingNumber(msg: AuditMessage): Reading[] {
+  if (!startsLikeJsonObject(msg.payload)) return [];
+  try {
+    const body = JSON.parse(msg.payload.toString('utf8')) as { device?: unknown; n?: unknown };
+    if (typeof body.device === 'string' && typeof body.n === 'number') return [{ device: body.device, seq: body.n }];
+  } catch {
+    // not a reading
+  }
+  return [];
 }

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { atParentExit, trackChild } from './children.js';
-import { nativeProgram, runs } from './native-program.js';
+import { nativeBuild, runs, type NativeTarget } from './native-build.js';
 
 /*
  * A real power cut, not only a SIGKILL: the kernel's page cache goes too. The layer is a FUSE file
@@ -17,6 +17,7 @@ import { nativeProgram, runs } from './native-program.js';
 const READY_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 10_000;
 const STDERR_KEEP = 16 * 1024;
+const LAYER: NativeTarget = { name: 'powerloss-fs', kind: 'program', packages: ['fuse3'] };
 
 /** Counters of the running layer, since it was (re)mounted. */
 export interface PowerLossStats {
@@ -73,16 +74,16 @@ export function powerLossUnavailable(): string | undefined {
     return 'the power-loss layer needs /dev/fuse, readable and writable (run as root; in a container pass --device /dev/fuse --cap-add SYS_ADMIN)';
   }
   if (!runs('fusermount3', ['-V']) && !runs('umount', ['-V'])) return 'the power-loss layer needs fusermount3 or umount to detach its mount (apt-get install fuse3)';
-  const build = nativeProgram('powerloss-fs', ['fuse3']);
-  if (!build.ok) return `the power-loss layer cannot be built: missing ${build.missing} (on Debian: apt-get install gcc pkg-config libfuse3-dev fuse3)`;
+  const build = nativeBuild(LAYER);
+  if (!build.ok) return `the power-loss layer cannot be built: ${build.reason} (on Debian: apt-get install gcc pkg-config libfuse3-dev fuse3)`;
   return undefined;
 }
 
 export async function startPowerLossLayer(options: PowerLossLayerOptions = {}): Promise<PowerLossLayer> {
   const why = powerLossUnavailable();
   if (why !== undefined) throw new Error(why);
-  const build = nativeProgram('powerloss-fs', ['fuse3']);
-  if (!build.ok) throw new Error(build.missing);
+  const build = nativeBuild(LAYER);
+  if (!build.ok) throw new Error(build.reason);
   const ours = options.dir === undefined;
   const base = resolve(options.dir ?? mkdtempSync(join(tmpdir(), 'holdfast-powerloss-')));
   const disk = join(base, 'disk');

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { atParentExit } from './children.js';
-import { nativeShim, type NativeBuild } from './native-build.js';
+import { nativeBuild, type NativeBuild } from './native-build.js';
 
 /*
  * Slow flash for a child process: native/slow-fsync.c, loaded with LD_PRELOAD, delays every durable
@@ -44,7 +44,8 @@ export interface SlowFsync {
 
 /** Whether the shim can be used here: builds it if needed, or says what is missing. */
 export function slowFsyncShim(): NativeBuild {
-  return nativeShim('slow-fsync');
+  const build = nativeBuild({ name: 'slow-fsync', kind: 'shared-object' });
+  return build.ok ? build : { ok: false, reason: `${build.reason} (on Debian: apt-get install gcc)` };
 }
 
 /**

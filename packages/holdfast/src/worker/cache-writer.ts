@@ -1,7 +1,8 @@
 import type { Ballast } from './ballast.js';
-import type { Cache, Eviction } from './cache.js';
+import type { Cache } from './cache.js';
 import { DiskFullRecovery } from './disk-full.js';
 import type { Rec } from './record.js';
+import type { DoneRecords, Eviction } from './records-table.js';
 
 /**
  * Input that arrives during trouble is appended in one transaction per this window (a synced commit
@@ -15,6 +16,8 @@ const APPEND_WINDOW_MESSAGES = 4096;
 export interface CacheWriterHooks {
   /** Seqs that must never be evicted (the exchange in flight). */
   isProtected(seq: number): boolean;
+  /** Delivered records still cached (batched removal): taken out before anything pending is evicted. */
+  done(): DoneRecords | undefined;
   /** A write committed: stats, waiters and the sender may move on. */
   committed(): void;
   evicted(eviction: Eviction): void;
@@ -32,7 +35,7 @@ export interface CacheWriterHooks {
  */
 export class CacheWriter {
   /** Appends issued but not yet committed, oldest first. */
-  readonly #uncommitted: Array<{ minSeq: number; maxSeq: number }> = [];
+  readonly #uncommitted: Array<{ minSeq: number; maxSeq: number; recs: readonly Rec[] }> = [];
   /** Input waiting for the next windowed append (not yet issued), oldest first. */
   #windowed: Rec[] = [];
   #windowTimer: NodeJS.Timeout | undefined;
@@ -65,6 +68,12 @@ export class CacheWriter {
       append: (recs, then) => this.#appendNow(recs, undefined, then),
       remove: (recs, alsoInTxn) => this.remove(recs, alsoInTxn),
       appendsPending: () => this.#uncommitted.length > 0,
+      pendingRecords: () => this.#uncommitted.flatMap((span) => span.recs),
+      windowed: () => this.#windowed,
+      dropWindowed: (seqs) => {
+        this.#windowed = this.#windowed.filter((r) => !seqs.has(r.seq));
+      },
+      done: () => hooks.done(),
       settled: () => hooks.committed(),
     });
   }
@@ -139,7 +148,7 @@ export class CacheWriter {
    * moment are they in neither place (the sender could otherwise send a newer record first).
    */
   #commitAppend(recs: Rec[], alsoInTxn?: () => void, refused?: (err: unknown) => void): Promise<void> {
-    const span = { minSeq: recs[0]?.seq ?? Infinity, maxSeq: recs[recs.length - 1]?.seq ?? -Infinity };
+    const span = { minSeq: recs[0]?.seq ?? Infinity, maxSeq: recs[recs.length - 1]?.seq ?? -Infinity, recs };
     if (recs.length > 0) this.#uncommitted.push(span);
     // What this transaction evicts is marked as it runs, and unmarked once it commits or rolls back.
     const evicting: number[] = [];
@@ -151,7 +160,14 @@ export class CacheWriter {
       evicting.push(seq);
       this.#evicting.add(seq);
     };
-    return this.#cache.append(recs, alsoInTxn, this.#isProtected, markEvicting).then(
+    // appendedThrough must not pass a reading another write still carries (an older append in flight,
+    // the overflow, the window): after a crash the intake log replays only what is above it.
+    const watermarkCap = (): number => {
+      let lowest = Math.min(this.#recovery.overflowHead?.seq ?? Infinity, this.#windowed[0]?.seq ?? Infinity);
+      for (const other of this.#uncommitted) if (other !== span && other.minSeq < lowest) lowest = other.minSeq;
+      return lowest - 1;
+    };
+    return this.#cache.append(recs, { alsoInTxn, isProtected: this.#isProtected, onEvict: markEvicting, done: this.#hooks.done(), watermarkCap }).then(
       (eviction) => {
         settle();
         if (eviction.messages > 0) this.#hooks.evicted(eviction);
@@ -274,8 +290,11 @@ export class CacheWriter {
     return this.#recovery.takeHead();
   }
 
-  stop(): void {
+  /** close(): writes what waits (windowed input, and for disk space), within the deadline; resolves with what could not be. */
+  async stop(deadlineMs: number): Promise<Rec[]> {
     this.hurry();
+    const unsaved = await this.#recovery.saveWaiting(deadlineMs);
     this.#recovery.stop();
+    return unsaved;
   }
 }

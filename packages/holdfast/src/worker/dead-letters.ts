@@ -59,6 +59,10 @@ export class DeadLetterTable {
     return recs;
   }
 
+  has(seq: number): boolean {
+    return this.#db.doesExist(seq);
+  }
+
   removeInTxn(recs: readonly Rec[]): void {
     for (const rec of recs) this.#db.removeSync(rec.seq);
   }

@@ -1,4 +1,5 @@
 import type { Cache } from './cache.js';
+import type { DoneRecords } from './records-table.js';
 import type { CacheWriter } from './cache-writer.js';
 import type { Progress, ProgressFile } from './progress-file.js';
 
@@ -30,8 +31,9 @@ export class DeliveryLedger {
   #removedThrough = 0;
   #sinceRemoval = 0;
   #removalTimer: NodeJS.Timeout | undefined;
-  /** Requeued dead letters below the delivered floor, not yet sent again. */
-  readonly #requeued = new Set<number>();
+  /** Requeued dead letters (the `requeued` table: they survive a restart), not yet sent again. */
+  readonly #requeued: Set<number>;
+  readonly #keepRequeued = (seq: number): boolean => this.#requeued.has(seq);
   /** Writes (removals, dead letters) a later progress write must not overtake. */
   readonly #pending = new Set<Promise<void>>();
 
@@ -40,6 +42,12 @@ export class DeliveryLedger {
     this.#cache = cache;
     this.#writer = writer;
     this.#delivered = file.current.floor;
+    this.#requeued = new Set(cache.requeued.list());
+  }
+
+  /** What the cache may take out before it evicts anything pending: the durable floor's records. */
+  get done(): DoneRecords {
+    return { through: this.#floorFor(0), keep: this.#keepRequeued };
   }
 
   /** What the last run left: the floor, and the PUBREL that may still await its PUBCOMP. */
@@ -76,11 +84,11 @@ export class DeliveryLedger {
   /** An exchange of cached records completed (PUBCOMP, or PUBACK at QoS 1). */
   completed(seqs: readonly number[], recs: Parameters<CacheWriter['remove']>[0]): void {
     const lastSeq = seqs[seqs.length - 1] ?? 0;
-    for (const seq of seqs) this.#requeued.delete(seq);
+    const requeuedHere = this.#requeued.size > 0 ? seqs.filter((seq) => this.#requeued.delete(seq)) : [];
     if (lastSeq > this.#delivered) this.#delivered = lastSeq;
-    if (this.#requeued.size > 0 || lastSeq < this.#removedThrough) {
+    if (requeuedHere.length > 0 || this.#requeued.size > 0 || lastSeq < this.#removedThrough) {
       // The floor cannot cover these: remove them now, and let the next progress write wait for it.
-      this.#guard(this.#writer.remove(recs));
+      this.#guard(this.#writer.remove(recs, requeuedHere.length > 0 ? () => this.#cache.requeued.removeInTxn(requeuedHere) : undefined));
       return;
     }
     if (++this.#sinceRemoval >= REMOVE_EVERY_EXCHANGES) this.removeDelivered();
@@ -101,7 +109,7 @@ export class DeliveryLedger {
     // A QoS 1 floor is written on its way: what it does not cover yet goes with a later batch.
     if (this.#delivered > through) this.#removalTimer = setTimeout(() => this.removeDelivered(), REMOVE_EVERY_MS).unref();
     if (through <= this.#removedThrough) return Promise.resolve();
-    const removal = this.#cache.removeThrough(through).then(() => {
+    const removal = this.#cache.removeThrough(through, this.#keepRequeued).then(() => {
       this.#removedThrough = Math.max(this.#removedThrough, through);
     });
     this.#writer.track(removal);
@@ -115,17 +123,30 @@ export class DeliveryLedger {
   }
 
   /**
-   * Dead letters are about to go back into the cache with their old seqs: first everything the floor
-   * covers leaves the cache, so that the floor can stop below them.
+   * Moves dead letters (all, or these seqs) back into the cache with their old seqs; resolves with how
+   * many. First everything the floor covers leaves the cache, and the floor stops below them.
    */
-  async requeuing(seqs: readonly number[]): Promise<void> {
+  async requeueDeadLetters(seqs: readonly number[] | undefined): Promise<number> {
+    await this.#cache.settled();
+    const recs = this.#cache.dead.takeForRequeue(seqs);
+    if (recs.length === 0) return 0;
     await this.removeDelivered();
-    for (const seq of seqs) if (seq <= this.#delivered) this.#requeued.add(seq);
+    for (const rec of recs) this.#requeued.add(rec.seq);
+    await this.#writer.requeue(recs, () => {
+      this.#cache.dead.removeInTxn(recs);
+      this.#cache.requeued.putInTxn(recs);
+    });
+    return recs.length;
   }
 
-  /** Requeued readings no longer in the cache (evicted meanwhile): nothing to hold the floor for. */
+  /** Requeued readings no longer in the cache (evicted, or refused again): nothing to hold the floor for. */
   forgetRequeued(seqs: readonly number[]): void {
     for (const seq of seqs) this.#requeued.delete(seq);
+  }
+
+  /** Whether a seq is a requeued dead letter not yet sent again. */
+  isRequeued(seq: number): boolean {
+    return this.#requeued.has(seq);
   }
 
   /** At start: what the floor covers, and the exchange whose PUBREL the last run may have sent, leave the cache. */
@@ -133,7 +154,7 @@ export class DeliveryLedger {
     const { floor, pubrel } = this.#file.current;
     const ranges: Array<[number, number]> = [[1, floor]];
     if (pubrel) ranges.push([pubrel.firstSeq, pubrel.lastSeq]);
-    const sweep = this.#cache.removeRanges(ranges).then(() => {
+    const sweep = this.#cache.removeRanges(ranges, this.#keepRequeued).then(() => {
       this.#removedThrough = floor;
     });
     this.#writer.track(sweep);

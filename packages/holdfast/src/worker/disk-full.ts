@@ -1,6 +1,8 @@
 import type { Ballast } from './ballast.js';
-import type { Cache, Eviction } from './cache.js';
+import type { Cache } from './cache.js';
+import { monotonicMs } from './clock.js';
 import type { Rec } from './record.js';
+import { count, noEviction, type DoneRecords, type Eviction } from './records-table.js';
 
 /** How long to wait before trying a full disk again. */
 const DISK_FULL_RETRY_MS = 1000;
@@ -29,6 +31,14 @@ export interface DiskFullHooks {
   remove(recs: readonly Rec[], alsoInTxn: (() => void) | undefined): void;
   /** Whether appends are still waiting for their commit (recovery waits for them to settle). */
   appendsPending(): boolean;
+  /** The records of appends on their way into the cache: as evictable as the cached ones, once they land. */
+  pendingRecords(): readonly Rec[];
+  /** Input waiting for its windowed append (memory, not yet issued): evictable like the overflow. */
+  windowed(): readonly Rec[];
+  /** Takes evicted records out of the window before its append is issued. */
+  dropWindowed(seqs: ReadonlySet<number>): void;
+  /** Delivered records still cached: freed before anything pending is evicted. */
+  done(): DoneRecords | undefined;
   /** One of its own writes settled: the sender may move on (a drained() may be waiting for it). */
   settled(): void;
 }
@@ -146,6 +156,21 @@ export class DiskFullRecovery {
     if (this.#retryTimer === undefined) this.#retryTimer = setTimeout(() => this.#retry(), DISK_FULL_RETRY_MS);
   }
 
+  /**
+   * close(): tries again, at once and as often as the budget allows, to write what waits for space.
+   * Resolves with what is still waiting (and so lost) at the deadline.
+   */
+  async saveWaiting(deadlineMs: number): Promise<Rec[]> {
+    while (this.#overflow.length > 0 && monotonicMs() < deadlineMs) {
+      if (this.#retryTimer !== undefined) {
+        clearTimeout(this.#retryTimer);
+        this.#retry();
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return [...this.#overflow];
+  }
+
   stop(): void {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
@@ -161,33 +186,36 @@ export class DiskFullRecovery {
     const excess = this.#overflow.length - this.#maxOverflow;
     if (excess <= 0) return;
     const protect = this.#hooks.isProtected;
-    const waiting = this.#overflow.filter((r) => !protect(r.seq)).sort((a, b) => a.priority - b.priority || a.seq - b.seq);
-    const cached = this.#cache.evictionCandidates(excess, protect);
-    const fromOverflow = new Set<number>();
+    // In memory: the overflow, and the input in the window (it would join the overflow behind it).
+    const windowed = this.#hooks.windowed();
+    const waiting = [...this.#overflow, ...windowed].filter((r) => !protect(r.seq)).sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+    // The cache's candidates, and the records on their way into it (a transaction ordered after their
+    // append evicts them): missing those, a newer alarm could go while older routine readings stay.
+    const landing = this.#hooks.pendingRecords().filter((r) => !protect(r.seq)).map((r) => ({ priority: r.priority, seq: r.seq }));
+    const cached = [...this.#cache.records.evictionCandidates(excess, protect), ...landing].sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+    const fromMemory = new Set<number>();
     const fromCache: Array<{ priority: number; seq: number }> = [];
     let w = 0;
     let c = 0;
-    while (fromOverflow.size + fromCache.length < excess && (w < waiting.length || c < cached.length)) {
+    while (fromMemory.size + fromCache.length < excess && (w < waiting.length || c < cached.length)) {
       const a = waiting[w];
       const b = cached[c];
       if (a && (!b || a.priority < b.priority || (a.priority === b.priority && a.seq < b.seq))) {
-        fromOverflow.add(a.seq);
+        fromMemory.add(a.seq);
         w++;
       } else {
         fromCache.push(b!);
         c++;
       }
     }
-    const eviction: Eviction = { messages: 0, bytes: 0, byPriority: new Array<number>(10).fill(0), seqs: [] };
-    for (let i = this.#overflow.length - 1; i >= 0; i--) {
-      const rec = this.#overflow[i]!;
-      if (!fromOverflow.has(rec.seq)) continue;
-      this.#overflow.splice(i, 1);
-      eviction.messages++;
-      eviction.bytes += rec.size;
-      eviction.byPriority[rec.priority - 1]! += 1;
+    const eviction = noEviction();
+    for (const rec of [...this.#overflow, ...windowed]) {
+      if (!fromMemory.has(rec.seq)) continue;
+      count(eviction, rec.priority, rec.size, 1);
       eviction.seqs.push(rec.seq);
     }
+    for (let i = this.#overflow.length - 1; i >= 0; i--) if (fromMemory.has(this.#overflow[i]!.seq)) this.#overflow.splice(i, 1);
+    if (windowed.some((r) => fromMemory.has(r.seq))) this.#hooks.dropWindowed(fromMemory);
     if (eviction.messages > 0) this.#hooks.evicted(eviction);
     // Deleting needs free pages too; the ballast released at the failure gives LMDB room. If the
     // commit fails anyway, the cap is exceeded until the next retry evicts again.
@@ -216,7 +244,7 @@ export class DiskFullRecovery {
     // take all the freed space every time and nothing else ever commit.
     const room = waiting + Math.max(16, Math.ceil(this.#cache.messages / 10));
     this.#pendingEvictions++;
-    this.#cache.evict(room, this.#hooks.isProtected).then(
+    this.#cache.evict(room, this.#hooks.isProtected, this.#hooks.done()).then(
       (eviction) => {
         this.#pendingEvictions--;
         if (eviction.messages > 0) this.#hooks.evicted(eviction);

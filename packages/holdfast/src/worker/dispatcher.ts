@@ -93,7 +93,7 @@ export class Dispatcher {
   recover(entries: readonly OutgoingEntry[], legacy: readonly number[] = []): void {
     for (const id of legacy) this.#legacy.add(id);
     for (const entry of entries) {
-      const exchange = new Exchange(entry.seqs, this.#cache.readSeqs(entry.seqs), true, entry.messageId);
+      const exchange = new Exchange(entry.seqs, this.#cache.records.readSeqs(entry.seqs), true, entry.messageId);
       if (this.inflight.current) this.#recovered.push(exchange);
       else this.inflight.begin(exchange, undefined);
     }
@@ -229,21 +229,27 @@ export class Dispatcher {
     if (refusal) {
       this.#stats.deadLettered(exchange.seqs.length);
       this.#post({ type: 'event', name: 'dead-letter', data: { seqs: [...exchange.seqs], reason: refusal } });
+      this.#ledger.forgetRequeued(exchange.seqs);
       this.#ledger.guard(
         this.#writer.remove(exchange.cached ? recs : [], () => {
           this.#cache.dead.putInTxn(recs, refusal);
+          this.#cache.requeued.removeInTxn(exchange.seqs);
           if (legacy) this.#cache.outgoing.removeInTxn(messageId);
         }),
       );
     } else {
       this.#stats.delivered(exchange);
       this.latencies.record(recs);
-      if (exchange.cached && exchange.seqs.length > 0) {
-        // QoS 1 has no PUBREL, so no progress write yet: it is written now, on its way.
-        if (acked === 'puback') this.#ledger.recordAck(exchange.lastSeq);
-        this.#ledger.completed(exchange.seqs, recs);
+      const seqs = exchange.seqs;
+      // QoS 1 has no PUBREL, so no progress write yet: it is written now, on its way (journal mode
+      // replays from the intake log what the floor does not cover, so it matters there too).
+      if (acked === 'puback' && seqs.length > 0 && (exchange.cached || this.#progressInDirect)) this.#ledger.recordAck(exchange.lastSeq);
+      if (legacy) {
+        // A format-2 cache's packet: its exchange wrote no progress, so no floor covers its records.
+        this.#ledger.guard(this.#writer.remove(recs, () => this.#cache.outgoing.removeInTxn(messageId)));
+      } else if (exchange.cached && seqs.length > 0) {
+        this.#ledger.completed(seqs, recs);
       }
-      if (legacy) this.#writer.track(this.#cache.write(() => this.#cache.outgoing.removeInTxn(messageId)));
     }
     const next = this.#recovered.shift();
     if (next) this.inflight.begin(next, this.#link.connected ? this.#link.connection : undefined);

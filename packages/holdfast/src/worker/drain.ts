@@ -1,9 +1,10 @@
 import type { ResolvedOptions } from '../options.js';
-import type { Cache, UnreadableRecord } from './cache.js';
+import type { Cache } from './cache.js';
 import type { CacheWriter } from './cache-writer.js';
 import type { DeliveryLedger } from './delivery-ledger.js';
 import { Exchange } from './exchange.js';
 import type { Rec } from './record.js';
+import type { UnreadableRecord } from './records-table.js';
 
 /** What the drain does next. */
 export type DrainStep =
@@ -27,11 +28,14 @@ export function nextToDrain(cache: Cache, writer: CacheWriter, ledger: DeliveryL
   const requeued = ledger.requeuedPending;
   if (requeued.length > 0) {
     const leaving = writer.leavingSeqs;
-    const recs = cache.readSeqs(requeued.slice(0, maxMessages)).filter((r) => !leaving?.has(r.seq));
-    ledger.forgetRequeued(requeued.slice(0, maxMessages).filter((seq) => !recs.some((r) => r.seq === seq)));
-    if (recs.length > 0) return { kind: 'send', exchange: new Exchange(recs.map((r) => r.seq), recs, true), asBulk: bulk !== false };
+    const wanted = requeued.slice(0, maxMessages).filter((seq) => !leaving?.has(seq));
+    const read = cache.records.readSeqsOrUnreadable(wanted);
+    if (read.unreadable.length > 0) return { kind: 'unreadable', unreadable: read.unreadable };
+    // Gone meanwhile (evicted): nothing left to hold the floor for.
+    ledger.forgetRequeued(wanted.filter((seq) => !read.recs.some((r) => r.seq === seq)));
+    if (read.recs.length > 0) return { kind: 'send', exchange: new Exchange(read.recs.map((r) => r.seq), read.recs, true), asBulk: bulk !== false };
   }
-  const { recs, unreadable } = cache.readOldest(maxMessages, maxBytes, writer.leavingSeqs, ledger.deliveredFloor);
+  const { recs, unreadable } = cache.records.readOldest(maxMessages, maxBytes, writer.leavingSeqs, ledger.deliveredFloor);
   if (unreadable.length > 0) return { kind: 'unreadable', unreadable };
   const waiting = writer.overflowHead;
   if (waiting && (recs.length === 0 || waiting.seq < recs[0]!.seq)) {

@@ -1,4 +1,3 @@
-import { monotonicMs } from './clock.js';
 import type { Rec } from './record.js';
 
 /**
@@ -15,7 +14,7 @@ export class Exchange {
   /** Connections in a row that closed while this exchange was on them and made no progress. */
   droppedConnections = 0;
   /** Monotonic ms of the last sign of life: sent, resent, PUBREC. */
-  lastProgressMs = monotonicMs();
+  lastProgressMs = performance.now();
 
   constructor(
     /** The seqs it carries, oldest first (one, or a bulk's). */
@@ -53,8 +52,8 @@ const WATCHDOG_TICK_DIVISOR = 4;
 
 /**
  * Holds the exchange in flight and its two clocks: the spill timeout (timeoutMs after each send) and
- * the watchdog (watchdogMs with no progress while connected). Both are monotonic: a clock jump never
- * fires or delays them. One timer each, re-armed with refresh(), so nothing is allocated per message.
+ * the watchdog (watchdogMs with no progress while connected). Both are monotonic (performance.now(),
+ * this thread's clock): a clock jump never fires or delays them. One timer each, re-armed with refresh(), so nothing is allocated per message.
  */
 export class InFlight {
   #current: Exchange | undefined;
@@ -86,7 +85,7 @@ export class InFlight {
     const exchange = this.#current;
     if (!exchange) return;
     if (connection !== undefined) exchange.sentOn = connection;
-    exchange.lastProgressMs = monotonicMs();
+    exchange.lastProgressMs = performance.now();
     if (this.#timeout) this.#timeout.refresh();
     else this.#timeout = setTimeout(() => this.#onTimeout(), this.#timeoutMs).unref();
     this.#armWatchdog();
@@ -96,16 +95,14 @@ export class InFlight {
   progressed(): void {
     const exchange = this.#current;
     if (!exchange) return;
-    exchange.lastProgressMs = monotonicMs();
+    exchange.lastProgressMs = performance.now();
     exchange.droppedConnections = 0;
   }
 
-  /** Frees the slot; returns what was in it. */
+  /** Frees the slot; returns what was in it. The watchdog keeps ticking: nothing is set up per message. */
   end(): Exchange | undefined {
     const exchange = this.#current;
     this.#current = undefined;
-    clearTimeout(this.#watchdog);
-    this.#watchdog = undefined;
     return exchange;
   }
 
@@ -115,7 +112,7 @@ export class InFlight {
    */
   connectionClosed(connection: number): number {
     this.#connected = false;
-    clearTimeout(this.#watchdog);
+    clearInterval(this.#watchdog);
     this.#watchdog = undefined;
     const exchange = this.#current;
     if (!exchange || exchange.sentOn !== connection) return 0;
@@ -129,7 +126,7 @@ export class InFlight {
 
   stop(): void {
     clearTimeout(this.#timeout);
-    clearTimeout(this.#watchdog);
+    clearInterval(this.#watchdog);
     this.#watchdog = undefined;
   }
 
@@ -138,8 +135,9 @@ export class InFlight {
     if (exchange) this.#hooks.timedOut(exchange);
   }
 
+  /** One interval per connection (not per exchange): a tick with nothing in flight does nothing. */
   #armWatchdog(): void {
-    if (!this.#connected || !this.#current || this.#watchdog) return;
+    if (!this.#connected || this.#watchdog) return;
     const tick = Math.max(10, Math.floor(this.#watchdogMs / WATCHDOG_TICK_DIVISOR));
     this.#watchdog = setInterval(() => this.#checkWatchdog(), tick).unref();
   }
@@ -147,10 +145,10 @@ export class InFlight {
   #checkWatchdog(): void {
     const exchange = this.#current;
     if (!exchange || !this.#connected) return;
-    const silentMs = monotonicMs() - exchange.lastProgressMs;
+    const silentMs = performance.now() - exchange.lastProgressMs;
     if (silentMs < this.#watchdogMs) return;
     // Once per stuck episode: the reconnect that follows resends it and restarts its clock.
-    exchange.lastProgressMs = monotonicMs();
+    exchange.lastProgressMs = performance.now();
     this.#hooks.stuck(exchange, silentMs);
   }
 }

@@ -22,6 +22,8 @@ export interface ReplayBounds {
   appendedThrough: number;
   /** Delivery progress: everything at or below the floor is delivered, and so is the PUBREL's exchange. */
   progress: Progress;
+  /** Readings in the dead letters (refused, or poison): not sent again by a replay. */
+  deadLettered: (seq: number) => boolean;
 }
 
 /**
@@ -30,7 +32,7 @@ export interface ReplayBounds {
  * like any fresh batch.
  */
 export function readIntakeLog(dir: string, bounds: ReplayBounds, cipher: CacheCipher | undefined): IntakeReplay {
-  const done = (seq: number): boolean => seq <= bounds.appendedThrough || isDone(bounds.progress, seq);
+  const done = (seq: number): boolean => seq <= bounds.appendedThrough || isDone(bounds.progress, seq) || bounds.deadLettered(seq);
   const replay: IntakeReplay = { batches: [], messages: 0, segments: [], quarantined: [] };
   const names = readdirSync(dir)
     .filter((name) => INTAKE_SEGMENT.test(name))

@@ -13,6 +13,8 @@ import type { QuarantineInfo } from '../protocol.js';
 import { JournalPolicy } from './durability/journal.js';
 import { SpillPolicy } from './durability/spill.js';
 import { IntakeSync } from './intake-sync.js';
+import { monotonicMs } from './clock.js';
+import type { Rec } from './record.js';
 import { Link } from './link.js';
 import { DerivedMessageIds } from './message-ids.js';
 import { ProgressFile } from './progress-file.js';
@@ -43,6 +45,14 @@ function loadCacheKey(): Buffer | undefined {
   return options.cacheKeyFile ? readCacheKeyFile(options.cacheKeyFile, 'cacheKeyFile', 'options.cacheKeyFile') : undefined;
 }
 
+function unsavedError(unsaved: readonly Rec[]): HoldfastError {
+  const first = unsaved[0]!.seq;
+  const last = unsaved[unsaved.length - 1]!.seq;
+  return new HoldfastError(ErrorCodes.CACHE_WRITE_FAILED, `close(): ${unsaved.length} readings (seqs ${first} to ${last}) waited for disk space to the end and are lost`, {
+    details: { count: unsaved.length, firstSeq: first, lastSeq: last },
+  });
+}
+
 function run(): void {
   let cache: Cache;
   let quarantined: QuarantineInfo | undefined;
@@ -55,7 +65,7 @@ function run(): void {
     const cipher = cacheKey ? new CacheCipher(cacheKey) : undefined;
     ({ cache, quarantined } = openCache(options.cacheDir, options.maxCache, cipher));
     progress = ProgressFile.open(options.cacheDir);
-    intake = readIntakeLog(options.cacheDir, { appendedThrough: cache.appendedThrough, progress: progress.current }, cipher);
+    intake = readIntakeLog(options.cacheDir, { appendedThrough: cache.appendedThrough, progress: progress.current, deadLettered: (seq) => cache.dead.has(seq) }, cipher);
     epoch = cache.reserveEpoch();
   } catch (err) {
     post({ type: 'error', error: serializeError(err, ErrorCodes.CACHE_UNAVAILABLE) });
@@ -177,7 +187,7 @@ function run(): void {
     clearInterval(latencyTimer);
     offline.stop();
     try {
-      await sender!.stop();
+      const unsaved = await sender!.stop(monotonicMs() + Math.floor(budget * 0.4));
       if (link.connected) await sender!.settleInflight(Math.floor(budget * 0.4));
       await link.end(Math.max(100, budget - (performance.now() - started) - 500));
       await cache.settled();
@@ -186,6 +196,8 @@ function run(): void {
       intakeSync?.close();
       progress.close();
       stats[Stat.connected] = 0;
+      // Never a success that hides a loss: readings a full disk would not take are named.
+      if (unsaved.length > 0) throw unsavedError(unsaved);
       post({ type: 'reply', id });
     } catch (err) {
       post({ type: 'reply', id, error: serializeError(err) });

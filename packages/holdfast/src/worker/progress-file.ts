@@ -40,6 +40,7 @@ export class ProgressFile {
   #counter: number;
   #current: Progress;
   #writing = false;
+  #closed = false;
   #next: Pending | undefined;
   readonly #slot = Buffer.alloc(SLOT_BYTES);
 
@@ -77,6 +78,7 @@ export class ProgressFile {
    * resolves when the newest is durable.
    */
   write(progress: Progress): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error('the progress file is closed'));
     return new Promise((resolve, reject) => {
       const done = (err?: Error): void => (err ? reject(err) : resolve());
       if (this.#next) {
@@ -89,19 +91,26 @@ export class ProgressFile {
     });
   }
 
+  /** Closes the file once the write on its way (if any) is done; later writes are refused. */
   close(): void {
-    closeSync(this.#fd);
+    this.#closed = true;
+    if (!this.#writing) closeSync(this.#fd);
   }
 
   #drain(): void {
     if (this.#writing || !this.#next) return;
     const { progress, waiters } = this.#next;
     this.#next = undefined;
+    if (this.#closed) {
+      for (const waiter of waiters) waiter(new Error('the progress file is closed'));
+      return;
+    }
     this.#writing = true;
     const counter = this.#counter + 1;
     encodeSlot(this.#slot, counter, progress);
     const finish = (err: Error | null): void => {
       this.#writing = false;
+      if (this.#closed) closeSync(this.#fd);
       if (!err) {
         this.#counter = counter;
         this.#current = progress;

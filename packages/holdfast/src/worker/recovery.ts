@@ -60,7 +60,7 @@ export function recoverInFlight(input: RecoveryInput): RecoveredInFlight {
  */
 function orphanCandidates({ progress, cache, replayed, epoch }: RecoveryInput): number[] {
   if (progress.floor === 0) return [];
-  const present = (seq: number): boolean => cache.has(seq) || replayed.some((b) => seq >= b.firstSeq && seq < b.firstSeq + b.topics.length);
+  const present = (seq: number): boolean => cache.records.has(seq) || replayed.some((b) => seq >= b.firstSeq && seq < b.firstSeq + b.topics.length);
   const candidates = [progress.floor + 1];
   const floorEpoch = Math.floor(progress.floor / EPOCH_SPAN);
   for (let e = Math.max(floorEpoch + 1, epoch - MAX_ORPHAN_PUBRELS); e < epoch; e++) candidates.push(e * EPOCH_SPAN + 1);

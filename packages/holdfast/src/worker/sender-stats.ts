@@ -58,6 +58,6 @@ export class SenderStats {
     this.#s[Stat.cachedMessages] = c.messages;
     this.#s[Stat.cachedBytes] = c.bytes;
     for (let p = 0; p < 10; p++) this.#s[Stat.byPriority + p] = c.byPriority[p] ?? 0;
-    this.#s[Stat.oldestCachedTs] = c.messages > 0 ? cache.oldestTimestamp(afterSeq) : 0;
+    this.#s[Stat.oldestCachedTs] = c.messages > 0 ? cache.records.oldestTimestamp(afterSeq) : 0;
   }
 }

@@ -54,6 +54,8 @@ export class Sender {
   readonly #ledger: DeliveryLedger;
   /** Dead letters are on their way back into the cache: the drain waits (see requeue()). */
   #requeueing = false;
+  /** The start's sweep of what the progress file says is done has not committed yet: the drain waits. */
+  #sweeping = true;
   readonly #link: DispatchLink;
   readonly #stats: SenderStats;
   readonly #post: (msg: FromWorker) => void;
@@ -67,6 +69,7 @@ export class Sender {
     const health = cacheHealthHooks(deps.stats, this.#post, () => this.#updateMemStats());
     this.#writer = new CacheWriter(this.#cache, ballast, this.#o.highWater.messages, {
       isProtected: (seq) => this.#dispatcher.carries(seq),
+      done: () => this.#ledger.done,
       committed: () => {
         this.#updateCacheStats();
         this.#settleWaiters();
@@ -94,7 +97,10 @@ export class Sender {
   /** Starts: a backlog or a packet left in flight by the last run means the cache drains first. */
   start(recovered: readonly OutgoingEntry[], legacy: readonly number[]): void {
     // What the progress file says is done leaves the cache before anything is read from it.
-    void this.#ledger.sweepAtStart();
+    void this.#ledger.sweepAtStart().finally(() => {
+      this.#sweeping = false;
+      this.#pump();
+    });
     this.#dispatcher.recover(recovered, legacy);
     if (this.#cache.messages > 0 || recovered.length > 0) this.#enter('draining', 'a backlog from the last run drains first');
     else this.#enter('direct', 'nothing left from the last run');
@@ -150,26 +156,20 @@ export class Sender {
   }
 
   async requeue(id: number, seqs: number[] | undefined): Promise<void> {
+    // The drain waits while they land (they keep their old seqs, below the delivered floor).
+    this.#requeueing = true;
     try {
-      await this.#cache.settled();
-      const recs = this.#cache.dead.takeForRequeue(seqs);
-      if (recs.length > 0) {
-        // They keep their old seqs, below the delivered floor: the ledger holds the floor below them
-        // before they land, and the drain waits until they have.
-        this.#requeueing = true;
-        try {
-          await this.#ledger.requeuing(recs.map((r) => r.seq));
-          await this.#writer.requeue(recs, () => this.#cache.dead.removeInTxn(recs));
-        } finally {
-          this.#requeueing = false;
-        }
-        this.#stats.deadLettered(-recs.length);
+      const count = await this.#ledger.requeueDeadLetters(seqs);
+      this.#requeueing = false;
+      if (count > 0) {
+        this.#stats.deadLettered(-count);
         this.#on('requeue');
       }
       this.#updateCacheStats();
-      this.#post({ type: 'reply', id, value: recs.length });
+      this.#post({ type: 'reply', id, value: count });
       this.#pump();
     } catch (err) {
+      this.#requeueing = false;
       this.#post({ type: 'reply', id, error: serializeError(err, ErrorCodes.CACHE_WRITE_FAILED) });
     }
   }
@@ -252,7 +252,7 @@ export class Sender {
 
   /** Sends the oldest pending reading, from the cache (or from memory while it waits for disk space). */
   #drainNext(): void {
-    if (this.#closing || this.#requeueing || this.#dispatcher.busy || this.#state !== 'draining' || !this.#link.ready) return;
+    if (this.#closing || this.#requeueing || this.#sweeping || this.#dispatcher.busy || this.#state !== 'draining' || !this.#link.ready) return;
     if (this.#writer.reshaping) return this.#scheduleCacheRead(true);
     const step = nextToDrain(this.#cache, this.#writer, this.#ledger, this.#o.bulk);
     switch (step.kind) {
@@ -262,6 +262,7 @@ export class Sender {
       case 'unreadable':
         this.#stats.deadLettered(step.unreadable.length);
         for (const u of step.unreadable) this.#post({ type: 'event', name: 'dead-letter', data: { seqs: [u.seq], reason: `unreadable cache record: ${u.reason}` } });
+        this.#ledger.forgetRequeued(step.unreadable.map((u) => u.seq));
         this.#writer.removing(
           step.unreadable.map((u) => u.seq),
           this.#cache.deadLetterUnreadable(step.unreadable),
@@ -372,13 +373,18 @@ export class Sender {
   // ── shutdown ──────────────────────────────────────────────────────────────────────────────
 
   /** Stops intake and sending, and spills whatever is pending. Resolves when it is committed. */
-  async stop(): Promise<void> {
+  /**
+   * Stops intake and sending, and spills whatever is pending. Resolves when it is committed, with the
+   * readings a full disk would not take before `deadlineMs` (lost: close() reports them).
+   */
+  async stop(deadlineMs: number): Promise<Rec[]> {
     this.#closing = true;
     this.#on('close');
-    this.#writer.stop();
+    const unsaved = await this.#writer.stop(deadlineMs);
     this.#ledger.stop();
     await this.#ledger.removeDelivered();
     await this.#cache.settled();
+    return unsaved;
   }
 
   /** Waits (bounded) for the message in flight to complete, so a clean close leaves nothing mid-air. */
