@@ -117,7 +117,9 @@ describe('dead letters', () => {
     assert.deepEqual([report.lost, report.duplicates, report.outOfOrder], [0, 0, 0]);
     const dead = await s.client.deadLetters();
     assert.equal(dead.length, 1);
-    assert.match(dead[0]!.reason, /reason code/);
+    // Refused at the acknowledgement, not after deadLetterAfterDisconnects drops (whose reason also
+    // quotes the parse error, so a looser match passed with the unparseable refusal ignored).
+    assert.match(dead[0]!.reason, /^refused by the broker with an unparseable reason code/);
     assert.equal(auditor.arrivals('dev-big-huge').length, 0);
   });
 

@@ -76,6 +76,7 @@ describe('open() option validation', () => {
     ['reconnect not an object', withField('reconnect', true), 'reconnect', /options\.reconnect must be an object/],
     ['reconnect with an unknown key', withField('reconnect.delay', 1), 'reconnect.delay', /options\.reconnect\.delay is not a known option \(known: minMs, maxMs\)/],
     ['reconnect.maxMs below reconnect.minMs', withField('reconnect', { minMs: 5000, maxMs: 1000 }), 'reconnect.maxMs', /options\.reconnect\.maxMs must be at least reconnect\.minMs \(5000\); got 1000/],
+    ['watchdogMs below timeoutMs', { ...base(), timeoutMs: 5000, watchdogMs: 4999 }, 'watchdogMs', /options\.watchdogMs must be at least timeoutMs \(5000\); got 4999/],
     ['session not an object', withField('session', 'clean'), 'session', /options\.session must be an object/],
     ['session with an unknown key', withField('session.expiry', 1), 'session.expiry', /options\.session\.expiry is not a known option \(known: clean, expirySec\)/],
     ['session.clean not a boolean', withField('session.clean', 'no'), 'session.clean', /options\.session\.clean must be a boolean; got "no"/],
@@ -113,6 +114,8 @@ describe('open() option validation', () => {
   /** Every integer option: [path, min, max]. Below, above and fractional are refused; both bounds are accepted. */
   const integers: Array<[string, number, number]> = [
     ['timeoutMs', 10, 3_600_000],
+    ['watchdogMs', 10, 24 * 3_600_000],
+    ['deadLetterAfterDisconnects', 1, 1000],
     ['highWater.messages', 1, 10_000_000],
     ['highWater.bytes', 1024, 2 ** 31],
     ['maxCache.messages', 1, 1_000_000_000],
@@ -142,7 +145,12 @@ describe('open() option validation', () => {
     it(`accepts: ${path} at ${min} and at ${max}`, () => {
       for (const value of [min, max]) {
         // reconnect.maxMs must also be at least minMs: set the other one to the same value.
-        const input = path.startsWith('reconnect.') ? withField('reconnect', { minMs: value, maxMs: value }) : withField(path, value);
+        // watchdogMs must also be at least timeoutMs: its lower bound is accepted with the lowest timeoutMs.
+        const input = path.startsWith('reconnect.')
+          ? withField('reconnect', { minMs: value, maxMs: value })
+          : path === 'watchdogMs'
+            ? { ...withField(path, value), timeoutMs: 10 }
+            : withField(path, value);
         const resolved = resolveOptions(input) as unknown as Record<string, unknown>;
         const got = path.split('.').reduce<unknown>((at, key) => (at as Record<string, unknown>)[key], resolved);
         assert.equal(got, value);

@@ -111,7 +111,9 @@ class FaultyLink implements LinkProxy {
     private readonly targetPort: number,
     private listenPort: number,
   ) {
-    this.server = net.createServer((socket) => this.accept(socket));
+    // Half-open on both sides: a FIN is forwarded behind the data (and held by a stall, as a dead link
+    // would), never answered by the proxy itself.
+    this.server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
   }
 
   get port(): number {
@@ -215,7 +217,7 @@ class FaultyLink implements LinkProxy {
 
   private accept(client: net.Socket): void {
     this.accepted.push(performance.now());
-    const upstream = net.connect({ host: this.targetHost, port: this.targetPort });
+    const upstream = net.connect({ host: this.targetHost, port: this.targetPort, allowHalfOpen: true });
     const conn = new ProxiedConnection(client, upstream, this.faults, () => this.open.delete(conn));
     this.open.add(conn);
   }

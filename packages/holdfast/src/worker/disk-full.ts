@@ -54,6 +54,8 @@ export class DiskFullRecovery {
   readonly #overflow: Rec[] = [];
   readonly #unremoved = new Map<number, Unremoved>();
   #failing = false;
+  /** Retries in a row that found records waiting for space (a retry follows a refused write). */
+  #retriesWaiting = 0;
   #pendingEvictions = 0;
   #stopped = false;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -191,7 +193,7 @@ export class DiskFullRecovery {
     const protect = this.#hooks.isProtected;
     // In memory: the overflow, and the input in the window (it would join the overflow behind it).
     const windowed = this.#hooks.windowed();
-    const waiting = [...this.#overflow, ...windowed].filter((r) => !protect(r.seq)).sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+    const waiting = this.#memoryCandidates(windowed);
     // The cache's candidates, and the records on their way into it (a transaction ordered after their
     // append evicts them): missing those, a newer alarm could go while older routine readings stay.
     const landing = this.#hooks.pendingRecords().filter((r) => !protect(r.seq)).map((r) => ({ priority: r.priority, seq: r.seq }));
@@ -211,15 +213,7 @@ export class DiskFullRecovery {
         c++;
       }
     }
-    const eviction = noEviction();
-    for (const rec of [...this.#overflow, ...windowed]) {
-      if (!fromMemory.has(rec.seq)) continue;
-      count(eviction, rec.priority, rec.size, 1);
-      eviction.seqs.push(rec.seq);
-    }
-    for (let i = this.#overflow.length - 1; i >= 0; i--) if (fromMemory.has(this.#overflow[i]!.seq)) this.#overflow.splice(i, 1);
-    if (windowed.some((r) => fromMemory.has(r.seq))) this.#hooks.dropWindowed(fromMemory);
-    if (eviction.messages > 0) this.#hooks.evicted(eviction);
+    this.#evictFromMemory(fromMemory, windowed);
     // Deleting needs free pages too; the ballast released at the failure gives LMDB room. If the
     // commit fails anyway, the cap is exceeded until the next retry evicts again.
     if (fromCache.length > 0) {
@@ -238,10 +232,46 @@ export class DiskFullRecovery {
     }
   }
 
+  /** Unprotected records in memory (the overflow and the window), in eviction order. */
+  #memoryCandidates(windowed: readonly Rec[]): Rec[] {
+    const protect = this.#hooks.isProtected;
+    return [...this.#overflow, ...windowed].filter((r) => !protect(r.seq)).sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+  }
+
+  /** Evicts these seqs from the overflow and the window, and reports them. */
+  #evictFromMemory(seqs: ReadonlySet<number>, windowed: readonly Rec[]): void {
+    if (seqs.size === 0) return;
+    const eviction = noEviction();
+    for (const rec of [...this.#overflow, ...windowed]) {
+      if (!seqs.has(rec.seq)) continue;
+      count(eviction, rec.priority, rec.size, 1);
+      eviction.seqs.push(rec.seq);
+    }
+    for (let i = this.#overflow.length - 1; i >= 0; i--) if (seqs.has(this.#overflow[i]!.seq)) this.#overflow.splice(i, 1);
+    if (windowed.some((r) => seqs.has(r.seq))) this.#hooks.dropWindowed(seqs);
+    if (eviction.messages > 0) this.#hooks.evicted(eviction);
+  }
+
+  /**
+   * The cache had nothing left to evict, and what waits still did not fit the last time: the space is
+   * held by something eviction in the cache cannot free (journal mode's intake log holds these very
+   * readings, and its segment goes only once none of them is waiting). Waiting forever would refuse
+   * every new reading, alarms too, until the link returns; so a quarter of what waits is evicted by
+   * the same rule, and the rest is tried again.
+   */
+  #evictWaiting(): void {
+    const windowed = this.#hooks.windowed();
+    const candidates = this.#memoryCandidates(windowed);
+    const take = Math.ceil(candidates.length / 4);
+    this.#evictFromMemory(new Set(candidates.slice(0, take).map((r) => r.seq)), windowed);
+  }
+
   /** Frees space by priority eviction, then writes the waiting records again, in order. */
   #retry(): void {
     this.#retryTimer = undefined;
     const waiting = this.#overflow.length;
+    // A second retry in a row with records waiting: writing them did not get through the last time.
+    const stuck = waiting > 0 && ++this.#retriesWaiting >= 2;
     // Room for what waits, plus headroom (a tenth of the cache) for the writes that must follow it:
     // the in-flight packet's commit and removals. Evicting only what waits would let the re-append
     // take all the freed space every time and nothing else ever commit.
@@ -251,6 +281,7 @@ export class DiskFullRecovery {
       (eviction) => {
         this.#pendingEvictions--;
         if (eviction.messages > 0) this.#hooks.evicted(eviction);
+        if (stuck && eviction.messages < room) this.#evictWaiting();
         const unremoved = new Set(this.#unremoved.values());
         this.#unremoved.clear();
         for (const entry of unremoved) this.#hooks.remove(entry.recs, entry.alsoInTxn);
@@ -267,6 +298,7 @@ export class DiskFullRecovery {
   /** Writes the records waiting for space, oldest first, one chunk per transaction. */
   #writeOverflow(): void {
     if (this.#overflow.length === 0) {
+      this.#retriesWaiting = 0;
       this.maybeRecovered();
       return this.#hooks.settled();
     }
