@@ -94,8 +94,9 @@ async function run(): Promise<void> {
   const intakeSync = options.durability === 'journal'
     ? new IntakeSync(options.cacheDir, () => sender?.settle(), (err) => post({ type: 'error', error: serializeError(new HoldfastError(ErrorCodes.CACHE_WRITE_FAILED, `intake log sync failed: ${err.message}`)) }))
     : undefined;
-  // A replacement worker syncs the segments it took over: the dead one may not have synced them all.
-  if (restart && intakeSync) {
+  // The segments replayed at start are synced with the first batch: the run (or worker) that wrote
+  // them may have died before syncing, and flush() confirms by syncedThrough, which covers them.
+  if (intakeSync) {
     for (const segment of intake.segments) intakeSync.opened(segment.name);
     intakeSync.retired(intake.segments.map((segment) => segment.name));
   }
