@@ -1,4 +1,4 @@
-import type { HoldfastClient } from 'holdfast';
+import { ErrorCodes, type HoldfastClient } from 'holdfast';
 import { SimulatedDevice } from '../simulator/device.js';
 import type { ProfileName } from '../simulator/profiles.js';
 import type { Reporter } from './reporter.js';
@@ -94,11 +94,28 @@ class DeviceLoop {
     };
   }
 
-  /** False once --count messages went out: nothing beyond the count, whatever its kind. */
+  /**
+   * False once --count messages went out (nothing beyond the count, whatever its kind), or when the
+   * client refused the message. A refused message keeps its `n` for the next one, so an audit sees no
+   * gap that was never accepted: journal mode refuses what a full disk cannot log (the client's
+   * 'error' event says so, once per episode). A client that can publish no more stops this device.
+   */
   #publish(kind: string, body: Record<string, unknown>, priority: number): boolean {
     if (this.#s.count !== undefined && this.#n >= this.#s.count) return false;
-    const payload = JSON.stringify({ device: this.#m.device, profile: this.#m.profile, kind, n: ++this.#n, ts: Date.now(), ...body });
-    this.#m.client.publish(topicFor(this.#s.topic, this.#m.device, kind), payload, { priority });
+    const payload = JSON.stringify({ device: this.#m.device, profile: this.#m.profile, kind, n: this.#n + 1, ts: Date.now(), ...body });
+    try {
+      this.#m.client.publish(topicFor(this.#s.topic, this.#m.device, kind), payload, { priority });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === ErrorCodes.CACHE_WRITE_FAILED) return false;
+      if (code === ErrorCodes.WORKER_FAILED || code === ErrorCodes.CLOSED) {
+        this.#reporter.info('publisher stopped', { device: this.#m.device, code });
+        this.stop();
+        return false;
+      }
+      throw err;
+    }
+    this.#n++;
     return true;
   }
 }

@@ -7,9 +7,14 @@ export interface Publisher {
   client: HoldfastClient;
 }
 
-const CLIENT_EVENTS = ['connect', 'disconnect', 'offline', 'online', 'spill', 'drain-start', 'drain-end', 'dead-letter', 'quarantine', 'connection-error'] as const;
-/** Client events logged above info: an outage, and what caused it. */
-const WARNINGS = new Set<string>(['disconnect', 'offline', 'connection-error']);
+const CLIENT_EVENTS = [
+  'connect', 'disconnect', 'offline', 'online', 'spill', 'drain-start', 'drain-end', 'dead-letter', 'quarantine', 'connection-error',
+  'evict', 'cache-recovered', 'watchdog', 'worker-restart', 'worker-failed',
+] as const;
+/** Client events logged above info: an outage and its cause, readings given up, a worker that died. */
+const WARNINGS = new Set<string>(['disconnect', 'offline', 'connection-error', 'evict', 'watchdog', 'worker-restart']);
+/** Events that mean the device can no longer publish. */
+const ERRORS = new Set<string>(['worker-failed']);
 
 /** Keeps only counters and reasons from an event's data: never payloads or credentials. */
 function safeFields(data: unknown): Record<string, unknown> {
@@ -18,6 +23,12 @@ function safeFields(data: unknown): Record<string, unknown> {
   for (const [key, value] of Object.entries(data)) {
     if (key === 'payload' || key === 'password') continue;
     if (typeof value === 'number' || typeof value === 'boolean' || (typeof value === 'string' && value.length <= 200)) out[key] = value;
+    // A worker crash's loss ({ count, ranges }): the count and the seq range it spans, never the readings.
+    else if (key === 'lost' && typeof value === 'object' && value !== null && typeof (value as { count?: unknown }).count === 'number') {
+      const { count, ranges } = value as { count: number; ranges?: Array<[number, number]> };
+      out.lost = count;
+      if (ranges && ranges.length > 0) out.lostSeqs = `${ranges[0]![0]}..${ranges[ranges.length - 1]![1]}`;
+    }
   }
   return out;
 }
@@ -71,7 +82,7 @@ export class Reporter {
         client.on(name, (data: unknown) => {
           // The catch-up below may already have reported this connection or drain.
           if (!this.#track(device, name)) return;
-          this.#event(device, name, safeFields(data), WARNINGS.has(name) ? 'warn' : 'info');
+          this.#event(device, name, safeFields(data), ERRORS.has(name) ? 'error' : WARNINGS.has(name) ? 'warn' : 'info');
         });
       }
       client.on('error', (err: Error & { code?: string }) => this.#event(device, 'error', { code: err.code, error: err.message }, 'error'));
