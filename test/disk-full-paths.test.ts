@@ -5,7 +5,7 @@
  * across a crash, nor wedge the client.
  */
 import assert from 'node:assert/strict';
-import { statfsSync, writeFileSync } from 'node:fs';
+import { readdirSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { open, type HoldfastClient } from 'holdfast';
@@ -132,6 +132,24 @@ describe('journal mode on a full disk (issue F section 3)', () => {
     } finally {
       await rig.proxy.refuse(false);
       await client?.close();
+      disk.remove();
+    }
+  });
+  it('open() on a disk too full for a new cache rejects at once with HOLDFAST_CACHE_UNAVAILABLE and moves nothing aside', { skip: !isRoot && 'needs root to mount a tmpfs', timeout: 60_000 }, async () => {
+    const disk = tinyTmpfs('full-open');
+    try {
+      const free = statfsSync(disk.path);
+      writeFileSync(join(disk.path, 'filler'), Buffer.alloc(free.bavail * free.bsize - 16 * 1024));
+      const cacheDir = join(disk.path, 'cache');
+      const startedAt = performance.now();
+      await assert.rejects(open({ broker: rig.proxy.url, clientId: 'dev-full-open', cacheDir, durability: 'journal', protocolVersion: rig.protocol }), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'HOLDFAST_CACHE_UNAVAILABLE', err.message);
+        assert.match(err.message, /disk is full/);
+        return true;
+      });
+      assert.ok(performance.now() - startedAt < 10_000, 'at once, not after the open timeout');
+      assert.deepEqual(readdirSync(cacheDir).filter((f) => f.includes('corrupt')), [], 'nothing quarantined: the cache is not damaged');
+    } finally {
       disk.remove();
     }
   });

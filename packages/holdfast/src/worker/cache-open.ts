@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { open as openLmdb, type RootDatabase } from 'lmdb';
 import { ErrorCodes, HoldfastError } from '../errors.js';
+import { Ballast } from './ballast.js';
 import { Cache, type CacheLimits } from './cache.js';
 import { checkHeader, PROBE_DAMAGED } from './cache-header.js';
 import { CACHE_FILE } from './cache-layout.js';
@@ -31,12 +32,21 @@ export function openCache(dir: string, limits: CacheLimits, cipher?: CacheCipher
   let root: RootDatabase | undefined;
   try {
     root = openRoot(path);
-    return { cache: new Cache(root, limits, cipher), quarantined };
+    return { cache: openOnFullDisk(root, dir, limits, cipher), quarantined };
   } catch (err) {
     // A wrong key or another holdfast's format is not damage: report it and leave the cache as it is.
     if (err instanceof HoldfastError && (err.code === ErrorCodes.CACHE_KEY_MISMATCH || err.code === ErrorCodes.CACHE_FORMAT_UNSUPPORTED)) {
       void root?.close();
       throw err;
+    }
+    // Nor is a disk too full to write the cache's first small records: the probe found the file
+    // readable, and moving it aside would strand its backlog (and then fail the same way).
+    if (root && !problem && isOutOfSpace(err)) {
+      void root.close();
+      throw new HoldfastError(ErrorCodes.CACHE_UNAVAILABLE, `cannot open cache ${path}: the disk is full (${(err as Error).message}); nothing was moved aside, open() again once there is room`, {
+        cause: err,
+        details: { cacheDir: dir },
+      });
     }
     if (quarantined || !existsSync(path)) {
       throw new HoldfastError(ErrorCodes.CACHE_UNAVAILABLE, `cannot open cache ${path}: ${(err as Error).message}`, { cause: err });
@@ -45,6 +55,30 @@ export function openCache(dir: string, limits: CacheLimits, cipher?: CacheCipher
     quarantined = quarantine(path, (err as Error).message);
     return { cache: new Cache(openRoot(path), limits, cipher), quarantined };
   }
+}
+
+function openOnFullDisk(root: RootDatabase, dir: string, limits: CacheLimits, cipher: CacheCipher | undefined): Cache {
+  return withBallast(dir, () => new Cache(root, limits, cipher));
+}
+
+/**
+ * Opening writes a few small records (the format, the totals, the epoch). On a full disk the ballast
+ * the last run kept (ballast.ts) is let go for them, as a full disk lets it go for eviction, so a
+ * device with a backlog starts and can send it; the sender puts the ballast back once there is room.
+ */
+export function withBallast<T>(dir: string, write: () => T): T {
+  try {
+    return write();
+  } catch (err) {
+    if (!isOutOfSpace(err) || !new Ballast(dir).release()) throw err;
+    return write();
+  }
+}
+
+/** The errors LMDB gives for a write the disk refused: ENOSPC, EDQUOT, or EIO (a full tmpfs or SD card). */
+function isOutOfSpace(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === 5 || code === 28 || code === 122 || code === 'EIO' || code === 'ENOSPC' || code === 'EDQUOT' || /no space left|input\/output error|quota/i.test((err as Error).message ?? '');
 }
 
 /** Creates the cache directory (0700) if needed. */

@@ -8,7 +8,7 @@ import { readCacheKeyFile } from '../cache-key.js';
 import { CacheCipher } from './cipher.js';
 import { Stat, type FromWorker, type ToWorker, type WorkerInit } from '../protocol.js';
 import type { Cache } from './cache.js';
-import { ensureCacheDir, openCache } from './cache-open.js';
+import { ensureCacheDir, openCache, withBallast } from './cache-open.js';
 import type { QuarantineInfo } from '../protocol.js';
 import { JournalPolicy } from './durability/journal.js';
 import { SpillPolicy } from './durability/spill.js';
@@ -72,7 +72,7 @@ async function run(): Promise<void> {
     // A replacement worker reads only what the facade no longer writes, up to what the dead one got.
     const replacing = restart && { replayThrough: restart.replayThrough, before: restart.intakeBefore };
     intake = readIntakeLog(options.cacheDir, { appendedThrough: cache.appendedThrough, progress: progress.current, deadLettered: (seq) => cache.dead.has(seq), ...replacing }, cipher);
-    epoch = cache.reserveEpoch();
+    epoch = withBallast(options.cacheDir, () => cache!.reserveEpoch());
   } catch (err) {
     // open() fails and lets go; a restart keeps the client's lock while the supervisor tries again.
     if (!restart) releaseCacheLock(options.cacheDir, lockToken);
@@ -184,7 +184,7 @@ async function run(): Promise<void> {
         sweeper.sweep(sender.lowestVolatileSeq);
         break;
       case 'reserveEpoch':
-        post({ type: 'epoch', epoch: cache.reserveEpoch() });
+        post({ type: 'epoch', epoch: withBallast(options.cacheDir, () => cache.reserveEpoch()) });
         break;
       case 'close':
         if (closing) break;
