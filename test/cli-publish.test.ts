@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startAuditor, startBroker, type AuditMessage, type Auditor, type Broker } from '@holdfast/testkit';
-import { sleep, tempDir, waitUntil } from './helpers.js';
+import { needsRoot, skipUnlessCI, sleep, tempDir, tinyTmpfs, waitUntil } from './helpers.js';
 import { jsonLines, runCli, startCli } from './fixtures/cli-run.js';
 
 let broker: Broker;
@@ -137,6 +137,29 @@ describe('holdfast publish', () => {
     assert.equal(r.code, 0, r.stderr);
     const stats = jsonLines(r.stdout).filter((l) => l.msg === 'stats');
     assert.ok(stats.every((l) => typeof l.offline === 'number'), 'the stats line counts the publishers offline');
+  });
+
+  it('journal on a full disk: the refused messages are logged, not thrown, and the command keeps running', async (t) => {
+    const noRoot = needsRoot();
+    if (noRoot) return skipUnlessCI(t, noRoot);
+    const disk = tinyTmpfs('cli-full');
+    // Room to open the cache, and for the intake log to fill within seconds.
+    writeFileSync(join(disk.path, 'filler'), Buffer.alloc(600 * 1024));
+    // No broker: everything waits on the disk.
+    const cli = startCli(['publish', '--broker', 'mqtt://127.0.0.1:1', '--client-id', 'full', '--durability', 'journal', '--cache-dir', join(disk.path, 'cache'), '--interval', '10ms', '--stats-every', '500ms', '--topic', 'fleet/{device}/{kind}', ...protocolArgs()]);
+    try {
+      // The intake log full: from here publish() refuses what it cannot log.
+      const failed = JSON.parse(await cli.waitForLine((l) => l.includes('HOLDFAST_CACHE_WRITE_FAILED') && l.includes('intake log'), 30_000)) as Record<string, unknown>;
+      assert.equal(failed.level, 'error');
+      // Still publishing (and refusing) a while later: a stats line after the failure.
+      const seen = cli.stdout().length;
+      await waitUntil(() => cli.stdout().slice(seen).includes('"msg":"stats"'), 5000, 'a stats line after the disk filled');
+      assert.equal(cli.child.exitCode, null, `the command is still running; stderr: ${cli.stderr()}`);
+    } finally {
+      cli.kill('SIGKILL');
+      await cli.done;
+      disk.remove();
+    }
   });
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
