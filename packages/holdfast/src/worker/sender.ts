@@ -375,7 +375,6 @@ export class Sender {
 
   // ── shutdown ──────────────────────────────────────────────────────────────────────────────
 
-  /** Stops intake and sending, and spills whatever is pending. Resolves when it is committed. */
   /**
    * Stops intake and sending, and spills whatever is pending. Resolves when it is committed, with the
    * readings a full disk would not take before `deadlineMs` (lost: close() reports them).
