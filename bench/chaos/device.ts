@@ -6,6 +6,7 @@
  * stdout, one JSON object per line, written synchronously so every line survives a SIGKILL:
  *   {"open":true,"hooks":bool,"cached":n}   open() resolved; hooks: the worker fault hook exists
  *   {"openFailed":"CODE: message"}           open() rejected (the process then exits 3)
+ *   {"openRetry":"message"}                  open() found the disk too full for the cache: tried again in 500 ms
  *   {"n":42,"seq":…}                         reading 42 was accepted by publish() (printed before the next)
  *   {"n":43,"seq":…,"poison":"refused"}      the same, for a reading sent to a poison topic on command
  *   {"s":[state,connected,memory,inflight,cached,rssMB,delivered]}   stats every HF_STATS_MS
@@ -23,7 +24,7 @@
  * HF_STATS_MS (200). SIGUSR2 stops publishing, waits for drained(), lists the dead letters, closes, exits 0.
  */
 import { closeSync, openSync, readSync, statSync, writeSync } from 'node:fs';
-import { exportCache, exportDeadLetters, inspectCache, open, type HoldfastClient, type ClientState } from 'holdfast';
+import { ErrorCodes, exportCache, exportDeadLetters, inspectCache, open, type HoldfastClient, type ClientState } from 'holdfast';
 
 const env = process.env;
 const say = (event: Record<string, unknown>): void => {
@@ -50,10 +51,9 @@ if (env.HF_INSPECT === '1') {
   process.exit(0);
 }
 
-let client: HoldfastClient;
-try {
-  const maxCacheBytes = env.HF_MAX_CACHE_BYTES === undefined ? undefined : Number(env.HF_MAX_CACHE_BYTES);
-  client = await open({
+const maxCacheBytes = env.HF_MAX_CACHE_BYTES === undefined ? undefined : Number(env.HF_MAX_CACHE_BYTES);
+const openClient = (): Promise<HoldfastClient> =>
+  open({
     broker: env.HF_BROKER!,
     clientId,
     cacheDir: env.HF_CACHE_DIR!,
@@ -66,10 +66,24 @@ try {
     keepaliveSec: 5,
     connectTimeoutMs: 2000,
   });
-} catch (err) {
-  const e = err as { code?: string; message?: string };
-  say({ openFailed: `${e.code ?? 'ERROR'}: ${e.message ?? String(err)}` });
-  process.exit(3);
+/** A disk too full to open the cache on is retried, as an application would (the fault frees it). */
+const isDiskFull = (err: unknown): boolean => (err as { code?: string }).code === ErrorCodes.CACHE_UNAVAILABLE && /disk is full|no space left/i.test((err as Error).message);
+
+let client: HoldfastClient;
+for (let tries = 1; ; tries++) {
+  try {
+    client = await openClient();
+    break;
+  } catch (err) {
+    if (isDiskFull(err) && tries < 40) {
+      say({ openRetry: (err as Error).message });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      continue;
+    }
+    const e = err as { code?: string; message?: string };
+    say({ openFailed: `${e.code ?? 'ERROR'}: ${e.message ?? String(err)}` });
+    process.exit(3);
+  }
 }
 
 const hooks = typeof (client as unknown as Record<symbol, unknown>)[INJECT] === 'function';
@@ -86,8 +100,15 @@ const statsTimer = setInterval(() => {
   say({ s: [states.indexOf(s.state), s.connected ? 1 : 0, s.memoryQueued, s.inflight, s.cached.messages, Math.round(process.memoryUsage.rss() / 2 ** 20), s.delivered] });
 }, Number(env.HF_STATS_MS ?? 200));
 
+/** Journal mode refuses a reading its intake log cannot take (a full disk): not accepted, so n is kept. */
 function publish(topic: string, poison?: string): void {
-  const seq = client.publish(topic, JSON.stringify({ device: clientId, n, v: Math.random() }));
+  let seq: number;
+  try {
+    seq = client.publish(topic, JSON.stringify({ device: clientId, n, v: Math.random() }));
+  } catch (err) {
+    if ((err as { code?: string }).code !== ErrorCodes.CACHE_WRITE_FAILED) throw err;
+    return;
+  }
   say(poison === undefined ? { n, seq } : { n, seq, poison });
   n++;
 }

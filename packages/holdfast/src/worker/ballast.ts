@@ -42,3 +42,23 @@ export class Ballast {
     }
   }
 }
+
+/**
+ * Opening writes a few small records (the lock, the format, the totals, the epoch). On a full disk the
+ * ballast the last run kept is let go for them, as a full disk lets it go for eviction, so a
+ * device with a backlog starts and can send it; the sender puts the ballast back once there is room.
+ */
+export function withBallast<T>(dir: string, write: () => T): T {
+  try {
+    return write();
+  } catch (err) {
+    if (!isOutOfSpace(err) || !new Ballast(dir).release()) throw err;
+    return write();
+  }
+}
+
+/** The errors LMDB gives for a write the disk refused: ENOSPC, EDQUOT, or EIO (a full tmpfs or SD card). */
+export function isOutOfSpace(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === 5 || code === 28 || code === 122 || code === 'EIO' || code === 'ENOSPC' || code === 'EDQUOT' || /no space left|input\/output error|quota/i.test((err as Error).message ?? '');
+}

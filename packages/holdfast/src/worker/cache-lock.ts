@@ -80,8 +80,9 @@ const NO_HARD_LINKS: ReadonlySet<string | undefined> = new Set(['EPERM', 'ENOTSU
 /** Creates `path` holding `text`, only if it does not exist (EEXIST otherwise). */
 function createExclusive(path: string, text: string): void {
   const temp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}`;
-  writeFileSync(temp, text, { mode: 0o600 });
   try {
+    // Inside the try: a write the full disk refuses must not leave the temp file behind.
+    writeFileSync(temp, text, { mode: 0o600 });
     // link(2) never replaces, and the lock appears with its content whole (O_EXCL + write would not).
     linkSync(temp, path);
   } catch (err) {
@@ -89,7 +90,7 @@ function createExclusive(path: string, text: string): void {
     // Without hard links: O_EXCL, then the content (holderOf() waits out the empty instant between).
     writeFileSync(path, text, { flag: 'wx', mode: 0o600 });
   } finally {
-    unlinkSync(temp);
+    unlinkQuietly(temp);
   }
 }
 
@@ -128,8 +129,13 @@ export function acquireCacheLock(dir: string, token: string): void {
     const current = holderOf(path);
     if (current && current.token !== token && alive(current)) throw locked(dir, current);
     const temp = `${path}.${process.pid}.new`;
-    writeFileSync(temp, mine, { mode: 0o600 });
-    renameSync(temp, path);
+    try {
+      writeFileSync(temp, mine, { mode: 0o600 });
+      renameSync(temp, path);
+    } catch (err) {
+      unlinkQuietly(temp);
+      throw unavailable(path, err);
+    }
   });
 }
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { open as openLmdb, type RootDatabase } from 'lmdb';
 import { ErrorCodes, HoldfastError } from '../errors.js';
-import { Ballast } from './ballast.js';
+import { isOutOfSpace, withBallast } from './ballast.js';
 import { Cache, type CacheLimits } from './cache.js';
 import { checkHeader, PROBE_DAMAGED } from './cache-header.js';
 import { CACHE_FILE } from './cache-layout.js';
@@ -59,26 +59,6 @@ export function openCache(dir: string, limits: CacheLimits, cipher?: CacheCipher
 
 function openOnFullDisk(root: RootDatabase, dir: string, limits: CacheLimits, cipher: CacheCipher | undefined): Cache {
   return withBallast(dir, () => new Cache(root, limits, cipher));
-}
-
-/**
- * Opening writes a few small records (the format, the totals, the epoch). On a full disk the ballast
- * the last run kept (ballast.ts) is let go for them, as a full disk lets it go for eviction, so a
- * device with a backlog starts and can send it; the sender puts the ballast back once there is room.
- */
-export function withBallast<T>(dir: string, write: () => T): T {
-  try {
-    return write();
-  } catch (err) {
-    if (!isOutOfSpace(err) || !new Ballast(dir).release()) throw err;
-    return write();
-  }
-}
-
-/** The errors LMDB gives for a write the disk refused: ENOSPC, EDQUOT, or EIO (a full tmpfs or SD card). */
-function isOutOfSpace(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return code === 5 || code === 28 || code === 122 || code === 'EIO' || code === 'ENOSPC' || code === 'EDQUOT' || /no space left|input\/output error|quota/i.test((err as Error).message ?? '');
 }
 
 /** Creates the cache directory (0700) if needed. */

@@ -8,7 +8,8 @@ import { readCacheKeyFile } from '../cache-key.js';
 import { CacheCipher } from './cipher.js';
 import { Stat, type FromWorker, type ToWorker, type WorkerInit } from '../protocol.js';
 import type { Cache } from './cache.js';
-import { ensureCacheDir, openCache, withBallast } from './cache-open.js';
+import { withBallast } from './ballast.js';
+import { ensureCacheDir, openCache } from './cache-open.js';
 import type { QuarantineInfo } from '../protocol.js';
 import { JournalPolicy } from './durability/journal.js';
 import { SpillPolicy } from './durability/spill.js';
@@ -66,7 +67,7 @@ async function run(): Promise<void> {
     cipher = cacheKey ? new CacheCipher(cacheKey) : undefined;
     // Before the cache is touched: a second client must not quarantine or drain this one's cache.
     ensureCacheDir(options.cacheDir);
-    acquireCacheLock(options.cacheDir, lockToken);
+    withBallast(options.cacheDir, () => acquireCacheLock(options.cacheDir, lockToken));
     ({ cache, quarantined } = openCache(options.cacheDir, options.maxCache, cipher));
     progress = ProgressFile.open(options.cacheDir);
     // A replacement worker reads only what the facade no longer writes, up to what the dead one got.
