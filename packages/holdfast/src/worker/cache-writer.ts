@@ -18,6 +18,11 @@ export interface CacheWriterHooks {
   isProtected(seq: number): boolean;
   /** Delivered records still cached (batched removal): taken out before anything pending is evicted. */
   done(): DoneRecords | undefined;
+  /**
+   * The lowest seq the sender holds outside the writer (Infinity when none): a record taken from the
+   * overflow and in flight from memory, or input queued in memory. No append's watermark may pass it.
+   */
+  lowestHeldOutside(): number;
   /** A write committed: stats, waiters and the sender may move on. */
   committed(): void;
   evicted(eviction: Eviction): void;
@@ -161,9 +166,10 @@ export class CacheWriter {
       this.#evicting.add(seq);
     };
     // appendedThrough must not pass a reading another write still carries (an older append in flight,
-    // the overflow, the window): after a crash the intake log replays only what is above it.
+    // the overflow, the window) or the sender still holds (sent from the overflow): after a crash the
+    // intake log replays only what is above it.
     const watermarkCap = (): number => {
-      let lowest = Math.min(this.#recovery.overflowHead?.seq ?? Infinity, this.#windowed[0]?.seq ?? Infinity);
+      let lowest = Math.min(this.#recovery.overflowHead?.seq ?? Infinity, this.#windowed[0]?.seq ?? Infinity, this.#hooks.lowestHeldOutside());
       for (const other of this.#uncommitted) if (other !== span && other.minSeq < lowest) lowest = other.minSeq;
       return lowest - 1;
     };

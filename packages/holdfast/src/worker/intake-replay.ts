@@ -25,6 +25,11 @@ export interface ReplayBounds {
   /** Readings in the dead letters (refused, or poison): not sent again by a replay. */
   deadLettered: (seq: number) => boolean;
   /**
+   * Readings in the cache: appendedThrough is a watermark held below a reading still on its way, so a
+   * reading above it may be cached already. Appended again, it would be counted twice in the totals.
+   */
+  cached: (seq: number) => boolean;
+  /**
    * A worker that replaces a dead one (same facade, still writing the log) replays only up to the
    * last seq posted to the dead worker (the facade posts the later readings itself)...
    */
@@ -40,7 +45,7 @@ export interface ReplayBounds {
  */
 export function readIntakeLog(dir: string, bounds: ReplayBounds, cipher: CacheCipher | undefined): IntakeReplay {
   const replayThrough = bounds.replayThrough ?? Infinity;
-  const done = (seq: number): boolean => seq <= bounds.appendedThrough || seq > replayThrough || isDone(bounds.progress, seq) || bounds.deadLettered(seq);
+  const done = (seq: number): boolean => seq <= bounds.appendedThrough || seq > replayThrough || isDone(bounds.progress, seq) || bounds.deadLettered(seq) || bounds.cached(seq);
   const { before } = bounds;
   const replay: IntakeReplay = { batches: [], messages: 0, segments: [], quarantined: [] };
   const names = readdirSync(dir)

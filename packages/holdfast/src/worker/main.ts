@@ -72,7 +72,7 @@ async function run(): Promise<void> {
     progress = ProgressFile.open(options.cacheDir);
     // A replacement worker reads only what the facade no longer writes, up to what the dead one got.
     const replacing = restart && { replayThrough: restart.replayThrough, before: restart.intakeBefore };
-    intake = readIntakeLog(options.cacheDir, { appendedThrough: cache.appendedThrough, progress: progress.current, deadLettered: (seq) => cache.dead.has(seq), ...replacing }, cipher);
+    intake = readIntakeLog(options.cacheDir, { appendedThrough: cache.appendedThrough, progress: progress.current, deadLettered: (seq) => cache.dead.has(seq), cached: (seq) => cache.records.has(seq), ...replacing }, cipher);
     epoch = withBallast(options.cacheDir, () => cache!.reserveEpoch());
   } catch (err) {
     // open() fails and lets go; a restart keeps the client's lock while the supervisor tries again.
