@@ -12,9 +12,10 @@
  * writes forever, and a restart after a kill waits out the stale period); flock(2) wrappers (fs-ext,
  * fs-native-extensions) are native addons that must build or ship prebuilds for 32-bit ARM devices.
  */
-import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, ftruncateSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCodes, HoldfastError } from '../errors.js';
+import { isOutOfSpace } from './ballast.js';
 
 export const LOCK_FILE = 'holdfast.lock';
 /** Taken (briefly) to replace a stale lock, so two processes cannot both take it over. */
@@ -120,23 +121,79 @@ export function acquireCacheLock(dir: string, token: string): void {
     createExclusive(path, mine);
     return;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw unavailable(dir, err);
+    // A full disk refuses the new file before link(2) could say EEXIST: a lock that is there is taken over below.
+    const exists = (err as NodeJS.ErrnoException).code === 'EEXIST' || (isOutOfSpace(err) && readText(path) !== undefined);
+    if (!exists) throw unavailable(dir, err);
   }
   const holder = holderOf(path);
   if (holder && alive(holder)) throw locked(dir, holder);
-  withTakeover(path, () => {
-    // Read again under the takeover lock: another process may have replaced the stale lock already.
-    const current = holderOf(path);
-    if (current && current.token !== token && alive(current)) throw locked(dir, current);
-    const temp = `${path}.${process.pid}.new`;
+  try {
+    withTakeover(path, () => {
+      // Read again under the takeover lock: another process may have replaced the stale lock already.
+      const current = holderOf(path);
+      if (current && current.token !== token && alive(current)) throw locked(dir, current);
+      const temp = `${path}.${process.pid}.new`;
+      try {
+        writeFileSync(temp, mine, { mode: 0o600 });
+        renameSync(temp, path);
+      } catch (err) {
+        unlinkQuietly(temp);
+        throw unavailable(path, err);
+      }
+    });
+  } catch (err) {
+    if (!(err instanceof HoldfastError && err.code === ErrorCodes.CACHE_UNAVAILABLE && isOutOfSpace(err.cause))) throw err;
+    takeOverInPlace(dir, path, mine, token);
+  }
+}
+
+/**
+ * A stale lock on a disk too full for the takeover's new files (a device killed during a disk-full
+ * episode, its ballast spent): claimed by renaming it (atomic, so one process wins), rewritten in the
+ * space it already has, and put back with link(2), which fails if another client made a lock meanwhile.
+ * Without it the device could not start, and its backlog not drain, until something freed space.
+ */
+function takeOverInPlace(dir: string, path: string, mine: string, token: string): void {
+  const claimed = `${path}.claimed-${process.pid}`;
+  try {
+    renameSync(path, claimed);
+  } catch (err) {
+    // ENOENT: another process claimed it first.
+    throw unavailable(dir, err);
+  }
+  const putBack = (): void => {
     try {
-      writeFileSync(temp, mine, { mode: 0o600 });
-      renameSync(temp, path);
-    } catch (err) {
-      unlinkQuietly(temp);
-      throw unavailable(path, err);
+      linkSync(claimed, path);
+    } catch {
+      // Someone made a new lock meanwhile: theirs stands.
     }
-  });
+    unlinkQuietly(claimed);
+  };
+  const holder = holderOf(claimed);
+  if (holder && holder.token !== token && alive(holder)) {
+    putBack();
+    throw locked(dir, holder);
+  }
+  try {
+    const fd = openSync(claimed, 'r+');
+    try {
+      writeSync(fd, mine, 0);
+      ftruncateSync(fd, Buffer.byteLength(mine));
+    } finally {
+      closeSync(fd);
+    }
+    linkSync(claimed, path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (NO_HARD_LINKS.has(code)) return renameSync(claimed, path);
+    unlinkQuietly(claimed);
+    if (code === 'EEXIST') {
+      const current = holderOf(path);
+      if (current && alive(current)) throw locked(dir, current);
+    }
+    throw unavailable(dir, err);
+  }
+  unlinkQuietly(claimed);
 }
 
 function withTakeover(path: string, replace: () => void): void {

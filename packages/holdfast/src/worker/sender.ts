@@ -70,7 +70,7 @@ export class Sender {
     this.#writer = new CacheWriter(this.#cache, ballast, this.#o.highWater.messages, {
       isProtected: (seq) => this.#dispatcher.carries(seq),
       done: () => this.#ledger.done,
-      lowestHeldOutside: () => this.#lowestHeldOutsideWriter(),
+      lowestHeldOutside: () => this.#inFlightUncached(),
       committed: () => {
         this.#updateCacheStats();
         this.#settleWaiters();
@@ -117,14 +117,13 @@ export class Sender {
 
   /** The lowest seq a crash could still lose (Infinity when none). */
   get lowestVolatileSeq(): number {
-    return Math.min(this.#writer.lowestVolatileSeq, this.#lowestHeldOutsideWriter());
+    return Math.min(this.#writer.lowestVolatileSeq, this.#inFlightUncached(), this.#mem.peek()?.seq ?? Infinity);
   }
 
-  /** In flight without being in the cache (sent from memory, or from the disk-full overflow), or queued in memory. */
-  #lowestHeldOutsideWriter(): number {
+  /** The lowest seq in flight without being in the cache (sent from memory, or from the disk-full overflow). */
+  #inFlightUncached(): number {
     const exchange = this.#dispatcher.inflight.current;
-    const uncached = exchange && !exchange.cached ? exchange.recs[0]?.seq : undefined;
-    return Math.min(uncached ?? Infinity, this.#mem.peek()?.seq ?? Infinity);
+    return (exchange && !exchange.cached ? exchange.recs[0]?.seq : undefined) ?? Infinity;
   }
 
   // ── input ─────────────────────────────────────────────────────────────────────────────────
