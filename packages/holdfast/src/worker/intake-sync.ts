@@ -44,14 +44,30 @@ export class IntakeSync {
 
   /** The facade started a segment. */
   opened(name: string): void {
-    let fd: number | undefined;
-    try {
-      fd = openSync(join(this.#dir, name), 'r');
-    } catch (err) {
-      this.#fail(err as Error);
-    }
-    this.#segments.push({ name, fd, retired: false });
+    const segment: Segment = { name, fd: undefined, retired: false };
+    this.#open(segment);
+    this.#segments.push(segment);
     this.#dirDirty = true;
+  }
+
+  /**
+   * Opens a segment's descriptor (again, after a failure such as EMFILE); false while it cannot. A
+   * segment deleted meanwhile (swept: all its readings are safe elsewhere) needs no sync: it is dropped.
+   */
+  #open(segment: Segment): boolean {
+    if (segment.fd !== undefined) return true;
+    try {
+      segment.fd = openSync(join(this.#dir, segment.name), 'r');
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        const at = this.#segments.indexOf(segment);
+        if (at >= 0) this.#segments.splice(at, 1);
+        return true;
+      }
+      this.#fail(err as Error);
+      return false;
+    }
   }
 
   /** The facade closed these segments: synced once more, then their descriptors close. */
@@ -87,6 +103,10 @@ export class IntakeSync {
   #sync(): void {
     this.#syncing = true;
     const through = this.#received;
+    // A segment it cannot open cannot be synced: syncedThrough stays put (flush() then waits for the
+    // readings to be delivered or committed to the cache instead), and the open is tried again next time.
+    let complete = true;
+    for (const segment of [...this.#segments]) if (!this.#open(segment)) complete = false;
     const segments = this.#segments.filter((s) => s.fd !== undefined);
     const syncDir = this.#dirDirty;
     this.#dirDirty = false;
@@ -99,13 +119,13 @@ export class IntakeSync {
       if (failure) {
         this.#fail(failure);
       } else {
-        this.#synced = Math.max(this.#synced, through);
+        if (complete) this.#synced = Math.max(this.#synced, through);
         this.#closeRetired(segments);
         this.#onSynced();
       }
       if (this.#again || this.#received > this.#synced) {
         this.#again = false;
-        this.#timer ??= setTimeout(() => this.hurry(), failure ? 1000 : 0).unref();
+        this.#timer ??= setTimeout(() => this.hurry(), failure || !complete ? 1000 : 0).unref();
       }
     };
     if (left === 0) return done(null);
