@@ -69,6 +69,8 @@ export class Supervisor {
   #onClosingExit: (() => void) | undefined;
   #restartWaiters: Array<() => void> = [];
   #restartTimer: NodeJS.Timeout | undefined;
+  /** A replacement worker is starting (it may have the cache open already). */
+  #spawning = false;
   readonly #watchdog: NodeJS.Timeout;
   #lastBeat = -1;
   #stalledChecks = 0;
@@ -283,14 +285,18 @@ export class Supervisor {
     s[Stat.receivedThrough] = this.#outbox.lastPosted;
     s[Stat.safeBelow] = this.#outbox.lastPosted + 1;
     let spawned: SpawnedWorker;
+    this.#spawning = true;
     try {
       const init = { options: this.#o, stats: this.#statsBuffer, lockToken: this.#lockToken, testHooks: this.#testHooks, stickyFaults: this.#stickyFaults, restart };
       spawned = await spawnWorker(init);
     } catch (err) {
       const cause = err instanceof Error ? err.message : String(err);
-      if (this.#phase !== 'restarting') return;
+      // close() gave up waiting: the lock stayed this client's until the start settled.
+      if (this.#phase !== 'restarting') return releaseCacheLock(this.#o.cacheDir, this.#lockToken);
       const poison = this.#policy.died(0, 0, s[Stat.workingSeq]!, cause);
       return this.#scheduleRestart({ ...restart, poison: poison ?? restart.poison }, cause, { count: 0, ranges: [] });
+    } finally {
+      this.#spawning = false;
     }
     if (this.#phase !== 'restarting') {
       // close() gave up waiting for it; it holds the lock with this client's token.
@@ -358,7 +364,9 @@ export class Supervisor {
     } finally {
       this.#phase = 'closed';
       clearInterval(this.#watchdog);
-      releaseCacheLock(this.#o.cacheDir, this.#lockToken);
+      // A replacement still starting has the cache open: #restart lets the lock go once it is stopped,
+      // so no other client opens the cache while this one's worker may still use it.
+      if (!this.#spawning) releaseCacheLock(this.#o.cacheDir, this.#lockToken);
       this.#outbox.rejectAll(new HoldfastError(ErrorCodes.CLOSED, 'the client closed before this request finished'));
       this.#tell((host) => host.state('closed'));
     }
