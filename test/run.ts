@@ -31,9 +31,11 @@ const named = args.filter((a) => a.endsWith('.test.ts'));
 const files = args.includes('--quick') ? QUICK : named.length > 0 ? named : readdirSync(here).filter((f) => f.endsWith('.test.ts')).sort();
 
 const tmp = mkdtempSync(join(tmpdir(), 'holdfast-test-run-'));
+// Per test, and per file: chaos.test.ts runs every regression seed in a row (about 3.5 minutes).
+const TEST_TIMEOUT_MS = 360_000;
 const run = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', `--test-reporter=${process.env.TEST_REPORTER || 'spec'}`, '--test-concurrency=1', '--test-timeout=180000', ...files],
+  ['--import', 'tsx', '--test', `--test-reporter=${process.env.TEST_REPORTER || 'spec'}`, '--test-concurrency=1', `--test-timeout=${TEST_TIMEOUT_MS}`, ...files],
   { cwd: here, stdio: 'inherit', env: { ...process.env, TMPDIR: tmp } },
 );
 // tsx's compile cache (tsx-<uid>) is the tooling's, shared by the run's processes, not a test's.

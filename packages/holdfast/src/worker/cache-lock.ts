@@ -12,7 +12,7 @@
  * writes forever, and a restart after a kill waits out the stale period); flock(2) wrappers (fs-ext,
  * fs-native-extensions) are native addons that must build or ship prebuilds for 32-bit ARM devices.
  */
-import { closeSync, ftruncateSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, linkSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCodes, HoldfastError } from '../errors.js';
 import { isOutOfSpace } from './ballast.js';
@@ -21,6 +21,8 @@ export const LOCK_FILE = 'holdfast.lock';
 /** Taken (briefly) to replace a stale lock, so two processes cannot both take it over. */
 const TAKEOVER_SUFFIX = '.takeover';
 const TAKEOVER_TRIES = 50;
+/** The lock's name while a takeover in place holds it: holdfast.lock.claimed-<pid>. */
+const CLAIMED_INFIX = '.claimed-';
 
 interface Holder {
   pid: number;
@@ -111,9 +113,39 @@ function locked(dir: string, holder: Holder): HoldfastError {
   });
 }
 
+/**
+ * A takeover in place cut short (SIGKILL, power cut) between its claim and putting the lock back
+ * leaves the lock under its claimed name: put back, so it can be taken over again (on a still-full
+ * disk there would be no lock to take over, and no room for a new one).
+ */
+function restoreClaimed(dir: string, path: string): void {
+  if (readText(path) !== undefined) return;
+  for (const name of readdirSync(dir)) {
+    const pid = name.startsWith(LOCK_FILE + CLAIMED_INFIX) ? Number(name.slice((LOCK_FILE + CLAIMED_INFIX).length)) : NaN;
+    if (!Number.isInteger(pid) || pid === process.pid || pidAlive(pid)) continue;
+    try {
+      linkSync(join(dir, name), path);
+    } catch {
+      // A lock exists again, or this file system has no hard links: nothing to restore.
+    }
+    unlinkQuietly(join(dir, name));
+    return;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Takes the lock for the client `token`, or throws HOLDFAST_CACHE_LOCKED naming the live holder. */
 export function acquireCacheLock(dir: string, token: string): void {
   const path = join(dir, LOCK_FILE);
+  restoreClaimed(dir, path);
   // Already this client's (a replacement worker): nothing to write, not even on a full disk.
   if (holderOf(path)?.token === token) return;
   const mine = JSON.stringify(me(token));
@@ -154,7 +186,16 @@ export function acquireCacheLock(dir: string, token: string): void {
  * Without it the device could not start, and its backlog not drain, until something freed space.
  */
 function takeOverInPlace(dir: string, path: string, mine: string, token: string): void {
-  const claimed = `${path}.claimed-${process.pid}`;
+  const claimed = `${path}${CLAIMED_INFIX}${process.pid}`;
+  // Only where link(2) can put the lock back without replacing one made meanwhile: elsewhere (vfat)
+  // a rename back could clobber another client's lock, so the device waits for space instead.
+  const probe = `${path}.link-probe-${process.pid}`;
+  try {
+    linkSync(path, probe);
+    unlinkQuietly(probe);
+  } catch (err) {
+    throw unavailable(dir, err);
+  }
   try {
     renameSync(path, claimed);
   } catch (err) {
@@ -185,7 +226,6 @@ function takeOverInPlace(dir: string, path: string, mine: string, token: string)
     linkSync(claimed, path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (NO_HARD_LINKS.has(code)) return renameSync(claimed, path);
     unlinkQuietly(claimed);
     if (code === 'EEXIST') {
       const current = holderOf(path);
