@@ -58,6 +58,8 @@ export function mosquittoConfig(opts: MosquittoConfigOptions): string {
   }
   // One type per line: Mosquitto 2.0 reads only the first word of a log_type line.
   lines.push(`log_dest file ${path.join(opts.dir, 'mosquitto.log')}`, 'log_type error', 'log_type warning', 'log_type notice', 'log_type information');
+  // Every packet in and out (ids, flags, lengths; never payloads): for chasing a chaos seed's wire history.
+  if (process.env.HOLDFAST_MOSQUITTO_DEBUG === '1') lines.push('log_type debug');
   lines.push(...opts.extraConfig);
   return lines.join('\n') + '\n';
 }

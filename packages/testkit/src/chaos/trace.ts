@@ -23,7 +23,8 @@ export interface TraceInput {
   brokerLog: string;
 }
 
-const BROKER_LOG_LINES = 400;
+/** The broker log's tail; all of it with HOLDFAST_MOSQUITTO_DEBUG=1, whose packet lines are the point. */
+const BROKER_LOG_LINES = process.env.HOLDFAST_MOSQUITTO_DEBUG === '1' ? Infinity : 400;
 
 /** Writes the trace and returns its path. */
 export function writeTrace(input: TraceInput): string {
