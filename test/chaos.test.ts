@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FAULT_KINDS, parseChaosArgs, reproCommand, runCampaign, type ChaosArgs, type SeedResult } from '@holdfast/testkit';
+import { FAULT_KINDS, judge, parseChaosArgs, reproCommand, runCampaign, type ChaosArgs, type JudgeInput, type Life, type SeedResult } from '@holdfast/testkit';
 import { deviceScript, loadRegressions } from '../bench/chaos/regressions.js';
 
 describe('chaos campaign: regression seeds', () => {
@@ -47,5 +47,35 @@ describe('chaos command line', () => {
     assert.throws(() => parseChaosArgs(['--rate', '0']), /--rate must be a number ≥ 1; got 0/);
     assert.throws(() => parseChaosArgs(['--without', FAULT_KINDS.join(',')]), /no fault kind left/);
     assert.deepEqual((parseChaosArgs(['--seeds', '4..6']) as ChaosArgs).seeds, [4, 5, 6]);
+  });
+});
+
+describe('chaos invariants', () => {
+  const life = (index: number, ns: number[], end: Life['end'], unconfirmed?: number): Life => ({
+    index, pid: 0, accepted: ns.map((n) => ({ n, seq: index * 2 ** 32 + n })), unconfirmed, end, hooks: true, deadLetters: new Set(), workerRestarts: [],
+    injected: 0, evicted: 0, quarantines: 0, errors: [], maxRssMb: 50, stats: undefined, statsLog: [], log: [],
+  });
+  const input = (lives: Life[], arrivals: number[]): JudgeInput => ({
+    mode: 'journal', lives, arrivals, rate: 50, timeoutMs: 1000, highWater: 10_000, rssBoundMb: 200, drainedInMs: 1000, livenessBoundMs: 9000, leftover: undefined,
+  });
+
+  // Seed 207451's "duplicate": life 3 was killed inside publish() of n 543, which the intake log then
+  // held; the next life published n 543 again. Both readings arrived once each. The device now prints
+  // {"try":n} first, so the next life starts after it, and the replayed one arrives as a note.
+  it('a reading accepted unseen before a kill arrives as a note, not a duplicate; the next life does not reuse its number', () => {
+    const verdict = judge(input([life(3, [541, 542], 'kill', 543), life(4, [544, 545], 'drained')], [541, 542, 543, 544, 545]));
+    assert.deepEqual(verdict.failures, []);
+    assert.equal(verdict.duplicates, 0);
+    assert.match(verdict.notes.join('\n'), /n 543 arrived: life 3 ended \(kill\) inside publish\(\)/);
+  });
+
+  it('a reading no life published is a failure', () => {
+    const verdict = judge(input([life(0, [1, 2], 'drained')], [1, 2, 7]));
+    assert.deepEqual(verdict.failures, ['journal: 1 readings arrived that no life published: n 7']);
+  });
+
+  it('the same reading arriving twice is a duplicate', () => {
+    const verdict = judge(input([life(0, [1, 2], 'drained')], [1, 2, 2]));
+    assert.deepEqual(verdict.failures, ['journal: 1 duplicates: n 2']);
   });
 });

@@ -7,6 +7,8 @@
  *   {"open":true,"hooks":bool,"cached":n}   open() resolved; hooks: the worker fault hook exists
  *   {"openFailed":"CODE: message"}           open() rejected (the process then exits 3)
  *   {"openRetry":"message"}                  open() found the disk too full for the cache: tried again in 500 ms
+ *   {"try":42}                               reading 42 is about to go to publish(): a SIGKILL can fall between
+ *                                            publish() accepting it and the line below, so the next life starts after it
  *   {"n":42,"seq":…}                         reading 42 was accepted by publish() (printed before the next)
  *   {"n":43,"seq":…,"poison":"refused"}      the same, for a reading sent to a poison topic on command
  *   {"s":[state,connected,memory,inflight,cached,rssMB,delivered]}   stats every HF_STATS_MS
@@ -103,6 +105,7 @@ const statsTimer = setInterval(() => {
 /** Journal mode refuses a reading its intake log cannot take (a full disk): not accepted, so n is kept. */
 function publish(topic: string, poison?: string): void {
   let seq: number;
+  say({ try: n });
   try {
     seq = client.publish(topic, JSON.stringify({ device: clientId, n, v: Math.random() }));
   } catch (err) {

@@ -28,6 +28,7 @@ export { runCampaign, type CampaignOptions, type CampaignResult } from './chaos/
 export { parseChaosArgs, reproCommand, CHAOS_USAGE, CHAOS_DEFAULTS, type ChaosArgs } from './chaos/args.js';
 export { summarize, passed, table, type ChaosSummary } from './chaos/report.js';
 export { FAULT_KINDS, planSeed, type FaultKind, type ChaosEvent, type SeedPlan } from './chaos/schedule.js';
-export { lossBoundPerKill, type Verdict } from './chaos/invariants.js';
+export { judge, lossBoundPerKill, type JudgeInput, type Verdict } from './chaos/invariants.js';
+export type { Life } from './chaos/devices.js';
 export { findLibfaketime } from './chaos/clock.js';
 export type { SeedResult } from './chaos/run-seed.js';

@@ -31,6 +31,12 @@ export interface Life {
   index: number;
   pid: number;
   accepted: Accepted[];
+  /**
+   * The reading the device was handing to publish() when the life ended, with no acceptance printed: a
+   * SIGKILL between publish() and the device's line hides whether it was accepted (journal mode replays
+   * it if it was). Never reused by the next life; neither expected nor a stranger if it arrives.
+   */
+  unconfirmed: number | undefined;
   end: 'running' | 'kill' | 'drained' | 'crash' | 'wedged' | 'open-failed';
   exit?: DeviceExit;
   /** Whether the client offers the worker fault hook. */
@@ -118,7 +124,7 @@ export class ChaosDevice {
       env: { ...s.env, HF_N_START: String(this.#nextN), HF_CONTROL: s.controlFile },
     });
     const life: Life = {
-      index: this.lives.length, pid: device.pid, accepted: [], end: 'running', hooks: false, deadLetters: new Set(), workerRestarts: [],
+      index: this.lives.length, pid: device.pid, accepted: [], unconfirmed: undefined, end: 'running', hooks: false, deadLetters: new Set(), workerRestarts: [],
       injected: 0, evicted: 0, quarantines: 0, errors: [], maxRssMb: 0, stats: undefined, statsLog: [], log: [],
     };
     this.lives.push(life);
@@ -132,11 +138,17 @@ export class ChaosDevice {
   }
 
   #onEvent(life: Life, e: DeviceEvent): void {
+    if (typeof e.try === 'number') {
+      life.unconfirmed = e.try;
+      this.#nextN = Math.max(this.#nextN, e.try + 1);
+      return;
+    }
     if (typeof e.n === 'number') {
+      life.unconfirmed = undefined;
       const a: Accepted = { n: e.n, seq: e.seq as number };
       if (e.poison === 'refused' || e.poison === 'forbidden') a.poison = e.poison;
       life.accepted.push(a);
-      this.#nextN = e.n + 1;
+      this.#nextN = Math.max(this.#nextN, e.n + 1);
       return;
     }
     if (Array.isArray(e.s)) {

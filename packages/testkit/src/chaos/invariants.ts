@@ -137,6 +137,7 @@ export function judge(input: JudgeInput): Verdict {
     notes.push(...judged.notes);
   }
   if (duplicates > 0) failures.push(`${mode}: ${duplicates} duplicates: n ${compact(duplicated.map(([n]) => n))}`);
+  notes.push(...judgeStrangers(mode, lives, seen, failures));
   if (reordered > 0) failures.push(`${mode}: ${reordered} out of order: ${reorderedShown.join(', ')}`);
 
   const wedged = input.drainedInMs === undefined;
@@ -171,6 +172,27 @@ export function judge(input: JudgeInput): Verdict {
 }
 
 type Missing = { a: Accepted; life: Life };
+
+/**
+ * Arrivals no life printed as accepted. The reading a life was handing to publish() when it was killed
+ * may have been accepted unseen (journal mode replays it from the intake log): a note when it arrives.
+ * Anything else is a reading nobody published: a failure.
+ */
+function judgeStrangers(mode: 'journal' | 'spill', lives: readonly Life[], seen: ReadonlyMap<number, number>, failures: string[]): string[] {
+  const accepted = new Set(lives.flatMap((l) => l.accepted.map((a) => a.n)));
+  const unconfirmed = new Map<number, Life>();
+  for (const life of lives) if (life.unconfirmed !== undefined) unconfirmed.set(life.unconfirmed, life);
+  const notes: string[] = [];
+  const strangers: number[] = [];
+  for (const n of seen.keys()) {
+    if (accepted.has(n)) continue;
+    const life = unconfirmed.get(n);
+    if (life) notes.push(`${mode}: n ${n} arrived: life ${life.index} ended (${life.end}) inside publish(), before it could print the reading as accepted`);
+    else strangers.push(n);
+  }
+  if (strangers.length > 0) failures.push(`${mode}: ${strangers.length} readings arrived that no life published: n ${compact(strangers)}`);
+  return notes;
+}
 
 /**
  * Spill mode's losses, per life. A killed life may lose up to the bound; but when the kill found its
