@@ -10,7 +10,7 @@ export interface ClosingWorker {
   deadline: number;
   budgetMs: number;
   terminate(): Promise<unknown>;
-  /** What the worker holds that is not safe, read from shared memory (see Supervisor). */
+  /** What the worker holds that is not safe, read from shared memory (see WorkerLosses). */
   unsaved(): LostReadings;
   lastError(): string | undefined;
 }
