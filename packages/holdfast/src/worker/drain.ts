@@ -1,10 +1,12 @@
 import type { ResolvedOptions } from '../options.js';
+import type { FromWorker } from '../protocol.js';
 import type { Cache } from './cache.js';
 import type { CacheWriter } from './cache-writer.js';
 import type { DeliveryLedger } from './delivery-ledger.js';
 import { Exchange } from './exchange.js';
 import type { Rec } from './record.js';
 import type { UnreadableRecord } from './records-table.js';
+import type { SenderStats } from './sender-stats.js';
 
 /** What the drain does next. */
 export type DrainStep =
@@ -53,4 +55,18 @@ function sendablePrefix(recs: readonly Rec[], writer: CacheWriter): Rec[] {
   let n = 0;
   while (n < recs.length && recs[n]!.seq < volatile && !writer.isEvicting(recs[n]!.seq)) n++;
   return n === recs.length ? (recs as Rec[]) : recs.slice(0, n);
+}
+
+/** Records the drain could not decode go to the dead letters, each with its reason; the drain skips them meanwhile. */
+export function deadLetterUnreadable(
+  unreadable: readonly UnreadableRecord[],
+  { cache, writer, ledger, stats, post }: { cache: Cache; writer: CacheWriter; ledger: DeliveryLedger; stats: SenderStats; post: (msg: FromWorker) => void },
+): void {
+  stats.deadLettered(unreadable.length);
+  for (const u of unreadable) post({ type: 'event', name: 'dead-letter', data: { seqs: [u.seq], reason: `unreadable cache record: ${u.reason}` } });
+  ledger.forgetRequeued(unreadable.map((u) => u.seq));
+  writer.removing(
+    unreadable.map((u) => u.seq),
+    cache.deadLetterUnreadable(unreadable),
+  );
 }

@@ -86,7 +86,7 @@ async function run(): Promise<void> {
 
   const offline = new OfflineWatch(stats, post, overdueAfterMs(options.timeoutMs));
   let sender: Sender | undefined;
-  const store = new OutgoingStore({ completed: (entry) => sender?.onCompleted(entry), pubrec: (entry) => sender?.pubrec(entry) });
+  const store = new OutgoingStore({ completed: (entry) => sender?.dispatcher.completed(entry), pubrec: (entry) => sender?.dispatcher.pubrec(entry) });
   const recovered = recoverInFlight({ progress: progress.current, cache, replayed: intake.batches, epoch, journal: options.durability === 'journal' });
   store.recover(recovered.entries);
   for (const u of recovered.unreadable) {
@@ -124,8 +124,8 @@ async function run(): Promise<void> {
     unreachable: () => sender?.linkUnreachable(),
     error: (info) => post({ type: 'event', name: 'connection-error', data: { ...info } }),
     reconnecting: (delayMs) => post({ type: 'event', name: 'reconnecting', data: { delayMs } }),
-    acked: (messageId, cmd, reasonCode) => sender?.acked(messageId, cmd, reasonCode),
-    unreadableAck: (reason) => sender?.unreadableAck(reason),
+    acked: (messageId, cmd, reasonCode) => sender?.dispatcher.acked(messageId, cmd, reasonCode),
+    unreadableAck: (reason) => sender?.dispatcher.unreadableAck(reason),
   });
   const subscriber = new Subscriber(link, options.protocolVersion);
   sender = new Sender({ options, policy, cache, progress, ids, store, link, stats, post });

@@ -1,4 +1,5 @@
 import { Packr } from 'msgpackr';
+import type { PublishBatch } from '../protocol.js';
 import type { CacheCipher } from './cipher.js';
 
 /** One accepted message inside the worker. */
@@ -16,6 +17,17 @@ export interface Rec {
 
 export function recordSize(topic: string, payload: string | Uint8Array): number {
   return topic.length + (typeof payload === 'string' ? payload.length : payload.byteLength);
+}
+
+/** The records a publish batch from the facade carries, oldest first. */
+export function recordsOf(batch: PublishBatch): Rec[] {
+  const recs: Rec[] = new Array<Rec>(batch.topics.length);
+  for (let i = 0; i < recs.length; i++) {
+    const topic = batch.topics[i]!;
+    const payload = batch.payloads[i]!;
+    recs[i] = { seq: batch.firstSeq + i, topic, payload, priority: batch.priorities[i]!, flags: batch.flags[i]!, ts: batch.timestamps[i]!, size: recordSize(topic, payload) };
+  }
+  return recs;
 }
 
 /*

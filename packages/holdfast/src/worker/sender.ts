@@ -5,8 +5,7 @@ import type { Cache } from './cache.js';
 import { Ballast } from './ballast.js';
 import { cacheHealthHooks } from './cache-health.js';
 import { CacheWriter } from './cache-writer.js';
-import { nextToDrain } from './drain.js';
-import { monotonicMs } from './clock.js';
+import { deadLetterUnreadable, nextToDrain } from './drain.js';
 import type { DurabilityPolicy } from './durability/policy.js';
 import { DeliveryLedger } from './delivery-ledger.js';
 import { Dispatcher, type DispatchLink } from './dispatcher.js';
@@ -15,7 +14,8 @@ import { MemoryQueue } from './memory-queue.js';
 import type { DerivedMessageIds } from './message-ids.js';
 import type { OutgoingEntry, OutgoingStore } from './outgoing-store.js';
 import type { ProgressFile } from './progress-file.js';
-import { recordSize, type Rec } from './record.js';
+import { recordsOf, type Rec } from './record.js';
+import { commitPendingWrites, settleInflight } from './sender-shutdown.js';
 import { SenderStats } from './sender-stats.js';
 import { transition, type SenderEvent, type SenderState } from './states.js';
 import { Waiters } from './waiters.js';
@@ -44,7 +44,8 @@ export class Sender {
   #readScheduled = false;
   /** Delivered since the drain started (for 'drain-end'). */
   #drainedCount = 0;
-  readonly #dispatcher: Dispatcher;
+  /** The exchange on the wire: acknowledgements and MQTT.js's store go to it directly (main.ts). */
+  readonly dispatcher: Dispatcher;
   readonly #writer: CacheWriter;
   readonly #mem = new MemoryQueue();
   readonly #waiters: Waiters;
@@ -68,7 +69,7 @@ export class Sender {
     ballast.restore();
     const health = cacheHealthHooks(deps.stats, this.#post, () => this.#updateMemStats());
     this.#writer = new CacheWriter(this.#cache, ballast, this.#o.highWater.messages, {
-      isProtected: (seq) => this.#dispatcher.carries(seq),
+      isProtected: (seq) => this.dispatcher.carries(seq),
       done: () => this.#ledger.done,
       lowestHeldOutside: () => this.#inFlightUncached(),
       committed: () => {
@@ -81,7 +82,7 @@ export class Sender {
       recovered: () => health.recovered(),
     });
     this.#ledger = new DeliveryLedger(deps.progress, this.#cache, this.#writer);
-    this.#dispatcher = new Dispatcher({
+    this.dispatcher = new Dispatcher({
       ...deps,
       ledger: this.#ledger,
       stats: this.#stats,
@@ -104,7 +105,7 @@ export class Sender {
       this.#pump();
     };
     this.#ledger.sweepAtStart().then(swept, swept);
-    this.#dispatcher.recover(recovered, legacy);
+    this.dispatcher.recover(recovered, legacy);
     if (this.#cache.messages > 0 || recovered.length > 0) this.#enter('draining', 'a backlog from the last run drains first');
     else this.#enter('direct', 'nothing left from the last run');
     this.#updateCacheStats();
@@ -122,19 +123,14 @@ export class Sender {
 
   /** The lowest seq in flight without being in the cache (sent from memory, or from the disk-full overflow). */
   #inFlightUncached(): number {
-    const exchange = this.#dispatcher.inflight.current;
+    const exchange = this.dispatcher.inflight.current;
     return (exchange && !exchange.cached ? exchange.recs[0]?.seq : undefined) ?? Infinity;
   }
 
   // ── input ─────────────────────────────────────────────────────────────────────────────────
 
   onBatch(batch: PublishBatch): void {
-    const recs: Rec[] = new Array<Rec>(batch.topics.length);
-    for (let i = 0; i < recs.length; i++) {
-      const topic = batch.topics[i]!;
-      const payload = batch.payloads[i]!;
-      recs[i] = { seq: batch.firstSeq + i, topic, payload, priority: batch.priorities[i]!, flags: batch.flags[i]!, ts: batch.timestamps[i]!, size: recordSize(topic, payload) };
-    }
+    const recs = recordsOf(batch);
     this.#stats.received(recs.length);
     if (this.#state !== 'direct') {
       // Trouble: input goes the cache's way, behind the backlog, a window's worth per transaction.
@@ -184,7 +180,7 @@ export class Sender {
   // ── the link ──────────────────────────────────────────────────────────────────────────────
 
   linkUp(connection: number): void {
-    this.#dispatcher.linkUp(connection);
+    this.dispatcher.linkUp(connection);
   }
 
   /** MQTT.js resent its store; new exchanges can go out. */
@@ -194,30 +190,12 @@ export class Sender {
   }
 
   linkDown(connection: number, reason: string): void {
-    this.#dispatcher.linkDown(connection, reason);
+    this.dispatcher.linkDown(connection, reason);
     this.#on('link-down');
   }
 
   linkUnreachable(): void {
     this.#on('link-down');
-  }
-
-  acked(messageId: number, cmd: 'puback' | 'pubrec' | 'pubcomp', reasonCode: number): void {
-    this.#dispatcher.acked(messageId, cmd, reasonCode);
-  }
-
-  unreadableAck(reason: string): void {
-    this.#dispatcher.unreadableAck(reason);
-  }
-
-  /** Called (deferred) by the outgoing store when MQTT.js completes an exchange, or ends a refused one. */
-  onCompleted(entry: OutgoingEntry): void {
-    this.#dispatcher.completed(entry);
-  }
-
-  /** The outgoing store's PUBREC hook: the PUBREL waits for what this returns. */
-  pubrec(entry: OutgoingEntry): Promise<void> | undefined {
-    return this.#dispatcher.pubrec(entry);
   }
 
   /** Something became durable outside the cache (journal mode's intake log): flush() may settle. */
@@ -228,13 +206,13 @@ export class Sender {
   // ── what goes next ────────────────────────────────────────────────────────────────────────
 
   #pump(): void {
-    if (this.#closing || this.#dispatcher.busy || !this.#link.ready) return this.#settleWaiters();
+    if (this.#closing || this.dispatcher.busy || !this.#link.ready) return this.#settleWaiters();
     if (this.#state === 'direct') {
       const rec = this.#mem.peek();
       if (!rec) return this.#settleWaiters();
       this.#mem.shift();
       this.#updateMemStats();
-      this.#dispatcher.send(new Exchange([rec.seq], [rec], false), false);
+      this.dispatcher.send(new Exchange([rec.seq], [rec], false), false);
     } else if (this.#state === 'draining') {
       this.#scheduleCacheRead();
     }
@@ -259,21 +237,15 @@ export class Sender {
 
   /** Sends the oldest pending reading, from the cache (or from memory while it waits for disk space). */
   #drainNext(): void {
-    if (this.#closing || this.#requeueing || this.#sweeping || this.#dispatcher.busy || this.#state !== 'draining' || !this.#link.ready) return;
+    if (this.#closing || this.#requeueing || this.#sweeping || this.dispatcher.busy || this.#state !== 'draining' || !this.#link.ready) return;
     if (this.#writer.reshaping) return this.#scheduleCacheRead(true);
     const step = nextToDrain(this.#cache, this.#writer, this.#ledger, this.#o.bulk);
     switch (step.kind) {
       case 'send':
         this.#updateMemStats();
-        return this.#dispatcher.send(step.exchange, step.asBulk);
+        return this.dispatcher.send(step.exchange, step.asBulk);
       case 'unreadable':
-        this.#stats.deadLettered(step.unreadable.length);
-        for (const u of step.unreadable) this.#post({ type: 'event', name: 'dead-letter', data: { seqs: [u.seq], reason: `unreadable cache record: ${u.reason}` } });
-        this.#ledger.forgetRequeued(step.unreadable.map((u) => u.seq));
-        this.#writer.removing(
-          step.unreadable.map((u) => u.seq),
-          this.#cache.deadLetterUnreadable(step.unreadable),
-        );
+        deadLetterUnreadable(step.unreadable, { cache: this.#cache, writer: this.#writer, ledger: this.#ledger, stats: this.#stats, post: this.#post });
         return this.#scheduleCacheRead();
       case 'wait':
         // The next reading is on its way into the cache: no need to wait out the append window.
@@ -312,7 +284,7 @@ export class Sender {
   #on(event: SenderEvent): void {
     if (this.#closing && event !== 'close') return;
     const t = transition(this.#state, event);
-    if (!t || (!t.evenIfIdle && !this.#dispatcher.busy && this.#mem.length === 0)) return;
+    if (!t || (!t.evenIfIdle && !this.dispatcher.busy && this.#mem.length === 0)) return;
     if (t.spill) this.#spill(event);
     this.#enter(t.to, t.reason);
     this.#resumeIfFree();
@@ -321,16 +293,16 @@ export class Sender {
 
   /** CACHING with nothing stuck and a ready link goes on draining at once. */
   #resumeIfFree(): void {
-    if (this.#state === 'caching' && !this.#dispatcher.busy && this.#link.ready && !this.#closing) this.#on('resume');
+    if (this.#state === 'caching' && !this.dispatcher.busy && this.#link.ready && !this.#closing) this.#on('resume');
   }
 
   /** The pending stream (the exchange in flight and the memory queue) into the cache, in one transaction. */
   #spill(event: SenderEvent): void {
-    const exchange = this.#dispatcher.inflight.current;
+    const exchange = this.dispatcher.inflight.current;
     const uncached = exchange && !exchange.cached ? exchange.recs : [];
     if (exchange && !exchange.cached) {
       exchange.cached = true;
-      this.#dispatcher.spilling();
+      this.dispatcher.spilling();
     }
     const recs = [...uncached, ...this.#mem.drain()];
     this.#updateMemStats();
@@ -362,7 +334,7 @@ export class Sender {
   }
 
   #isIdle(): boolean {
-    return this.#state === 'direct' && !this.#dispatcher.busy && this.#mem.length === 0 && this.#cache.messages === 0 && this.#writer.idle;
+    return this.#state === 'direct' && !this.dispatcher.busy && this.#mem.length === 0 && this.#cache.messages === 0 && this.#writer.idle;
   }
 
   #updateMemStats(): void {
@@ -375,7 +347,7 @@ export class Sender {
 
   /** Hands over the latencies gathered since the last call. */
   takeLatencies(): number[] {
-    return this.#dispatcher.latencies.take();
+    return this.dispatcher.latencies.take();
   }
 
   // ── shutdown ──────────────────────────────────────────────────────────────────────────────
@@ -387,21 +359,11 @@ export class Sender {
   async stop(deadlineMs: number): Promise<Rec[]> {
     this.#closing = true;
     this.#on('close');
-    const unsaved = await this.#writer.stop(deadlineMs);
-    this.#ledger.stop();
-    await this.#ledger.removeDelivered();
-    await this.#cache.settled();
-    return unsaved;
+    return commitPendingWrites(this.#writer, this.#ledger, this.#cache, deadlineMs);
   }
 
   /** Waits (bounded) for the message in flight to complete, so a clean close leaves nothing mid-air. */
-  async settleInflight(timeoutMs: number): Promise<void> {
-    const deadline = monotonicMs() + timeoutMs;
-    while (this.#dispatcher.busy && monotonicMs() < deadline) await new Promise((r) => setTimeout(r, 10));
-    this.#dispatcher.stop();
-    // What completed while closing leaves the cache now, not with a batch that will not come.
-    if (this.#dispatcher.busy) await this.#ledger.removeDelivered();
-    else await this.#ledger.closeCleanly().catch(() => undefined);
-    await this.#cache.settled();
+  settleInflight(timeoutMs: number): Promise<void> {
+    return settleInflight(this.dispatcher, this.#ledger, this.#cache, timeoutMs);
   }
 }
