@@ -24,9 +24,9 @@ import { assertEvictedByPriority, openWithHealth, settledArrivals, watchHealth, 
 const rig = auditedBrokerWithProxy();
 const segments = (dir: string): string[] => readdirSync(dir).filter((f) => /^intake-.*\.log$/.test(f));
 
-/** A device that SIGKILLs itself right after publish() accepts reading `killAt` (same tick). */
-async function killedMidTick(clientId: string, dir: string, killAt: number): Promise<number[]> {
-  const device = startDevice({ broker: rig.proxy.url, clientId, cacheDir: dir, durability: 'journal', rate: 5000, count: killAt + 1000, killAt, protocol: rig.protocol });
+/** A device that publishes from `nStart` and SIGKILLs itself right after publish() accepts reading `killAt` (same tick). */
+async function killedMidTick(clientId: string, dir: string, killAt: number, nStart = 1): Promise<number[]> {
+  const device = startDevice({ broker: rig.proxy.url, clientId, cacheDir: dir, durability: 'journal', rate: 5000, count: killAt + 1000, nStart, killAt, protocol: rig.protocol });
   const exit = await device.exited;
   assert.equal(exit.signal, 'SIGKILL');
   const accepted = acceptedNumbers(device);
@@ -41,9 +41,32 @@ async function restartAndDrain(clientId: string, dir: string, nStart: number): P
   return acceptedNumbers(device);
 }
 
+/**
+ * Spoils the checksum of the middle frame of the newest segment (frame: length u32, checksum u32, body).
+ * Returns the reading numbers before it, which a replay can still read, and from it on, which it cannot.
+ */
+function damageMiddleFrame(dir: string): { readable: number[]; unreadable: number[] } {
+  const name = segments(dir).sort().at(-1)!;
+  const bytes = readFileSync(join(dir, name));
+  const frames: Array<{ offset: number; n: number }> = [];
+  for (let offset = 0; offset + 8 <= bytes.length; ) {
+    const length = bytes.readUInt32LE(offset);
+    const body = bytes.subarray(offset + 8, offset + 8 + length).toString('latin1');
+    frames.push({ offset, n: Number(/"n":(\d+)/.exec(body)?.[1]) });
+    offset += 8 + length;
+  }
+  const middle = Math.floor(frames.length / 2);
+  bytes[frames[middle]!.offset + 4] = bytes[frames[middle]!.offset + 4]! ^ 0xff;
+  writeFileSync(join(dir, name), bytes);
+  const inOtherSegments = segments(dir).filter((s) => s !== name).length > 0;
+  assert.ok(!inOtherSegments || frames.length > 2, 'the damaged segment holds readings');
+  return { readable: frames.slice(0, middle).map((f) => f.n), unreadable: frames.slice(middle).map((f) => f.n) };
+}
+
 function expectExactlyInOrder(clientId: string, expected: number[]): Promise<void> {
   return rig.auditor.waitFor({ [clientId]: expected }, 20_000).then((report) => {
-    assert.deepEqual({ lost: report.lost, duplicates: report.duplicates, outOfOrder: report.outOfOrder }, { lost: 0, duplicates: 0, outOfOrder: 0 });
+    const device = report.devices[clientId]!;
+    assert.deepEqual({ lost: device.lost, duplicates: device.duplicates, outOfOrder: device.outOfOrder }, { lost: 0, duplicates: 0, outOfOrder: 0 });
   });
 }
 
@@ -87,7 +110,7 @@ describe('intake log (journal mode)', () => {
       await expectExactlyInOrder('dev-torn', [...before, ...after]);
       assert.deepEqual(readdirSync(dir.path).filter((f) => f.includes('corrupt')), [], 'a torn tail is not corruption');
 
-      await killedMidTick('dev-torn', dir.path, 321);
+      await killedMidTick('dev-torn', dir.path, 330, 321);
       const [damaged] = segments(dir.path).sort().reverse();
       const bytes = readFileSync(join(dir.path, damaged!));
       bytes[12] = bytes[12]! ^ 0xff; // inside the first frame's body: its checksum no longer matches
@@ -98,10 +121,35 @@ describe('intake log (journal mode)', () => {
       await waitUntil(() => quarantines.length > 0, 10_000, 'the quarantine event');
       assert.match(quarantines[0]!.reason, /intake log damaged: checksum mismatch/);
       assert.equal(client.quarantined, undefined, 'the cache itself was fine');
-      assert.ok(quarantines[0]!.movedTo.startsWith(join(dir.path, `${damaged}.corrupt-`)) && existsSync(quarantines[0]!.movedTo), 'renamed aside, kept');
+      assert.ok(quarantines[0]!.movedTo.startsWith(join(dir.path, `${damaged}.corrupt-`)), 'to be renamed aside');
       await client.drained();
+      await waitUntil(() => existsSync(quarantines[0]!.movedTo), 10_000, 'the damaged segment renamed aside (kept) once nothing in it waits');
       await client.close();
     } finally {
+      dir.remove();
+    }
+  });
+
+  it('a damaged segment stays in place until the readings before the damage are committed: a SIGKILL first loses none of them', async () => {
+    const dir = tempDir('intake-damage-kill');
+    const id = 'dev-damage-kill';
+    // A hung broker: nothing is delivered, so every reading lives in the intake log alone.
+    rig.broker.pause();
+    try {
+      const before = await killedMidTick(id, dir.path, 400);
+      const damage = damageMiddleFrame(dir.path);
+      assert.ok(damage.readable.length > 0 && damage.unreadable.length > 0, `a frame in the middle: ${JSON.stringify(damage)}`);
+      // The next life opens (it finds the damage), takes one reading and is killed before anything is committed.
+      const second = startDevice({ broker: rig.proxy.url, clientId: id, cacheDir: dir.path, durability: 'journal', rate: 200, count: 10, nStart: 401, killAt: 401, protocol: rig.protocol });
+      assert.equal((await second.exited).signal, 'SIGKILL');
+      assert.deepEqual(acceptedNumbers(second), [401]);
+      rig.broker.resume();
+      const after = await restartAndDrain(id, dir.path, 402);
+      const expected = before.filter((n) => !damage.unreadable.includes(n));
+      await expectExactlyInOrder(id, [...expected, 401, ...after]);
+      assert.equal(readdirSync(dir.path).filter((f) => f.includes('.corrupt-')).length, 1, 'set aside once, kept');
+    } finally {
+      rig.broker.resume();
       dir.remove();
     }
   });

@@ -133,10 +133,12 @@ export interface WorkerReady {
 export interface RetiredSegment {
   name: string;
   lastSeq: number;
+  /** A damaged segment is renamed to this (kept for forensics) instead of deleted, once its readable readings are committed. */
+  setAsideAs?: string;
 }
 
 export interface QuarantineInfo {
-  /** Where the unreadable cache file now is. */
+  /** Where the unreadable file is kept: the cache at once; a damaged intake segment once the readings before the damage are committed. */
   movedTo: string;
   reason: string;
 }

@@ -12,7 +12,10 @@ export interface IntakeReplay {
   messages: number;
   /** Every segment found; each is deleted once what it holds is committed. */
   segments: RetiredSegment[];
-  /** Segments damaged before their last frame, renamed aside (kept for forensics). */
+  /**
+   * Segments damaged before their last frame. Each is renamed aside (kept for forensics) only once the
+   * readings before the damage are committed: until then a crash must find it in place to replay them.
+   */
   quarantined: QuarantineInfo[];
 }
 
@@ -62,7 +65,7 @@ export function readIntakeLog(dir: string, bounds: ReplayBounds, cipher: CacheCi
     }
     if (segment.damage !== undefined && !segment.tornTail) {
       const movedTo = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-      renameSync(path, movedTo);
+      replay.segments.push({ name, lastSeq, setAsideAs: movedTo });
       replay.quarantined.push({ movedTo, reason: `intake log damaged: ${segment.damage}` });
     } else {
       replay.segments.push({ name, lastSeq });
@@ -92,9 +95,9 @@ function toBatches(recs: readonly Rec[]): PublishBatch[] {
 }
 
 /**
- * Deletes intake segments once every reading in them is safe elsewhere: committed to the cache
- * (journal) or delivered (spill, after a journal run's replay). `lowestVolatileSeq` is the lowest seq
- * a crash could still lose.
+ * Deletes intake segments (sets a damaged one aside) once every reading in them is safe elsewhere:
+ * committed to the cache (journal) or delivered (spill, after a journal run's replay).
+ * `lowestVolatileSeq` is the lowest seq a crash could still lose.
  */
 export class SegmentSweeper {
   readonly #dir: string;
@@ -113,7 +116,8 @@ export class SegmentSweeper {
       const segment = this.#segments[i]!;
       if (segment.lastSeq >= lowestVolatileSeq) continue;
       try {
-        unlinkSync(join(this.#dir, segment.name));
+        if (segment.setAsideAs === undefined) unlinkSync(join(this.#dir, segment.name));
+        else renameSync(join(this.#dir, segment.name), segment.setAsideAs);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') continue;
       }
