@@ -154,6 +154,26 @@ describe('intake log (journal mode)', () => {
     }
   });
 
+  it('a spill run that delivers what a journal run left in the log, killed before the segment is deleted, sends none of it twice', async () => {
+    const dir = tempDir('intake-spill-replay');
+    const id = 'dev-spill-replay';
+    // A hung broker: the journal life's readings live in the intake log alone when it is killed.
+    rig.broker.pause();
+    try {
+      const before = await killedMidTick(id, dir.path, 100);
+      rig.broker.resume();
+      // The same cache in spill mode replays them from memory; killed the moment they are delivered.
+      const spill = startDevice({ broker: rig.proxy.url, clientId: id, cacheDir: dir.path, durability: 'spill', count: 0, after: 'watch', killAtDelivered: before.length, protocol: rig.protocol });
+      assert.equal((await spill.exited).signal, 'SIGKILL');
+      assert.ok(spill.events.some((e) => typeof e.killedAtDelivered === 'number'), 'killed after delivering the replay');
+      const after = await restartAndDrain(id, dir.path, 101);
+      await expectExactlyInOrder(id, [...before, ...after]);
+    } finally {
+      rig.broker.resume();
+      dir.remove();
+    }
+  });
+
   it('a full disk: publish() refuses what it cannot log, the failure is reported once, and only eviction removes accepted readings', async (t) => {
     const noRoot = needsRoot();
     if (noRoot) return skipUnlessCI(t, noRoot);
