@@ -104,7 +104,7 @@ async function run(): Promise<void> {
     for (const segment of intake.segments) intakeSync.opened(segment.name);
     intakeSync.retired(intake.segments.map((segment) => segment.name));
   }
-  const policy = intakeSync ? new JournalPolicy(intakeSync) : new SpillPolicy();
+  const policy = intakeSync ? new JournalPolicy(intakeSync) : new SpillPolicy(intake.batches.length > 0);
   const ids = new DerivedMessageIds();
 
   const link = new Link(options, store, ids, {
