@@ -5,6 +5,7 @@
  * the end renames the segment aside (kept, reported). Segments are deleted once committed.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -167,6 +168,25 @@ describe('intake log (journal mode)', () => {
       assert.equal((await spill.exited).signal, 'SIGKILL');
       assert.ok(spill.events.some((e) => typeof e.killedAtDelivered === 'number'), 'killed after delivering the replay');
       const after = await restartAndDrain(id, dir.path, 101);
+      await expectExactlyInOrder(id, [...before, ...after]);
+    } finally {
+      rig.broker.resume();
+      dir.remove();
+    }
+  });
+
+  it('a cache quarantined while the log holds readings: the new run takes neither their seqs nor their segment names', async () => {
+    const dir = tempDir('intake-quarantine');
+    const id = 'dev-intake-quarantine';
+    rig.broker.pause();
+    try {
+      const before = await killedMidTick(id, dir.path, 200);
+      rig.broker.resume();
+      // The cache is damaged; the intake log beside it is intact, and a fresh cache starts its epochs over.
+      writeFileSync(join(dir.path, 'cache.mdb'), randomBytes(64 * 1024), { mode: 0o600 });
+      const after = await restartAndDrain(id, dir.path, 201);
+      assert.ok(readdirSync(dir.path).some((f) => f.startsWith('cache.mdb.corrupt-')), 'the cache was quarantined');
+      assert.deepEqual(after, Array.from({ length: 20 }, (_, i) => 201 + i), 'every new reading was accepted');
       await expectExactlyInOrder(id, [...before, ...after]);
     } finally {
       rig.broker.resume();
