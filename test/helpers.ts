@@ -94,6 +94,8 @@ export interface DeviceEnv {
   flushMs?: number;
   /** SIGKILL itself right after reporting this many flush() confirmations (same tick). */
   killAtConfirm?: number;
+  /** SIGKILL itself as soon as stats().delivered reaches this (polled every 2 ms). */
+  killAtDelivered?: number;
   /** Added to the device's environment (e.g. LD_PRELOAD of a slow-fsync shim). */
   extraEnv?: Record<string, string>;
   /** Kill the worker thread (the test-only fault hook, `faultKind`, default 'throw') right after this reading. */
@@ -126,6 +128,7 @@ export function startDevice(e: DeviceEnv): DeviceProcess {
   }
   if (e.flushMs !== undefined) env.HF_FLUSH_MS = String(e.flushMs);
   if (e.killAtConfirm !== undefined) env.HF_KILL_AT_CONFIRM = String(e.killAtConfirm);
+  if (e.killAtDelivered !== undefined) env.HF_KILL_AT_DELIVERED = String(e.killAtDelivered);
   return spawnDevice({ script: deviceScript, execArgv: ['--import', 'tsx'], env: { ...env, ...e.extraEnv } });
 }
 

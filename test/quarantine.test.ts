@@ -103,6 +103,41 @@ describe('corrupt cache', () => {
     }
   });
 
+  it('after a quarantine, readings below the old progress floor are not taken as delivered (the epoch starts above it)', async () => {
+    const dir = tempDir('epoch');
+    const id = 'dev-epoch';
+    try {
+      // A first run delivers 50 readings: the progress file (outside the cache) records them as done.
+      const first = await open({ ...options(id, dir.path), durability: 'journal' });
+      for (let n = 1; n <= 50; n++) first.publish(`sensors/${id}`, JSON.stringify({ device: id, n }));
+      await first.drained();
+      await first.close();
+      assert.equal((await auditor.waitFor({ [id]: Array.from({ length: 50 }, (_, i) => i + 1) }, 10_000)).devices[id]!.lost, 0);
+      writeFileSync(join(dir.path, 'cache.mdb'), randomBytes(64 * 1024), { mode: 0o600 });
+
+      // The next run starts on a fresh cache, offline: its readings wait in the cache.
+      const caught = catchWarnings();
+      const offline = await open({ ...options(id, dir.path, 'mqtt://127.0.0.1:1'), durability: 'journal' }).finally(() => setImmediate(() => caught.restore()));
+      assert.ok(offline.quarantined, 'the garbage cache was quarantined');
+      for (let n = 51; n <= 60; n++) offline.publish(`sensors/${id}`, JSON.stringify({ device: id, n }));
+      await offline.flush();
+      await offline.close();
+
+      const online = await open({ ...options(id, dir.path), durability: 'journal' });
+      try {
+        assert.equal(online.stats().cached.messages, 10, 'the offline run\'s readings are in the cache');
+        await online.drained();
+      } finally {
+        await online.close();
+      }
+      const report = await auditor.waitFor({ [id]: Array.from({ length: 60 }, (_, i) => i + 1) }, 10_000);
+      const { lost, duplicates } = report.devices[id]!;
+      assert.deepEqual({ lost, duplicates }, { lost: 0, duplicates: 0 }, `arrived: ${auditor.arrivals(id).join(',')}`);
+    } finally {
+      dir.remove();
+    }
+  });
+
   it('a healthy cache is never quarantined', async () => {
     const dir = tempDir('healthy');
     try {

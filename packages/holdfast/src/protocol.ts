@@ -221,3 +221,4 @@ export const STAT_SLOTS = Stat.heartbeat + 1;
 /** Seqs are epoch·2^32 + counter: each open() reserves a new epoch durably, so seqs never repeat. */
 export const EPOCH_SPAN = 2 ** 32;
 export const MAX_EPOCH = 2 ** 21 - 1;
+export const epochOf = (seq: number): number => Math.floor(seq / EPOCH_SPAN);

@@ -118,10 +118,14 @@ export class Cache {
     });
   }
 
-  /** Durably reserves the next seq epoch (one small synchronous commit per open). */
-  reserveEpoch(): number {
+  /**
+   * Durably reserves the next seq epoch (one small synchronous commit per open), above `above`: the
+   * highest epoch the files kept outside the cache hold (progress file, intake log), which a fresh cache
+   * after a quarantine would otherwise hand out again.
+   */
+  reserveEpoch(above = 0): number {
     return this.#root.transactionSync(() => {
-      const epoch = ((this.#meta.get('epoch') as number | undefined) ?? 0) + 1;
+      const epoch = Math.max((this.#meta.get('epoch') as number | undefined) ?? 0, above) + 1;
       this.#meta.putSync('epoch', epoch);
       return epoch;
     });

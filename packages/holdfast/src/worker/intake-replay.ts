@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeSegment, INTAKE_SEGMENT } from '../intake-format.js';
 import type { Rec } from './record.js';
-import type { PublishBatch, QuarantineInfo, RetiredSegment } from '../protocol.js';
+import { epochOf, type PublishBatch, type QuarantineInfo, type RetiredSegment } from '../protocol.js';
 import type { CacheCipher } from './cipher.js';
 import { isDone, type Progress } from './progress-file.js';
 
@@ -17,6 +17,8 @@ export interface IntakeReplay {
    * readings before the damage are committed: until then a crash must find it in place to replay them.
    */
   quarantined: QuarantineInfo[];
+  /** The highest seq epoch in the log (segment names and readable seqs): a new run's epoch is above it. */
+  highestEpoch: number;
 }
 
 /** What tells a reading in the log that it needs no replay. */
@@ -50,7 +52,7 @@ export function readIntakeLog(dir: string, bounds: ReplayBounds, cipher: CacheCi
   const replayThrough = bounds.replayThrough ?? Infinity;
   const done = (seq: number): boolean => seq <= bounds.appendedThrough || seq > replayThrough || isDone(bounds.progress, seq) || bounds.deadLettered(seq) || bounds.cached(seq);
   const { before } = bounds;
-  const replay: IntakeReplay = { batches: [], messages: 0, segments: [], quarantined: [] };
+  const replay: IntakeReplay = { batches: [], messages: 0, segments: [], quarantined: [], highestEpoch: 0 };
   const names = readdirSync(dir)
     .filter((name) => INTAKE_SEGMENT.test(name) && (before === undefined || name < before))
     .sort();
@@ -63,6 +65,7 @@ export function readIntakeLog(dir: string, bounds: ReplayBounds, cipher: CacheCi
       lastSeq = Math.max(lastSeq, rec.seq);
       if (!done(rec.seq)) pending.push(rec);
     }
+    replay.highestEpoch = Math.max(replay.highestEpoch, Number(INTAKE_SEGMENT.exec(name)![1]), epochOf(lastSeq));
     if (segment.damage !== undefined && !segment.tornTail) {
       const movedTo = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
       replay.segments.push({ name, lastSeq, setAsideAs: movedTo });

@@ -6,7 +6,7 @@ import { workerData } from 'node:worker_threads';
 import { ErrorCodes, HoldfastError, serializeError, type SerializedError } from '../errors.js';
 import { readCacheKeyFile } from '../cache-key.js';
 import { CacheCipher } from './cipher.js';
-import { Stat, type FromWorker, type ToWorker, type WorkerInit } from '../protocol.js';
+import { epochOf, Stat, type FromWorker, type ToWorker, type WorkerInit } from '../protocol.js';
 import type { Cache } from './cache.js';
 import { withBallast } from './ballast.js';
 import { ensureCacheDir, openCache } from './cache-open.js';
@@ -73,7 +73,10 @@ async function run(): Promise<void> {
     // A replacement worker reads only what the facade no longer writes, up to what the dead one got.
     const replacing = restart && { replayThrough: restart.replayThrough, before: restart.intakeBefore };
     intake = readIntakeLog(options.cacheDir, { appendedThrough: cache.appendedThrough, progress: progress.current, deadLettered: (seq) => cache.dead.has(seq), cached: (seq) => cache.records.has(seq), ...replacing }, cipher);
-    epoch = withBallast(options.cacheDir, () => cache!.reserveEpoch());
+    // A fresh cache (after a quarantine) starts at epoch 0: seqs the progress file or the log hold would come again.
+    const { floor, pubrel } = progress.current;
+    const above = Math.max(epochOf(floor), epochOf(pubrel?.lastSeq ?? 0), intake.highestEpoch);
+    epoch = withBallast(options.cacheDir, () => cache!.reserveEpoch(above));
   } catch (err) {
     // open() fails and lets go; a restart keeps the client's lock while the supervisor tries again.
     if (!restart) releaseCacheLock(options.cacheDir, lockToken);
@@ -101,7 +104,7 @@ async function run(): Promise<void> {
     for (const segment of intake.segments) intakeSync.opened(segment.name);
     intakeSync.retired(intake.segments.map((segment) => segment.name));
   }
-  const policy = intakeSync ? new JournalPolicy(intakeSync) : new SpillPolicy();
+  const policy = intakeSync ? new JournalPolicy(intakeSync) : new SpillPolicy(intake.batches.length > 0);
   const ids = new DerivedMessageIds();
 
   const link = new Link(options, store, ids, {

@@ -6,8 +6,17 @@ import type { DurabilityPolicy } from './policy.js';
  */
 export class SpillPolicy implements DurabilityPolicy {
   readonly mode = 'spill';
-  readonly progressInDirect = false;
+  readonly progressInDirect: boolean;
   readonly flushSpillsOffline = true;
+
+  /**
+   * `replaying`: this run replays what a journal run left in its intake log. Those readings are sent
+   * from memory, and the log is deleted only up to a second after they are delivered: a crash in
+   * between would send them again, unless their PUBRECs are recorded as journal mode records them.
+   */
+  constructor(replaying: boolean) {
+    this.progressInDirect = replaying;
+  }
 
   lowestUnsafe(lowestVolatile: number): number {
     return lowestVolatile;
