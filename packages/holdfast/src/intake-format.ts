@@ -5,7 +5,8 @@
  *
  * Frame: u32 body length, u32 FNV-1a checksum of the body, body. The body is the seq (f64) and the
  * record exactly as the cache stores it (record.ts: sealed with the cacheKey when one is set).
- * A segment is never written after a failed write, so a damaged frame can only be its last one.
+ * A segment is never written after a failed write, so a frame cut short can only be its last one; damage
+ * elsewhere (a flipped bit, a page a power cut left unwritten) costs only the frames it touches.
  */
 import { decodeRecord, type Rec } from './worker/record.js';
 import type { CacheCipher } from './worker/cipher.js';
@@ -37,28 +38,71 @@ export interface DecodedSegment {
   tornTail: boolean;
 }
 
-/** Reads every whole frame of a segment, in order; stops at the first damaged one. */
+/**
+ * Reads every whole frame of a segment, in order. At damage it looks for the next whole frame further on
+ * (findNextFrame): when there is one, the damage was in the middle (a flipped bit, a page the power cut
+ * left unwritten) and reading goes on from there, so only the damaged frame is lost; when there is none,
+ * a frame cut short or a zero-filled end is a torn last write, expected after a power cut.
+ */
 export function decodeSegment(bytes: Buffer, cipher?: CacheCipher): DecodedSegment {
   const records: Rec[] = [];
+  let damage: string | undefined;
   let offset = 0;
   while (offset < bytes.length) {
-    const remaining = bytes.length - offset;
-    if (remaining < FRAME_HEADER_BYTES) return { records, damage: `${remaining} stray bytes at offset ${offset}`, tornTail: true };
-    const length = bytes.readUInt32LE(offset);
-    const sum = bytes.readUInt32LE(offset + 4);
-    const start = offset + FRAME_HEADER_BYTES;
-    if (length === 0 || length > MAX_FRAME_BYTES) return { records, damage: `bad frame length ${length} at offset ${offset}`, tornTail: onlyZeros(bytes, offset) };
-    if (start + length > bytes.length) return { records, damage: `frame at offset ${offset} is cut short`, tornTail: true };
-    const last = start + length === bytes.length;
-    if (checksum(bytes, start, start + length) !== sum) return { records, damage: `checksum mismatch at offset ${offset}`, tornTail: last };
-    try {
-      records.push(decodeFrameBody(bytes.subarray(start, start + length), cipher));
-    } catch (err) {
-      return { records, damage: `frame at offset ${offset}: ${(err as Error).message}`, tornTail: false };
+    const frame = readFrame(bytes, offset, cipher);
+    if (frame.rec) {
+      records.push(frame.rec);
+      offset = frame.next;
+      continue;
     }
-    offset = start + length;
+    const next = findNextFrame(bytes, offset + 1, cipher);
+    if (next === undefined) {
+      if (damage !== undefined) return { records, damage, tornTail: false };
+      return { records, damage: frame.damage, tornTail: frame.tornIfLast };
+    }
+    damage ??= `${frame.damage}; read on from offset ${next}`;
+    offset = next;
   }
-  return { records, damage: undefined, tornTail: false };
+  return { records, damage, tornTail: false };
+}
+
+type Frame = { rec: Rec; next: number } | { rec?: undefined; damage: string; tornIfLast: boolean };
+
+function readFrame(bytes: Buffer, offset: number, cipher?: CacheCipher): Frame {
+  const remaining = bytes.length - offset;
+  if (remaining < FRAME_HEADER_BYTES) return { damage: `${remaining} stray bytes at offset ${offset}`, tornIfLast: true };
+  const length = bytes.readUInt32LE(offset);
+  const sum = bytes.readUInt32LE(offset + 4);
+  const start = offset + FRAME_HEADER_BYTES;
+  if (length === 0 || length > MAX_FRAME_BYTES) return { damage: `bad frame length ${length} at offset ${offset}`, tornIfLast: onlyZeros(bytes, offset) };
+  if (start + length > bytes.length) return { damage: `frame at offset ${offset} is cut short`, tornIfLast: true };
+  if (checksum(bytes, start, start + length) !== sum) return { damage: `checksum mismatch at offset ${offset}`, tornIfLast: start + length === bytes.length };
+  try {
+    return { rec: decodeFrameBody(bytes.subarray(start, start + length), cipher), next: start + length };
+  } catch (err) {
+    return { damage: `frame at offset ${offset}: ${(err as Error).message}`, tornIfLast: false };
+  }
+}
+
+/** Checksummed bytes the search for the next whole frame may spend per damage (a segment is 4 MiB). */
+const RESYNC_BUDGET_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The offset of the next whole frame at or after `from`: a length that fits, a matching checksum and a
+ * body that decodes. Text payloads cannot fake a length (four bytes ≥ 0x20 exceed MAX_FRAME_BYTES), so
+ * few offsets get as far as a checksum; the budget bounds a binary payload's worst case.
+ */
+function findNextFrame(bytes: Buffer, from: number, cipher?: CacheCipher): number | undefined {
+  let budget = RESYNC_BUDGET_BYTES;
+  for (let offset = from; offset + FRAME_HEADER_BYTES < bytes.length && budget > 0; offset++) {
+    const length = bytes.readUInt32LE(offset);
+    const start = offset + FRAME_HEADER_BYTES;
+    if (length <= SEQ_BYTES || length > MAX_FRAME_BYTES || start + length > bytes.length) continue;
+    budget -= length;
+    if (checksum(bytes, start, start + length) !== bytes.readUInt32LE(offset + 4)) continue;
+    if (readFrame(bytes, offset, cipher).rec) return offset;
+  }
+  return undefined;
 }
 
 function decodeFrameBody(body: Buffer, cipher?: CacheCipher): Rec {

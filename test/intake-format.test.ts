@@ -1,0 +1,98 @@
+/**
+ * The intake log's segment decoder against damage, on segments the real IntakeLog writes: a torn last
+ * write is expected (dropped quietly); damage anywhere else costs only the frames it touches (the decoder
+ * reads on from the next whole frame) and is reported; and no damage ever makes up a reading.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { IntakeLog } from '../packages/holdfast/dist/intake-log.js';
+import { decodeSegment } from '../packages/holdfast/dist/intake-format.js';
+import { tempDir } from './helpers.js';
+
+const READINGS = 200;
+
+/** A segment of READINGS readings, as publish() writes them in journal mode; and where each frame starts. */
+function writtenSegment(): { bytes: Buffer; offsets: number[] } {
+  const dir = tempDir('intake-format');
+  try {
+    const log = new IntakeLog(dir.path, 1, undefined, (err) => assert.fail(err));
+    for (let seq = 1; seq <= READINGS; seq++) assert.ok(log.append(seq, 'sensors/format', JSON.stringify({ n: seq, v: seq / 7 }), 5, 0, Date.now()));
+    log.close();
+    const [name] = readdirSync(dir.path).filter((f) => f.endsWith('.log'));
+    const bytes = readFileSync(join(dir.path, name!));
+    const offsets: number[] = [];
+    for (let offset = 0; offset < bytes.length; offset += 8 + bytes.readUInt32LE(offset)) offsets.push(offset);
+    assert.equal(offsets.length, READINGS);
+    return { bytes, offsets };
+  } finally {
+    dir.remove();
+  }
+}
+
+const seqsOf = (bytes: Buffer): number[] => decodeSegment(bytes).records.map((r) => r.seq);
+const all = Array.from({ length: READINGS }, (_, i) => i + 1);
+/** The frame holding byte `at`, by its seq. */
+const frameAt = (offsets: number[], at: number): number => offsets.filter((o) => o <= at).length;
+
+describe('intake segment decoder', () => {
+  const { bytes, offsets } = writtenSegment();
+
+  it('reads a whole segment, every reading in order', () => {
+    const decoded = decodeSegment(bytes);
+    assert.deepEqual(decoded.records.map((r) => r.seq), all);
+    assert.equal(decoded.damage, undefined);
+  });
+
+  it('a torn last write (cut short, or a zero-filled end) is dropped quietly', () => {
+    const cut = decodeSegment(bytes.subarray(0, bytes.length - 5));
+    assert.deepEqual(cut.records.map((r) => r.seq), all.slice(0, -1));
+    assert.equal(cut.tornTail, true);
+    const zeros = decodeSegment(Buffer.concat([bytes, Buffer.alloc(4096)]));
+    assert.deepEqual(zeros.records.map((r) => r.seq), all);
+    assert.equal(zeros.tornTail, true);
+  });
+
+  it('a page the power left unwritten in the middle costs only the frames in it, and is reported', () => {
+    const damaged = Buffer.from(bytes);
+    const page = 4096;
+    damaged.fill(0, page, 2 * page);
+    const decoded = decodeSegment(damaged);
+    const end = (seq: number): number => offsets[seq] ?? damaged.length;
+    const lost = new Set(all.filter((seq) => offsets[seq - 1]! < 2 * page && end(seq) > page));
+    assert.ok(lost.size > 0 && lost.size < READINGS / 2);
+    assert.deepEqual(decoded.records.map((r) => r.seq), all.filter((seq) => !lost.has(seq)));
+    assert.equal(decoded.tornTail, false);
+    assert.match(decoded.damage ?? '', /read on from offset \d+/);
+  });
+
+  it('any one flipped byte loses at most the frame it is in, never makes one up, and is reported unless in the last frame', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: bytes.length - 1 }), fc.integer({ min: 1, max: 255 }), (at, mask) => {
+        const damaged = Buffer.from(bytes);
+        damaged[at] = damaged[at]! ^ mask;
+        const decoded = decodeSegment(damaged);
+        const seqs = decoded.records.map((r) => r.seq);
+        const hit = frameAt(offsets, at);
+        assert.deepEqual(seqs, all.filter((seq) => seq !== hit), `byte ${at} ^ ${mask} (frame ${hit})`);
+        if (hit < READINGS) assert.ok(decoded.damage !== undefined && !decoded.tornTail, `reported: ${decoded.damage}`);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('never makes up a reading, whatever the damage: what it reads is a subsequence of what was written', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: bytes.length - 1 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 40 }), (writes) => {
+        const damaged = Buffer.from(bytes);
+        for (const [at, value] of writes) damaged[at] = value;
+        const seqs = seqsOf(damaged);
+        assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
+        assert.ok(seqs.every((seq, i) => Number.isInteger(seq) && seq >= 1 && seq <= READINGS && (i === 0 || seq > seqs[i - 1]!)));
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
