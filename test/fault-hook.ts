@@ -5,12 +5,13 @@ import type { HoldfastClient } from 'holdfast';
 // The hook exists only on clients opened with this set (it is read at open()).
 process.env.HOLDFAST_TEST_HOOKS = '1';
 
-export type FaultKind = 'throw' | 'exit' | 'oom' | 'hang' | 'crash-at-seq';
+export type FaultKind = 'throw' | 'exit' | 'oom' | 'hang' | 'crash-at-seq' | 'slow-restart';
 
-export function injectFault(client: HoldfastClient, kind: FaultKind, seq?: number): void {
-  const hook = (client as unknown as Record<symbol, ((kind: FaultKind, seq?: number) => void) | undefined>)[Symbol.for('holdfast.test.injectWorkerFault')];
+/** `arg`: the seq for 'crash-at-seq', the delay in ms for 'slow-restart'. */
+export function injectFault(client: HoldfastClient, kind: FaultKind, arg?: number): void {
+  const hook = (client as unknown as Record<symbol, ((kind: FaultKind, arg?: number) => void) | undefined>)[Symbol.for('holdfast.test.injectWorkerFault')];
   assert.equal(typeof hook, 'function', 'the fault hook is installed (HOLDFAST_TEST_HOOKS=1)');
-  hook!(kind, seq);
+  hook!(kind, arg);
 }
 
 export interface Lost {

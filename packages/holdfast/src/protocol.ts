@@ -57,9 +57,10 @@ export type ToWorker =
 
 /**
  * How a test asks the worker to die: an uncaught exception, process.exit(), running out of heap, a
- * blocked event loop, or a crash just before it sends a given seq (kept across restarts).
+ * blocked event loop, or a crash just before it sends a given seq (kept across restarts). Or, with
+ * 'slow-restart', how long each later replacement worker waits before it opens the cache.
  */
-export type TestFault = { kind: 'throw' | 'exit' | 'oom' | 'hang' } | { kind: 'crash-at-seq'; seq: number };
+export type TestFault = { kind: 'throw' | 'exit' | 'oom' | 'hang' } | { kind: 'crash-at-seq'; seq: number } | { kind: 'slow-restart'; ms: number };
 
 /** A message the broker refused, kept with its reason. */
 export interface DeadLetter {
@@ -152,7 +153,7 @@ export interface WorkerInit {
   lockToken: string;
   /** Accept testFault messages (HOLDFAST_TEST_HOOKS=1 at open()). */
   testHooks: boolean;
-  /** Faults that outlive a worker (crash-at-seq), armed before the worker touches any record. */
+  /** Faults that outlive a worker (crash-at-seq, slow-restart), armed before the worker touches any record. */
   stickyFaults: TestFault[];
   /** Set when this worker replaces one that died (see supervisor.ts). */
   restart: RestartInit | undefined;

@@ -23,6 +23,7 @@ import { RestartPolicy } from './restart-policy.js';
 import type { LostReadings } from './seq-ranges.js';
 import { Shutdown } from './shutdown.js';
 import { HostRelay, type SupervisorHost } from './supervisor-host.js';
+import { isSticky } from './test-hooks.js';
 import { CacheCipher } from './worker/cipher.js';
 import { releaseCacheLock } from './worker/cache-lock.js';
 import { clearLiveSlots, crashedError, failedError, flushLostError, startAfter, WorkerLosses } from './worker-losses.js';
@@ -135,9 +136,9 @@ export class Supervisor {
     return this.#outbox.request<T>(build);
   }
 
-  /** Test builds: the worker dies as asked (test-hooks.ts). crash-at-seq also arms every replacement. */
+  /** Test builds: the worker dies as asked (test-hooks.ts). crash-at-seq and slow-restart also arm every replacement. */
   injectFault(fault: TestFault): void {
-    if (fault.kind === 'crash-at-seq') this.#init.stickyFaults.push(fault);
+    if (isSticky(fault)) this.#init.stickyFaults.push(fault);
     if (this.#phase === 'running') this.#port.postMessage({ type: 'testFault', fault } satisfies ToWorker);
   }
 

@@ -28,7 +28,7 @@ import { readIntakeLog, SegmentSweeper, type IntakeReplay } from './intake-repla
 import { acquireCacheLock, releaseCacheLock } from './cache-lock.js';
 import { deadLetterPoison, type Poison } from './poison.js';
 import { installFatalHandlers, reallyExit } from './fatal.js';
-import { crashIfArmed, dieBy } from './test-faults.js';
+import { crashIfArmed, delayRestart, dieBy } from './test-faults.js';
 import { initWorkingMark } from './working-mark.js';
 import { unsavedAtClose } from '../close-worker.js';
 
@@ -62,6 +62,7 @@ async function run(): Promise<void> {
   let cipher: CacheCipher | undefined;
   let intake: IntakeReplay;
   let progress: ProgressFile;
+  if (testHooks && restart) await delayRestart(stickyFaults);
   try {
     cacheKey = loadCacheKey();
     cipher = cacheKey ? new CacheCipher(cacheKey) : undefined;

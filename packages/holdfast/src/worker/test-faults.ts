@@ -28,7 +28,16 @@ export function dieBy(fault: TestFault): void {
     case 'crash-at-seq':
       crashSeqs.add(fault.seq);
       return;
+    case 'slow-restart':
+      // For replacements only (delayRestart): this worker has started already.
+      return;
   }
+}
+
+/** A replacement worker armed with 'slow-restart' (the last one armed) waits before it touches the cache. */
+export async function delayRestart(faults: readonly TestFault[]): Promise<void> {
+  const slow = faults.findLast((fault) => fault.kind === 'slow-restart');
+  if (slow) await new Promise((resolve) => setTimeout(resolve, slow.ms));
 }
 
 /** Called as each record is about to be sent (working-mark.ts): crashes on an armed one, before it goes. */
