@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { describe, it } from 'node:test';
-import { open, ErrorCodes, type HealthReport, type HoldfastClient, HoldfastError, type HoldfastOptions, type QuarantineInfo } from 'holdfast';
+import { inspectCache, open, ErrorCodes, type HealthReport, type HoldfastClient, HoldfastError, type HoldfastOptions, type QuarantineInfo } from 'holdfast';
 import {
   acceptedNumbers,
   auditedBrokerWithProxy,
@@ -129,6 +129,7 @@ describe('intake log (journal mode)', () => {
       await client.drained();
       await waitUntil(() => existsSync(quarantines[0]!.movedTo), 10_000, 'the damaged segment renamed aside (kept) once nothing in it waits');
       await client.close();
+      assert.deepEqual((await inspectCache(dir.path)).quarantined, [basename(quarantines[0]!.movedTo)], 'holdfast cache inspect lists it');
     } finally {
       dir.remove();
     }

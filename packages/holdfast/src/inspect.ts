@@ -142,12 +142,16 @@ function intakeLogFiles(dir: string): { segments: number; bytes: number } {
   return { segments, bytes };
 }
 
-/** Corrupt caches that Cache.open() renamed aside (`cache.mdb.corrupt-<iso>`), without their lock files. */
+/**
+ * Corrupt caches that Cache.open() renamed aside (`cache.mdb.corrupt-<iso>`, without their lock files),
+ * and damaged intake log segments set aside once their readable readings were committed
+ * (`intake-….log.corrupt-<iso>`).
+ */
 export function quarantinedFiles(dir: string): string[] {
   if (!existsSync(dir)) return [];
   const prefix = `${CACHE_FILE}.corrupt-`;
   return readdirSync(dir)
-    .filter((name) => name.startsWith(prefix) && !name.endsWith('-lock'))
+    .filter((name) => (name.startsWith(prefix) && !name.endsWith('-lock')) || /^intake-.*\.log\.corrupt-/.test(name))
     .sort();
 }
 

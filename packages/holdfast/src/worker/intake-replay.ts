@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeSegment, INTAKE_SEGMENT } from '../intake-format.js';
 import type { Rec } from './record.js';
@@ -67,7 +67,9 @@ export function readIntakeLog(dir: string, bounds: ReplayBounds, cipher: CacheCi
     }
     replay.highestEpoch = Math.max(replay.highestEpoch, Number(INTAKE_SEGMENT.exec(name)![1]), epochOf(lastSeq));
     if (segment.damage !== undefined && !segment.tornTail) {
-      const movedTo = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      // Named by the segment's last write, not the time of this read: a restart that reads it again
+      // before it is set aside reports the same name.
+      const movedTo = `${path}.corrupt-${statSync(path).mtime.toISOString().replace(/[:.]/g, '-')}`;
       replay.segments.push({ name, lastSeq, setAsideAs: movedTo });
       replay.quarantined.push({ movedTo, reason: `intake log damaged: ${segment.damage}` });
     } else {
