@@ -30,7 +30,15 @@ import { ErrorCodes, exportCache, exportDeadLetters, inspectCache, open, type Ho
 
 const env = process.env;
 const say = (event: Record<string, unknown>): void => {
-  writeSync(1, `${JSON.stringify(event)}\n`);
+  const line = Buffer.from(`${JSON.stringify(event)}\n`);
+  // stdout may be a non-blocking pipe: a burst (a tick's readings and their try lines) can fill it until the runner reads.
+  for (let written = 0; written < line.length; ) {
+    try {
+      written += writeSync(1, line, written);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+    }
+  }
 };
 
 const clientId = env.HF_CLIENT_ID!;
