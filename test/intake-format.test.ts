@@ -96,3 +96,54 @@ describe('intake segment decoder', () => {
     );
   });
 });
+
+/** One frame as IntakeLog writes it, for a payload to carry inside its own bytes. */
+function oneFrame(seq: number, topic: string, payload: string): Buffer {
+  const dir = tempDir('intake-format-frame');
+  try {
+    const log = new IntakeLog(dir.path, 1, undefined, (err) => assert.fail(err));
+    assert.ok(log.append(seq, topic, payload, 5, 0, Date.now()));
+    log.close();
+    const [name] = readdirSync(dir.path).filter((f) => f.endsWith('.log'));
+    return readFileSync(join(dir.path, name!));
+  } finally {
+    dir.remove();
+  }
+}
+
+/** A segment of readings 1..count whose last one is a binary payload carrying `inside` (then padding). */
+function segmentEndingWith(count: number, inside: Buffer): Buffer {
+  const dir = tempDir('intake-format-embed');
+  try {
+    const log = new IntakeLog(dir.path, 1, undefined, (err) => assert.fail(err));
+    for (let seq = 1; seq < count; seq++) assert.ok(log.append(seq, 'sensors/format', JSON.stringify({ n: seq }), 5, 0, Date.now()));
+    assert.ok(log.append(count, 'sensors/blob', new Uint8Array(Buffer.concat([inside, Buffer.alloc(32, 0x41)])), 5, 0, Date.now()));
+    log.close();
+    const [name] = readdirSync(dir.path).filter((f) => f.endsWith('.log'));
+    return readFileSync(join(dir.path, name!));
+  } finally {
+    dir.remove();
+  }
+}
+
+describe('intake segment decoder against frames inside binary payloads', () => {
+  it('a torn last write whose payload carries a frame with an impossible seq (NaN, beyond the last epoch, a seq already read) reads as a torn tail; nothing is made up', () => {
+    for (const seq of [NaN, 2 ** 60, 3, -1, 1.5]) {
+      const bytes = segmentEndingWith(10, oneFrame(seq, 'forged', 'made up'));
+      const decoded = decodeSegment(bytes.subarray(0, bytes.length - 1));
+      assert.deepEqual(decoded.records.map((r) => r.seq), all.slice(0, 9), `an embedded frame with seq ${seq}`);
+      assert.equal(decoded.tornTail, true, `seq ${seq}: ${decoded.damage}`);
+    }
+  });
+
+  it(
+    'a torn last write whose payload carries a frame with the seq its own frame has reads as a torn tail; nothing is made up',
+    { todo: 'the checksum is public: a binary payload can carry a whole frame that the search after damage takes for a reading. Needs a per-segment secret (a random salt in the checksum, kept in the segment name) so a payload cannot forge one' },
+    () => {
+      const bytes = segmentEndingWith(10, oneFrame(10, 'forged', 'made up'));
+      const decoded = decodeSegment(bytes.subarray(0, bytes.length - 1));
+      assert.deepEqual(decoded.records.map((r) => r.topic), Array.from({ length: 9 }, () => 'sensors/format'));
+      assert.equal(decoded.tornTail, true, decoded.damage);
+    },
+  );
+});
