@@ -10,6 +10,7 @@
  */
 import { decodeRecord, type Rec } from './worker/record.js';
 import type { CacheCipher } from './worker/cipher.js';
+import { epochOf, MAX_EPOCH } from './protocol.js';
 
 export const INTAKE_SEGMENT = /^intake-(\d{10})-(\d{8})\.log$/;
 export const FRAME_HEADER_BYTES = 8;
@@ -48,14 +49,16 @@ export function decodeSegment(bytes: Buffer, cipher?: CacheCipher): DecodedSegme
   const records: Rec[] = [];
   let damage: string | undefined;
   let offset = 0;
+  const search: Search = { afterSeq: 0, budget: RESYNC_BUDGET_BYTES };
   while (offset < bytes.length) {
-    const frame = readFrame(bytes, offset, cipher);
+    const frame = readFrame(bytes, offset, search.afterSeq, cipher);
     if (frame.rec) {
       records.push(frame.rec);
+      search.afterSeq = frame.rec.seq;
       offset = frame.next;
       continue;
     }
-    const next = findNextFrame(bytes, offset + 1, cipher);
+    const next = findNextFrame(bytes, offset + 1, search, cipher);
     if (next === undefined) {
       if (damage !== undefined) return { records, damage, tornTail: false };
       return { records, damage: frame.damage, tornTail: frame.tornIfLast };
@@ -68,7 +71,8 @@ export function decodeSegment(bytes: Buffer, cipher?: CacheCipher): DecodedSegme
 
 type Frame = { rec: Rec; next: number } | { rec?: undefined; damage: string; tornIfLast: boolean };
 
-function readFrame(bytes: Buffer, offset: number, cipher?: CacheCipher): Frame {
+/** A frame is a reading only with a seq above the one before it in the segment (the writer's order). */
+function readFrame(bytes: Buffer, offset: number, afterSeq: number, cipher?: CacheCipher): Frame {
   const remaining = bytes.length - offset;
   if (remaining < FRAME_HEADER_BYTES) return { damage: `${remaining} stray bytes at offset ${offset}`, tornIfLast: true };
   const length = bytes.readUInt32LE(offset);
@@ -78,29 +82,48 @@ function readFrame(bytes: Buffer, offset: number, cipher?: CacheCipher): Frame {
   if (start + length > bytes.length) return { damage: `frame at offset ${offset} is cut short`, tornIfLast: true };
   if (checksum(bytes, start, start + length) !== sum) return { damage: `checksum mismatch at offset ${offset}`, tornIfLast: start + length === bytes.length };
   try {
-    return { rec: decodeFrameBody(bytes.subarray(start, start + length), cipher), next: start + length };
+    const rec = decodeFrameBody(bytes.subarray(start, start + length), cipher);
+    if (!isSeqAfter(rec.seq, afterSeq)) return { damage: `frame at offset ${offset} holds seq ${rec.seq} after ${afterSeq}`, tornIfLast: false };
+    return { rec, next: start + length };
   } catch (err) {
     return { damage: `frame at offset ${offset}: ${(err as Error).message}`, tornIfLast: false };
   }
 }
 
-/** Checksummed bytes the search for the next whole frame may spend per damage (a segment is 4 MiB). */
+/**
+ * Checksummed bytes the searches for the next whole frame may spend in one segment (a segment is 4 MiB):
+ * per segment, not per damage, or a payload that leads each search to a frame of its own could repeat it.
+ */
 const RESYNC_BUDGET_BYTES = 64 * 1024 * 1024;
+
+interface Search {
+  /** The seq of the last frame read: a frame found further on must hold a higher one. */
+  afterSeq: number;
+  budget: number;
+}
+
+/**
+ * The writer's seqs rise within a segment and stay within the seq space: a frame a payload carries
+ * inside its bytes cannot go back (replay or reorder a reading) nor claim a seq no run hands out
+ * (NaN, or an epoch past MAX_EPOCH, which the next run's epoch would have to exceed).
+ */
+function isSeqAfter(seq: number, afterSeq: number): boolean {
+  return Number.isSafeInteger(seq) && seq > afterSeq && epochOf(seq) <= MAX_EPOCH;
+}
 
 /**
  * The offset of the next whole frame at or after `from`: a length that fits, a matching checksum and a
  * body that decodes. Text payloads cannot fake a length (four bytes ≥ 0x20 exceed MAX_FRAME_BYTES), so
  * few offsets get as far as a checksum; the budget bounds a binary payload's worst case.
  */
-function findNextFrame(bytes: Buffer, from: number, cipher?: CacheCipher): number | undefined {
-  let budget = RESYNC_BUDGET_BYTES;
-  for (let offset = from; offset + FRAME_HEADER_BYTES < bytes.length && budget > 0; offset++) {
+function findNextFrame(bytes: Buffer, from: number, search: Search, cipher?: CacheCipher): number | undefined {
+  for (let offset = from; offset + FRAME_HEADER_BYTES < bytes.length && search.budget > 0; offset++) {
     const length = bytes.readUInt32LE(offset);
     const start = offset + FRAME_HEADER_BYTES;
     if (length <= SEQ_BYTES || length > MAX_FRAME_BYTES || start + length > bytes.length) continue;
-    budget -= length;
+    search.budget -= length;
     if (checksum(bytes, start, start + length) !== bytes.readUInt32LE(offset + 4)) continue;
-    if (readFrame(bytes, offset, cipher).rec) return offset;
+    if (readFrame(bytes, offset, search.afterSeq, cipher).rec) return offset;
   }
   return undefined;
 }
