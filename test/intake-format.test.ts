@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { IntakeLog } from '../packages/holdfast/dist/intake-log.js';
-import { decodeSegment } from '../packages/holdfast/dist/intake-format.js';
+import { checksum, decodeSegment, saltOf } from '../packages/holdfast/dist/intake-format.js';
 import { tempDir } from './helpers.js';
 
 const READINGS = 200;
 
 /** A segment of READINGS readings, as publish() writes them in journal mode; and where each frame starts. */
-function writtenSegment(): { bytes: Buffer; offsets: number[] } {
+function writtenSegment(): { bytes: Buffer; offsets: number[]; salt: number } {
   const dir = tempDir('intake-format');
   try {
     const log = new IntakeLog(dir.path, 1, undefined, (err) => assert.fail(err));
@@ -26,31 +26,34 @@ function writtenSegment(): { bytes: Buffer; offsets: number[] } {
     const offsets: number[] = [];
     for (let offset = 0; offset < bytes.length; offset += 8 + bytes.readUInt32LE(offset)) offsets.push(offset);
     assert.equal(offsets.length, READINGS);
-    return { bytes, offsets };
+    const salt = saltOf(name!);
+    assert.ok(salt !== undefined, `the segment's name carries its salt: ${name}`);
+    return { bytes, offsets, salt };
   } finally {
     dir.remove();
   }
 }
 
-const seqsOf = (bytes: Buffer): number[] => decodeSegment(bytes).records.map((r) => r.seq);
+
 const all = Array.from({ length: READINGS }, (_, i) => i + 1);
 /** The frame holding byte `at`, by its seq. */
 const frameAt = (offsets: number[], at: number): number => offsets.filter((o) => o <= at).length;
 
 describe('intake segment decoder', () => {
-  const { bytes, offsets } = writtenSegment();
+  const { bytes, offsets, salt } = writtenSegment();
+  const decode = (b: Buffer): ReturnType<typeof decodeSegment> => decodeSegment(b, salt);
 
   it('reads a whole segment, every reading in order', () => {
-    const decoded = decodeSegment(bytes);
+    const decoded = decode(bytes);
     assert.deepEqual(decoded.records.map((r) => r.seq), all);
     assert.equal(decoded.damage, undefined);
   });
 
   it('a torn last write (cut short, or a zero-filled end) is dropped quietly', () => {
-    const cut = decodeSegment(bytes.subarray(0, bytes.length - 5));
+    const cut = decode(bytes.subarray(0, bytes.length - 5));
     assert.deepEqual(cut.records.map((r) => r.seq), all.slice(0, -1));
     assert.equal(cut.tornTail, true);
-    const zeros = decodeSegment(Buffer.concat([bytes, Buffer.alloc(4096)]));
+    const zeros = decode(Buffer.concat([bytes, Buffer.alloc(4096)]));
     assert.deepEqual(zeros.records.map((r) => r.seq), all);
     assert.equal(zeros.tornTail, true);
   });
@@ -59,7 +62,7 @@ describe('intake segment decoder', () => {
     const damaged = Buffer.from(bytes);
     const page = 4096;
     damaged.fill(0, page, 2 * page);
-    const decoded = decodeSegment(damaged);
+    const decoded = decode(damaged);
     const end = (seq: number): number => offsets[seq] ?? damaged.length;
     const lost = new Set(all.filter((seq) => offsets[seq - 1]! < 2 * page && end(seq) > page));
     assert.ok(lost.size > 0 && lost.size < READINGS / 2);
@@ -73,7 +76,7 @@ describe('intake segment decoder', () => {
       fc.property(fc.integer({ min: 0, max: bytes.length - 1 }), fc.integer({ min: 1, max: 255 }), (at, mask) => {
         const damaged = Buffer.from(bytes);
         damaged[at] = damaged[at]! ^ mask;
-        const decoded = decodeSegment(damaged);
+        const decoded = decode(damaged);
         const seqs = decoded.records.map((r) => r.seq);
         const hit = frameAt(offsets, at);
         assert.deepEqual(seqs, all.filter((seq) => seq !== hit), `byte ${at} ^ ${mask} (frame ${hit})`);
@@ -88,7 +91,7 @@ describe('intake segment decoder', () => {
       fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: bytes.length - 1 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 40 }), (writes) => {
         const damaged = Buffer.from(bytes);
         for (const [at, value] of writes) damaged[at] = value;
-        const seqs = seqsOf(damaged);
+        const seqs = decode(damaged).records.map((r) => r.seq);
         assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
         assert.ok(seqs.every((seq, i) => Number.isInteger(seq) && seq >= 1 && seq <= READINGS && (i === 0 || seq > seqs[i - 1]!)));
       }),
@@ -112,7 +115,7 @@ function oneFrame(seq: number, topic: string, payload: string): Buffer {
 }
 
 /** A segment of readings 1..count whose last one is a binary payload carrying `inside` (then padding). */
-function segmentEndingWith(count: number, inside: Buffer): Buffer {
+function segmentEndingWith(count: number, inside: Buffer): { bytes: Buffer; salt: number } {
   const dir = tempDir('intake-format-embed');
   try {
     const log = new IntakeLog(dir.path, 1, undefined, (err) => assert.fail(err));
@@ -120,30 +123,47 @@ function segmentEndingWith(count: number, inside: Buffer): Buffer {
     assert.ok(log.append(count, 'sensors/blob', new Uint8Array(Buffer.concat([inside, Buffer.alloc(32, 0x41)])), 5, 0, Date.now()));
     log.close();
     const [name] = readdirSync(dir.path).filter((f) => f.endsWith('.log'));
-    return readFileSync(join(dir.path, name!));
+    return { bytes: readFileSync(join(dir.path, name!)), salt: saltOf(name!)! };
   } finally {
     dir.remove();
   }
 }
 
+/** The same segment as written before salts: every frame's checksum without one. */
+function unsalted(bytes: Buffer): Buffer {
+  const out = Buffer.from(bytes);
+  for (let offset = 0; offset + 8 <= out.length; ) {
+    const length = out.readUInt32LE(offset);
+    if (offset + 8 + length > out.length) break;
+    out.writeUInt32LE(checksum(out, offset + 8, offset + 8 + length), offset + 4);
+    offset += 8 + length;
+  }
+  return out;
+}
+
 describe('intake segment decoder against frames inside binary payloads', () => {
-  it('a torn last write whose payload carries a frame with an impossible seq (NaN, beyond the last epoch, a seq already read) reads as a torn tail; nothing is made up', () => {
-    for (const seq of [NaN, 2 ** 60, 3, -1, 1.5]) {
-      const bytes = segmentEndingWith(10, oneFrame(seq, 'forged', 'made up'));
-      const decoded = decodeSegment(bytes.subarray(0, bytes.length - 1));
-      assert.deepEqual(decoded.records.map((r) => r.seq), all.slice(0, 9), `an embedded frame with seq ${seq}`);
+  // The search after damage checks a frame with the segment's salt, which a payload's author cannot know.
+  it('a torn last write whose payload carries a whole frame, even with the seq its own frame has, reads as a torn tail; nothing is made up', () => {
+    for (const seq of [10, NaN, 2 ** 60, 3, -1, 1.5]) {
+      const { bytes, salt } = segmentEndingWith(10, oneFrame(seq, 'forged', 'made up'));
+      const decoded = decodeSegment(bytes.subarray(0, bytes.length - 1), salt);
+      assert.deepEqual(decoded.records.map((r) => r.topic), Array.from({ length: 9 }, () => 'sensors/format'), `an embedded frame with seq ${seq}`);
       assert.equal(decoded.tornTail, true, `seq ${seq}: ${decoded.damage}`);
     }
   });
 
-  it(
-    'a torn last write whose payload carries a frame with the seq its own frame has reads as a torn tail; nothing is made up',
-    { todo: 'the checksum is public: a binary payload can carry a whole frame that the search after damage takes for a reading. Needs a per-segment secret (a random salt in the checksum, kept in the segment name) so a payload cannot forge one' },
-    () => {
-      const bytes = segmentEndingWith(10, oneFrame(10, 'forged', 'made up'));
-      const decoded = decodeSegment(bytes.subarray(0, bytes.length - 1));
-      assert.deepEqual(decoded.records.map((r) => r.topic), Array.from({ length: 9 }, () => 'sensors/format'));
-      assert.equal(decoded.tornTail, true, decoded.damage);
-    },
-  );
+  it('a segment written before salts (a name without one) is read with the plain checksum; the salt is what a salted one is checked with', () => {
+    const { bytes, salt } = segmentEndingWith(10, Buffer.alloc(16));
+    assert.deepEqual(decodeSegment(unsalted(bytes), undefined).records.map((r) => r.seq), all.slice(0, 10));
+    assert.deepEqual(decodeSegment(bytes, salt).records.map((r) => r.seq), all.slice(0, 10));
+    assert.deepEqual(decodeSegment(bytes, salt ^ 1).records, [], 'another salt matches no frame');
+  });
+
+  it('without a salt, a frame a payload carries cannot go back, nor hold a seq no run hands out (NaN, past the last epoch)', () => {
+    for (const seq of [NaN, 2 ** 60, 3, -1, 1.5]) {
+      const { bytes } = segmentEndingWith(10, unsalted(oneFrame(seq, 'forged', 'made up')));
+      const decoded = decodeSegment(unsalted(bytes).subarray(0, bytes.length - 1), undefined);
+      assert.deepEqual(decoded.records.map((r) => r.seq), all.slice(0, 9), `an embedded frame with seq ${seq}`);
+    }
+  });
 });

@@ -3,30 +3,51 @@
  * returns, so a crash of the process cannot lose a reading publish() accepted; the worker later commits
  * the same readings to LMDB and deletes the segment.
  *
- * Frame: u32 body length, u32 FNV-1a checksum of the body, body. The body is the seq (f64) and the
- * record exactly as the cache stores it (record.ts: sealed with the cacheKey when one is set).
- * A segment is never written after a failed write, so a frame cut short can only be its last one; damage
- * elsewhere (a flipped bit, a page a power cut left unwritten) costs only the frames it touches.
+ * Frame: u32 body length, u32 FNV-1a checksum of the segment's salt and the body, body. The body is the
+ * seq (f64) and the record exactly as the cache stores it (record.ts: sealed with the cacheKey when one
+ * is set). A segment is never written after a failed write, so a frame cut short can only be its last
+ * one; damage elsewhere (a flipped bit, a page a power cut left unwritten) costs only the frames it
+ * touches.
+ *
+ * The salt is random per segment and kept in its name (a damaged page cannot take it): the search for
+ * the next whole frame after damage then cannot take a frame a binary payload carries inside its bytes
+ * for a reading, since the payload's author cannot know the salt. Segments named without one (written
+ * before it existed) are read with the plain checksum.
  */
 import { decodeRecord, type Rec } from './worker/record.js';
 import type { CacheCipher } from './worker/cipher.js';
 import { epochOf, MAX_EPOCH } from './protocol.js';
 
-export const INTAKE_SEGMENT = /^intake-(\d{10})-(\d{8})\.log$/;
+export const INTAKE_SEGMENT = /^intake-(\d{10})-(\d{8})(?:-([0-9a-f]{8}))?\.log$/;
 export const FRAME_HEADER_BYTES = 8;
 /** A frame longer than this is damage, not a reading (payloads are capped far below it). */
 const MAX_FRAME_BYTES = 512 * 1024 * 1024;
 
-export function segmentName(epoch: number, index: number): string {
-  return `intake-${String(epoch).padStart(10, '0')}-${String(index).padStart(8, '0')}.log`;
+/** What every name of segment `index` of `epoch` starts with; it sorts after every earlier segment's name. */
+export function segmentPrefix(epoch: number, index: number): string {
+  return `intake-${String(epoch).padStart(10, '0')}-${String(index).padStart(8, '0')}`;
+}
+
+export function segmentName(epoch: number, index: number, salt: number): string {
+  return `${segmentPrefix(epoch, index)}-${salt.toString(16).padStart(8, '0')}.log`;
+}
+
+/** The salt a segment's name carries (undefined: a segment from before salts, or not a segment). */
+export function saltOf(name: string): number | undefined {
+  const hex = INTAKE_SEGMENT.exec(name)?.[3];
+  return hex === undefined ? undefined : Number.parseInt(hex, 16);
 }
 
 /** The seq (f64 LE) at the start of a frame's body, before the record. */
 export const SEQ_BYTES = 8;
 
-/** 32-bit FNV-1a: cheap in JS, and enough to tell a torn or zero-filled tail from a whole frame. */
-export function checksum(bytes: Uint8Array, start: number, end: number): number {
+/**
+ * 32-bit FNV-1a: cheap in JS, and enough to tell a torn or zero-filled tail from a whole frame. With a
+ * salt, its four bytes go first.
+ */
+export function checksum(bytes: Uint8Array, start: number, end: number, salt?: number): number {
   let hash = 0x811c9dc5;
+  if (salt !== undefined) for (let shift = 0; shift < 32; shift += 8) hash = Math.imul(hash ^ ((salt >>> shift) & 0xff), 0x01000193);
   for (let i = start; i < end; i++) hash = Math.imul(hash ^ bytes[i]!, 0x01000193);
   return hash >>> 0;
 }
@@ -45,13 +66,13 @@ export interface DecodedSegment {
  * left unwritten) and reading goes on from there, so only the damaged frame is lost; when there is none,
  * a frame cut short or a zero-filled end is a torn last write, expected after a power cut.
  */
-export function decodeSegment(bytes: Buffer, cipher?: CacheCipher): DecodedSegment {
+export function decodeSegment(bytes: Buffer, salt: number | undefined, cipher?: CacheCipher): DecodedSegment {
   const records: Rec[] = [];
   let damage: string | undefined;
   let offset = 0;
-  const search: Search = { afterSeq: 0, budget: RESYNC_BUDGET_BYTES };
+  const search: Search = { afterSeq: 0, budget: RESYNC_BUDGET_BYTES, salt };
   while (offset < bytes.length) {
-    const frame = readFrame(bytes, offset, search.afterSeq, cipher);
+    const frame = readFrame(bytes, offset, search, cipher);
     if (frame.rec) {
       records.push(frame.rec);
       search.afterSeq = frame.rec.seq;
@@ -72,7 +93,7 @@ export function decodeSegment(bytes: Buffer, cipher?: CacheCipher): DecodedSegme
 type Frame = { rec: Rec; next: number } | { rec?: undefined; damage: string; tornIfLast: boolean };
 
 /** A frame is a reading only with a seq above the one before it in the segment (the writer's order). */
-function readFrame(bytes: Buffer, offset: number, afterSeq: number, cipher?: CacheCipher): Frame {
+function readFrame(bytes: Buffer, offset: number, { afterSeq, salt }: Search, cipher?: CacheCipher): Frame {
   const remaining = bytes.length - offset;
   if (remaining < FRAME_HEADER_BYTES) return { damage: `${remaining} stray bytes at offset ${offset}`, tornIfLast: true };
   const length = bytes.readUInt32LE(offset);
@@ -80,7 +101,7 @@ function readFrame(bytes: Buffer, offset: number, afterSeq: number, cipher?: Cac
   const start = offset + FRAME_HEADER_BYTES;
   if (length === 0 || length > MAX_FRAME_BYTES) return { damage: `bad frame length ${length} at offset ${offset}`, tornIfLast: onlyZeros(bytes, offset) };
   if (start + length > bytes.length) return { damage: `frame at offset ${offset} is cut short`, tornIfLast: true };
-  if (checksum(bytes, start, start + length) !== sum) return { damage: `checksum mismatch at offset ${offset}`, tornIfLast: start + length === bytes.length };
+  if (checksum(bytes, start, start + length, salt) !== sum) return { damage: `checksum mismatch at offset ${offset}`, tornIfLast: start + length === bytes.length };
   try {
     const rec = decodeFrameBody(bytes.subarray(start, start + length), cipher);
     if (!isSeqAfter(rec.seq, afterSeq)) return { damage: `frame at offset ${offset} holds seq ${rec.seq} after ${afterSeq}`, tornIfLast: false };
@@ -100,6 +121,7 @@ interface Search {
   /** The seq of the last frame read: a frame found further on must hold a higher one. */
   afterSeq: number;
   budget: number;
+  salt: number | undefined;
 }
 
 /**
@@ -122,8 +144,8 @@ function findNextFrame(bytes: Buffer, from: number, search: Search, cipher?: Cac
     const start = offset + FRAME_HEADER_BYTES;
     if (length <= SEQ_BYTES || length > MAX_FRAME_BYTES || start + length > bytes.length) continue;
     search.budget -= length;
-    if (checksum(bytes, start, start + length) !== bytes.readUInt32LE(offset + 4)) continue;
-    if (readFrame(bytes, offset, search.afterSeq, cipher).rec) return offset;
+    if (checksum(bytes, start, start + length, search.salt) !== bytes.readUInt32LE(offset + 4)) continue;
+    if (readFrame(bytes, offset, search, cipher).rec) return offset;
   }
   return undefined;
 }

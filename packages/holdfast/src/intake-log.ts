@@ -1,6 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { checksum, FRAME_HEADER_BYTES, SEQ_BYTES, segmentName } from './intake-format.js';
+import { checksum, FRAME_HEADER_BYTES, SEQ_BYTES, segmentName, segmentPrefix } from './intake-format.js';
 import type { RetiredSegment } from './protocol.js';
 import type { CacheCipher } from './worker/cipher.js';
 import { encodeRecord, recordSize, type Rec } from './worker/record.js';
@@ -24,6 +25,8 @@ export class IntakeLog {
   readonly #onFailure: (err: Error) => void;
   #fd: number | undefined;
   #name = '';
+  /** The open segment's salt (in its name): see intake-format.ts. */
+  #salt = 0;
   #index = 0;
   #bytes = 0;
   #lastSeq = 0;
@@ -67,7 +70,7 @@ export class IntakeLog {
     frame.writeDoubleLE(seq, FRAME_HEADER_BYTES);
     frame.set(record, FRAME_HEADER_BYTES + SEQ_BYTES);
     frame.writeUInt32LE(bodyBytes, 0);
-    frame.writeUInt32LE(checksum(frame, FRAME_HEADER_BYTES, size), 4);
+    frame.writeUInt32LE(checksum(frame, FRAME_HEADER_BYTES, size, this.#salt), 4);
     try {
       const written = writeSync(this.#fd!, frame, 0, size);
       if (written !== size) throw new Error(`short write (${written} of ${size} bytes)`);
@@ -114,13 +117,14 @@ export class IntakeLog {
    */
   rotate(): string {
     this.#endSegment();
-    return segmentName(this.#epoch, this.#index);
+    return segmentPrefix(this.#epoch, this.#index);
   }
 
   #startSegment(): boolean {
     // Monotonic: a wall clock set back during the wait would otherwise stop the log retrying for good.
     if (performance.now() - this.#failedAt < RETRY_MS) return false;
-    const name = segmentName(this.#epoch, this.#index++);
+    const salt = randomBytes(4).readUInt32LE(0);
+    const name = segmentName(this.#epoch, this.#index++, salt);
     try {
       this.#fd = openSync(join(this.#dir, name), 'wx', 0o600);
     } catch (err) {
@@ -128,6 +132,7 @@ export class IntakeLog {
       return false;
     }
     this.#name = name;
+    this.#salt = salt;
     this.#bytes = 0;
     this.#opened.push(name);
     return true;

@@ -165,7 +165,7 @@ export interface RestartInit {
    * worker; the facade posts every later reading itself, so none is replayed twice.
    */
   replayThrough: number;
-  /** Read only intake segments named before this one: the facade writes to it and later ones. */
+  /** Read only intake segments named before this (a segment name prefix): the facade writes to it and later ones. */
   intakeBefore: string | undefined;
   /** A record the dead workers kept crashing on: dead-letter it before anything else. */
   poison: { seq: number; reason: string } | undefined;

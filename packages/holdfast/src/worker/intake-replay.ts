@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeSegment, INTAKE_SEGMENT } from '../intake-format.js';
+import { decodeSegment, INTAKE_SEGMENT, saltOf } from '../intake-format.js';
 import type { Rec } from './record.js';
 import { epochOf, type PublishBatch, type QuarantineInfo, type RetiredSegment } from '../protocol.js';
 import type { CacheCipher } from './cipher.js';
@@ -59,7 +59,7 @@ export function readIntakeLog(dir: string, bounds: ReplayBounds, cipher: CacheCi
   const pending: Rec[] = [];
   for (const name of names) {
     const path = join(dir, name);
-    const segment = decodeSegment(readFileSync(path), cipher);
+    const segment = decodeSegment(readFileSync(path), saltOf(name), cipher);
     let lastSeq = 0;
     for (const rec of segment.records) {
       lastSeq = Math.max(lastSeq, rec.seq);
