@@ -138,8 +138,10 @@ export class Sender {
       this.#stats.spilled(recs.length);
       this.#updateCacheStats();
     } else {
-      for (const rec of recs) this.#mem.push(rec);
+      const now = performance.now();
+      for (const rec of recs) this.#mem.push(rec, now);
       if (this.#mem.length > this.#o.highWater.messages || this.#mem.bytes > this.#o.highWater.bytes) this.#on('high-water');
+      else if (this.#policy.spillsWhenFallingBehind && now - this.#mem.oldestArrivedAt! >= this.#o.timeoutMs) this.#on('falling-behind');
     }
     this.#updateMemStats();
     this.#pump();
@@ -253,7 +255,7 @@ export class Sender {
         return this.#scheduleCacheRead(true);
       case 'empty':
         // Input that never reached the cache goes back to memory, ahead of anything newer.
-        this.#mem.restore(this.#writer.takeWindowed());
+        this.#mem.restore(this.#writer.takeWindowed(), performance.now());
         this.#ledger.removeDeliveredSoon();
         this.#post({ type: 'event', name: 'drain-end', data: { delivered: this.#drainedCount } });
         return this.#on('cache-empty');
@@ -271,7 +273,7 @@ export class Sender {
   /** MQTT.js dropped the exchange before storing it: it goes back to where it came from. */
   #unsent(exchange: Exchange): void {
     if (!exchange.cached) {
-      if (this.#state === 'direct') this.#mem.restore(exchange.recs);
+      if (this.#state === 'direct') this.#mem.restore(exchange.recs, performance.now());
       else this.#writer.append([...exchange.recs]);
     }
     this.#updateMemStats();

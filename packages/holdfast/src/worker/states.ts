@@ -14,6 +14,11 @@ export type SenderEvent =
   | 'timeout'
   /** The memory queue passed highWater.messages or highWater.bytes. */
   | 'high-water'
+  /**
+   * Spill mode: the oldest reading in memory has waited timeoutMs. Each exchange completes, but the
+   * link is too slow for the rate (high latency): memory would grow past what a crash may lose.
+   */
+  | 'falling-behind'
   /** The connection dropped, or an attempt to connect failed: the broker is known to be unreachable. */
   | 'link-down'
   /** close() was called: what is pending goes to the cache. */
@@ -39,6 +44,7 @@ export interface Transition {
 const SPILL_REASON = {
   timeout: 'no PUBCOMP within timeoutMs: the exchange is stuck, so the pending stream goes to the cache',
   'high-water': 'the memory queue passed its high-water mark: the pending stream goes to the cache',
+  'falling-behind': 'the oldest reading in memory has waited timeoutMs (the link cannot keep up): the pending stream goes to the cache',
   'link-down': 'the link is down: the pending stream goes to the cache now rather than after timeoutMs',
   close: 'close(): what is pending goes to the cache',
   'flush-offline': 'flush() while the link is down: the pending stream goes to the cache to be durable',
@@ -52,6 +58,7 @@ const TABLE: Record<SenderState, Partial<Record<SenderEvent, Transition>>> = {
   direct: {
     timeout: spillTo('timeout'),
     'high-water': spillTo('high-water'),
+    'falling-behind': spillTo('falling-behind'),
     // While the link is down, new input goes to the cache, not to memory.
     'link-down': spillTo('link-down', true),
     close: spillTo('close'),

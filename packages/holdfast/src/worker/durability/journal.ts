@@ -11,6 +11,7 @@ export class JournalPolicy implements DurabilityPolicy {
   readonly mode = 'journal';
   readonly progressInDirect = true;
   readonly flushSpillsOffline = false;
+  readonly spillsWhenFallingBehind = false;
   readonly #intake: IntakeSync;
 
   constructor(intake: IntakeSync) {

@@ -14,6 +14,11 @@ export interface DurabilityPolicy {
   /** Whether flush() with the link down writes the pending stream to the cache (rather than waiting). */
   readonly flushSpillsOffline: boolean;
   /**
+   * Whether memory may hold a reading no longer than timeoutMs before the pending stream spills (spill:
+   * it bounds what a crash loses; journal's intake log already holds every reading).
+   */
+  readonly spillsWhenFallingBehind: boolean;
+  /**
    * The lowest seq not yet safe from a power cut, given the lowest seq only in memory or on its way
    * into the cache: what flush() waits for.
    */

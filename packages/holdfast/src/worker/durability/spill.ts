@@ -8,6 +8,7 @@ export class SpillPolicy implements DurabilityPolicy {
   readonly mode = 'spill';
   readonly progressInDirect: boolean;
   readonly flushSpillsOffline = true;
+  readonly spillsWhenFallingBehind = true;
 
   /**
    * `replaying`: this run replays what a journal run left in its intake log. Those readings are sent
