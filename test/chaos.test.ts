@@ -1,29 +1,15 @@
 /**
- * The chaos campaign's short run (issue F): every seed in bench/chaos/regressions.json (a seed that
- * passes today and every seed that ever failed), each a full campaign seed against real Mosquitto with
- * real device processes (journal and spill), judged by the campaign's invariants. A seed that breaks one fails its test with the campaign's own failure lines
- * and reproduction command. A seed marked 'fails-until-F-fixes' is a failure of the library that issue
- * F is fixing: it still runs, as a todo, so its result shows without failing the suite; flip it to
- * 'pass' once the fix lands.
+ * The chaos campaign (issue F) in CI: the regression seeds from bench/chaos/regressions.json with a short
+ * fault window (chaos-full.test.ts runs those with the full one), the invariants' judge on made-up lives,
+ * and the command line.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FAULT_KINDS, judge, parseChaosArgs, reproCommand, runCampaign, type ChaosArgs, type JudgeInput, type Life, type SeedResult } from '@holdfast/testkit';
-import { deviceScript, loadRegressions } from '../bench/chaos/regressions.js';
+import { CHAOS_DEFAULTS, FAULT_KINDS, judge, parseChaosArgs, reproCommand, type ChaosArgs, type JudgeInput, type Life } from '@holdfast/testkit';
+import { regressionSeeds } from './chaos-seeds.js';
 
-describe('chaos campaign: regression seeds', () => {
-  for (const r of loadRegressions()) {
-    const todo = r.expect === 'fails-until-F-fixes' ? `known failure until issue F is fixed: ${r.note}` : undefined;
-    it(`pnpm chaos ${r.args}`, { todo }, async () => {
-      const lines: string[] = [];
-      const campaign = await runCampaign({ ...r.parsed, deviceScript, execArgv: ['--import', 'tsx'], log: (line) => lines.push(line) });
-      const [result] = campaign.results as [SeedResult | undefined];
-      assert.deepEqual(campaign.errors, [], `the run itself failed:\n${lines.join('\n')}`);
-      assert.ok(result !== undefined);
-      assert.deepEqual(result.failures, [], `seed ${result.seed} broke the campaign's invariants (trace: ${result.trace}):\n  ${result.failures.join('\n  ')}\nreproduce: ${result.repro}`);
-    });
-  }
-});
+// Seeds with the full 30 s fault window run in chaos-full.test.ts, so neither file nears the runner's timeout.
+describe('chaos campaign: regression seeds with a short fault window', () => regressionSeeds((r) => r.parsed.durationMs < CHAOS_DEFAULTS.durationS * 1000));
 
 describe('chaos command line', () => {
   it('a reproduction command parses back to the same seed and settings', () => {

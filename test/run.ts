@@ -31,7 +31,7 @@ const named = args.filter((a) => a.endsWith('.test.ts'));
 const files = args.includes('--quick') ? QUICK : named.length > 0 ? named : readdirSync(here).filter((f) => f.endsWith('.test.ts')).sort();
 
 const tmp = mkdtempSync(join(tmpdir(), 'holdfast-test-run-'));
-// Per test, and per file: chaos.test.ts runs every regression seed in a row (about 3.5 minutes).
+// Per test, and per file: chaos.test.ts and chaos-full.test.ts each run regression seeds in a row (2–3 minutes).
 const TEST_TIMEOUT_MS = 360_000;
 const run = spawnSync(
   process.execPath,
