@@ -104,9 +104,11 @@ describe('close() reports what it could not save', () => {
     const cacheDir = join(disk.path, 'cache');
     const filler = join(disk.path, 'filler');
     const seqOf = new Map<number, number>();
-    await rig.proxy.refuse(true);
     try {
       const client = await open(options(device, cacheDir));
+      // A hung broker keeps the connection up, so nothing spills before close(): the readings wait in
+      // memory (a refused connection would spill them on its own, racing the full disk).
+      rig.broker.pause();
       publishRange(client, device, 1, 50, seqOf, 'x'.repeat(2048));
       await waitUntil(() => client.stats().memoryQueued + client.stats().inflight === 50, 10_000, 'the worker to hold 1..50');
       fillDisk(filler);
@@ -115,14 +117,14 @@ describe('close() reports what it could not save', () => {
       assert.match(message, /could not write every pending reading to the cache; lost: \d+ readings?/);
 
       rmSync(filler);
-      await rig.proxy.refuse(false);
+      rig.broker.resume();
       await drainAgain(device, cacheDir, 'spill');
       await rig.auditor.waitFor({ [device]: [...seqOf.keys()].filter((n) => !lost.ranges.some(([a, b]) => seqOf.get(n)! >= a && seqOf.get(n)! <= b)) }, 20_000);
       const arrived = rig.auditor.arrivals(device);
       assertInOrderOnce(arrived);
       assertMissingExactly(seqOf, arrived, lost);
     } finally {
-      await rig.proxy.refuse(false);
+      rig.broker.resume();
       disk.remove();
     }
   });
