@@ -7,6 +7,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { startBroker, startLinkProxy, type Broker, type LinkProxy } from '@holdfast/testkit';
 // The frame splitter is the proxy's internals, not public API: the built module is imported by path.
 import { FrameSplitter } from '../packages/testkit/dist/mqtt-frames.js';
+import { resetSocket } from '../packages/testkit/dist/link-pipe.js';
 import { waitUntil } from './helpers.js';
 
 /** A target server that records what it receives and can talk back. */
@@ -204,6 +205,32 @@ describe('link proxy', () => {
     } finally {
       proxy.setLatency(0);
       c.socket.destroy();
+    }
+  });
+
+  it('a reset while a forwarded FIN is still pending closes the socket (a leaked handle hung a test process at exit)', async () => {
+    const server = net.createServer();
+    const closed = new Promise<string>((resolve) => {
+      server.once('connection', (socket) => {
+        socket.on('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code ?? err.message}`));
+        socket.on('close', () => resolve('closed'));
+        socket.end();
+        // end() issues the shutdown two ticks on; reset while it is pending, as the proxy can.
+        process.nextTick(() => process.nextTick(() => {
+          assert.ok(socket.writableEnded && !socket.writableFinished, 'the shutdown is pending');
+          resetSocket(socket);
+        }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const peer = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1' });
+    peer.on('error', () => {});
+    try {
+      const outcome = await Promise.race([closed, delay(5000).then(() => 'still open after 5 s')]);
+      assert.equal(outcome, 'closed');
+    } finally {
+      peer.destroy();
+      server.close();
     }
   });
 

@@ -51,10 +51,15 @@ export interface LinkFaults {
 const HIGH_WATER = 1 << 20;
 const LOW_WATER = 256 << 10;
 
-/** RST-like close: the peer sees ECONNRESET rather than an orderly FIN. */
+/**
+ * RST-like close: the peer sees ECONNRESET rather than an orderly FIN. Not while a forwarded FIN is
+ * still pending: libuv refuses to reset a socket that is shutting down (EINVAL), and Node then never
+ * closes its handle, which hung a test process at exit. That socket is destroyed plainly instead.
+ */
 export function resetSocket(socket: Socket): void {
+  const shuttingDown = socket.writableEnded && !socket.writableFinished;
   try {
-    if (!socket.destroyed && !socket.connecting && typeof socket.resetAndDestroy === 'function') {
+    if (!socket.destroyed && !socket.connecting && !shuttingDown && typeof socket.resetAndDestroy === 'function') {
       socket.resetAndDestroy();
     } else {
       socket.destroy();
