@@ -25,21 +25,12 @@
  * HF_RATE (50/s), HF_N_START (1), HF_TIMEOUT_MS (1000), HF_HIGH_WATER (10000), HF_MAX_CACHE_BYTES,
  * HF_STATS_MS (200). SIGUSR2 stops publishing, waits for drained(), lists the dead letters, closes, exits 0.
  */
-import { closeSync, openSync, readSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { writeEventLine } from '@holdfast/testkit';
 import { ErrorCodes, exportCache, exportDeadLetters, inspectCache, open, type HoldfastClient, type ClientState } from 'holdfast';
 
 const env = process.env;
-const say = (event: Record<string, unknown>): void => {
-  const line = Buffer.from(`${JSON.stringify(event)}\n`);
-  // stdout may be a non-blocking pipe: a burst (a tick's readings and their try lines) can fill it until the runner reads.
-  for (let written = 0; written < line.length; ) {
-    try {
-      written += writeSync(1, line, written);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
-    }
-  }
-};
+const say = writeEventLine;
 
 const clientId = env.HF_CLIENT_ID!;
 const rate = Number(env.HF_RATE ?? 50);

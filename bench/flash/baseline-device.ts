@@ -12,16 +12,13 @@
  * Environment: HF_CACHE_DIR (required), HF_RATE (100), HF_COUNT, HF_WINDOW_S, HF_BACKLOG,
  * HF_CATCH_UP_BACKLOG, HF_GIVE_UP_S, HF_CAP_S.
  */
-import { writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { open } from 'lmdb';
-import { readSyncCounts } from '@holdfast/testkit';
+import { readSyncCounts, writeEventLine } from '@holdfast/testkit';
 import { readProcIo } from '../power-cut/proc-io.js';
 
 const env = process.env;
-const say = (event: Record<string, unknown>): void => {
-  writeSync(1, `${JSON.stringify(event)}\n`);
-};
+const say = writeEventLine;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const now = (): number => performance.timeOrigin + performance.now();
 const rate = Number(env.HF_RATE ?? 100);

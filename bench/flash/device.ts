@@ -23,15 +23,12 @@
  * Environment: HF_BROKER, HF_CLIENT_ID, HF_CACHE_DIR (required); HF_DURABILITY (spill), HF_BULK (0),
  * HF_RATE (100), HF_COUNT (1000), HF_WINDOW_S (5), HF_OUTSTANDING (200), HF_STATS_MS (50), HF_TIMEOUT_MS (1000).
  */
-import { writeSync } from 'node:fs';
 import { open, type ClientState } from 'holdfast';
-import { readSyncCounts } from '@holdfast/testkit';
+import { readSyncCounts, writeEventLine } from '@holdfast/testkit';
 import { readProcIo } from '../power-cut/proc-io.js';
 
 const env = process.env;
-const say = (event: Record<string, unknown>): void => {
-  writeSync(1, `${JSON.stringify(event)}\n`);
-};
+const say = writeEventLine;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const now = (): number => performance.timeOrigin + performance.now();
 

@@ -18,14 +18,12 @@
  * measured).
  * SIGUSR2 stops publishing, waits for drained(), closes and exits 0. SIGTERM closes and exits 0.
  */
-import { writeSync } from 'node:fs';
+import { writeEventLine } from '@holdfast/testkit';
 import { open, type ClientState } from 'holdfast';
 import { readProcIo } from './proc-io.js';
 
 const env = process.env;
-const say = (event: Record<string, unknown>): void => {
-  writeSync(1, `${JSON.stringify(event)}\n`);
-};
+const say = writeEventLine;
 
 const clientId = env.HF_CLIENT_ID!;
 const rate = Number(env.HF_RATE ?? 100);

@@ -13,6 +13,7 @@ export { defaultExtract, extractReadingNumber } from './extract.js';
 export type { AuditMessage, Extract, Reading } from './extract.js';
 export type { AuditReport, DeviceReport } from './audit-ledger.js';
 export { spawnDevice } from './device-process.js';
+export { writeEventLine } from './device-line.js';
 export type { DeviceEvent, DeviceExit, DeviceOptions, DeviceProcess } from './device-process.js';
 export { fetchPlatformNode, NODE_PLATFORMS, platformNode, platformNodeCache } from './platform-node.js';
 export type { NodePlatform, PlatformNode } from './platform-node.js';
