@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { open, ErrorCodes, HoldfastError, type ClientState, type HoldfastClient, type HoldfastOptions } from 'holdfast';
-import { assertInOrderOnce, assertMissingExactly, injectFault, restartEvents, within, type Lost } from './fault-hook.js';
+import { assertInOrderOnce, assertMissingExactly, drainAgain, injectFault, restartEvents, within, type Lost } from './fault-hook.js';
 import { auditedBrokerWithProxy, tempDir, waitUntil } from './helpers.js';
 
 const rig = auditedBrokerWithProxy();
@@ -52,12 +52,6 @@ async function crashWithSlowRestart(client: HoldfastClient, slowMs: number): Pro
   await until(client, 'restarting');
 }
 
-/** Opens the cache again and delivers what it holds. */
-async function drainAgain(device: string, cacheDir: string, durability: 'spill' | 'journal'): Promise<void> {
-  const client = await open(options(device, cacheDir, { durability }));
-  await within(client.drained(), 30_000, 'drained() after the restart');
-  await client.close();
-}
 
 describe('close() during a worker restart', () => {
   it("validates 'slow-restart': ms is a whole number from 1 to 600000", async () => {
@@ -115,7 +109,7 @@ describe('close() during a worker restart', () => {
       assert.equal(restarts[0]!.lost.count, 0);
       await waitUntil(() => rig.proxy.connections === 0, 10_000, 'the replacement worker to disconnect');
 
-      await drainAgain(device, dir.path, 'journal');
+      await drainAgain(options(device, dir.path, { durability: 'journal' }));
       const report = await rig.auditor.waitFor({ [device]: seqOf.keys() }, 20_000);
       assert.deepEqual([report.lost, report.duplicates, report.outOfOrder], [0, 0, 0]);
     } finally {
@@ -172,7 +166,7 @@ describe('close() during a worker restart', () => {
         // A replacement left running would stay connected to the broker.
         await waitUntil(() => rig.proxy.connections === 0, 10_000, 'no worker of the closed client connected');
 
-        await drainAgain(device, dir.path, durability);
+        await drainAgain(options(device, dir.path, { durability }));
         const expected = durability === 'spill' ? [...seqOf.keys()].filter((n) => n <= 20) : seqOf.keys();
         await rig.auditor.waitFor({ [device]: expected }, 20_000);
         const arrived = rig.auditor.arrivals(device);

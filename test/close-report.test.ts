@@ -10,7 +10,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { open, ErrorCodes, HoldfastError, type HoldfastClient, type HoldfastOptions } from 'holdfast';
-import { assertInOrderOnce, assertMissingExactly, injectFault, within, type Lost } from './fault-hook.js';
+import { assertInOrderOnce, assertMissingExactly, drainAgain, injectFault, type Lost } from './fault-hook.js';
 import { auditedBrokerWithProxy, fillDisk, tempDir, tinyTmpfs, waitUntil } from './helpers.js';
 
 const rig = auditedBrokerWithProxy();
@@ -36,12 +36,6 @@ async function closeRejects(client: HoldfastClient, code: string): Promise<{ los
   return { lost: err.details?.lost as Lost, message: err.message, elapsedMs: performance.now() - started };
 }
 
-/** Opens the cache again (the stuck client must have let go of it) and delivers what it holds. */
-async function drainAgain(device: string, cacheDir: string, durability: 'spill' | 'journal'): Promise<void> {
-  const client = await open(options(device, cacheDir, { durability }));
-  await within(client.drained(), 30_000, 'drained() after the restart');
-  await client.close();
-}
 
 describe('close() reports what it could not save', () => {
   it('spill, broker hung (SIGSTOP), worker hung: HOLDFAST_TIMEOUT names exactly the readings lost', async () => {
@@ -63,7 +57,7 @@ describe('close() reports what it could not save', () => {
       assert.throws(() => client.publish(`sensors/${device}`, 'x'), (err: unknown) => err instanceof HoldfastError && err.code === ErrorCodes.CLOSED);
 
       rig.broker.resume();
-      await drainAgain(device, dir.path, 'spill');
+      await drainAgain(options(device, dir.path, { durability: 'spill' }));
       await rig.auditor.waitFor({ [device]: [...seqOf.keys()].filter((n) => n <= 20) }, 20_000);
       const arrived = rig.auditor.arrivals(device);
       assertInOrderOnce(arrived);
@@ -88,7 +82,7 @@ describe('close() reports what it could not save', () => {
       assert.equal(lost.count, 0);
       assert.match(message, /nothing was lost/);
       await rig.proxy.refuse(false);
-      await drainAgain(device, dir.path, 'journal');
+      await drainAgain(options(device, dir.path, { durability: 'journal' }));
       const report = await rig.auditor.waitFor({ [device]: seqOf.keys() }, 20_000);
       assert.deepEqual([report.lost, report.duplicates, report.outOfOrder], [0, 0, 0]);
     } finally {
@@ -118,7 +112,7 @@ describe('close() reports what it could not save', () => {
 
       rmSync(filler);
       rig.broker.resume();
-      await drainAgain(device, cacheDir, 'spill');
+      await drainAgain(options(device, cacheDir, { durability: 'spill' }));
       await rig.auditor.waitFor({ [device]: [...seqOf.keys()].filter((n) => !lost.ranges.some(([a, b]) => seqOf.get(n)! >= a && seqOf.get(n)! <= b)) }, 20_000);
       const arrived = rig.auditor.arrivals(device);
       assertInOrderOnce(arrived);

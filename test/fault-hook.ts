@@ -1,6 +1,6 @@
 /** Test plumbing for supervision: the fault hook, worker-restart events and lost-range checks. */
 import assert from 'node:assert/strict';
-import type { HoldfastClient } from 'holdfast';
+import { open, type HoldfastClient, type HoldfastOptions } from 'holdfast';
 
 // The hook exists only on clients opened with this set (it is read at open()).
 process.env.HOLDFAST_TEST_HOOKS = '1';
@@ -64,4 +64,11 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Opens the cache again (the previous client must have let go of it) and delivers what it holds. */
+export async function drainAgain(options: HoldfastOptions): Promise<void> {
+  const client = await open(options);
+  await within(client.drained(), 30_000, 'drained() after the restart');
+  await client.close();
 }
