@@ -41,6 +41,7 @@ export class SeqAllocator {
   #rollOver(): void {
     if (this.#nextEpoch === undefined || this.#nextEpoch > MAX_EPOCH) {
       this.#counter--;
+      if (this.#nextEpoch !== undefined) throw epochsUsedUp();
       throw new HoldfastError(ErrorCodes.SEQ_EXHAUSTED, 'no seq epoch is reserved yet; the worker has not answered in time');
     }
     this.#epoch = this.#nextEpoch;
@@ -48,4 +49,15 @@ export class SeqAllocator {
     this.#requested = false;
     this.#counter = 1;
   }
+}
+
+/**
+ * Past MAX_EPOCH a seq is no longer a safe integer. A new cacheDir alone would start the epochs
+ * again and repeat seqs a receiver has seen under this clientId, hence the advice.
+ */
+export function epochsUsedUp(): HoldfastError {
+  return new HoldfastError(
+    ErrorCodes.SEQ_EXHAUSTED,
+    `this cacheDir has used all ${MAX_EPOCH.toLocaleString('en-US')} seq epochs (one per open() and per worker restart); continue under a new clientId with a new cacheDir`,
+  );
 }

@@ -6,7 +6,7 @@ import { workerData } from 'node:worker_threads';
 import { ErrorCodes, HoldfastError, serializeError, type SerializedError } from '../errors.js';
 import { readCacheKeyFile } from '../cache-key.js';
 import { CacheCipher } from './cipher.js';
-import { epochOf, Stat, type FromWorker, type ToWorker, type WorkerInit } from '../protocol.js';
+import { epochOf, MAX_EPOCH, Stat, type FromWorker, type ToWorker, type WorkerInit } from '../protocol.js';
 import type { Cache } from './cache.js';
 import { withBallast } from './ballast.js';
 import { ensureCacheDir, openCache } from './cache-open.js';
@@ -31,6 +31,7 @@ import { installFatalHandlers, reallyExit } from './fatal.js';
 import { crashIfArmed, delayRestart, dieBy } from './test-faults.js';
 import { initWorkingMark } from './working-mark.js';
 import { unsavedAtClose } from '../close-worker.js';
+import { epochsUsedUp } from '../seq.js';
 
 /** How often delivery latencies go to the facade (for the /metrics histogram). */
 const LATENCY_REPORT_MS = 1000;
@@ -78,6 +79,7 @@ async function run(): Promise<void> {
     const { floor, pubrel } = progress.current;
     const above = Math.max(epochOf(floor), epochOf(pubrel?.lastSeq ?? 0), intake.highestEpoch);
     epoch = withBallast(options.cacheDir, () => cache!.reserveEpoch(above));
+    if (epoch > MAX_EPOCH) throw epochsUsedUp();
   } catch (err) {
     // open() fails and lets go; a restart keeps the client's lock while the supervisor tries again.
     if (!restart) releaseCacheLock(options.cacheDir, lockToken);
