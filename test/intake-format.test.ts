@@ -4,6 +4,7 @@
  * reads on from the next whole frame) and is reported; and no damage ever makes up a reading.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -84,6 +85,33 @@ describe('intake segment decoder', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  /** Frames 1..100, a header whose length runs past the end (it alone would read as a torn write), `filler`, frames 101..200. */
+  const withDamage = (filler: Buffer): Buffer => {
+    const tail = bytes.subarray(offsets[100]!);
+    const header = Buffer.alloc(8);
+    header.writeUInt32LE(filler.length + tail.length + 1000, 0);
+    return Buffer.concat([bytes.subarray(0, offsets[100]!), header, filler, tail]);
+  };
+
+  it('random bytes after damage (an encrypted or binary payload) do not stop the search for the next whole frame', () => {
+    // 4 MiB of random bytes holds about 4,000 lengths that fit; their checksums alone would cost gigabytes.
+    const decoded = decode(withDamage(randomBytes(4 * 1024 * 1024)));
+    assert.deepEqual(decoded.records.map((r) => r.seq), all);
+    assert.equal(decoded.tornTail, false);
+    assert.match(decoded.damage ?? '', /cut short; read on from offset/);
+  });
+
+  it('a search that runs out of its budget is reported as damage, never as a torn tail', () => {
+    // Crafted look-alikes: a fitting length and a rising seq, each a 1 MiB checksum to rule out.
+    const lookAlike = Buffer.alloc(16);
+    lookAlike.writeUInt32LE(1024 * 1024, 0);
+    lookAlike.writeDoubleLE(READINGS + 1, 8);
+    const decoded = decode(withDamage(Buffer.concat([Buffer.concat(Array.from({ length: 128 }, () => lookAlike)), Buffer.alloc(2 * 1024 * 1024)])));
+    assert.deepEqual(decoded.records.map((r) => r.seq), all.slice(0, 100));
+    assert.equal(decoded.tornTail, false, 'readings may follow: the segment must be reported and kept');
+    assert.match(decoded.damage ?? '', /stopped at its budget/);
   });
 
   it('never makes up a reading, whatever the damage: what it reads is a subsequence of what was written', () => {

@@ -81,7 +81,9 @@ export function decodeSegment(bytes: Buffer, salt: number | undefined, cipher?: 
     }
     const next = findNextFrame(bytes, offset + 1, search, cipher);
     if (next === undefined) {
-      if (damage !== undefined) return { records, damage, tornTail: false };
+      // A search cut off by its budget proves nothing about what follows: report it, never a torn tail.
+      const stopped = search.budget <= 0 ? `; the search for the next whole frame stopped at its budget at offset ${offset}` : '';
+      if (damage !== undefined || stopped !== '') return { records, damage: `${damage ?? frame.damage}${stopped}`, tornTail: false };
       return { records, damage: frame.damage, tornTail: frame.tornIfLast };
     }
     damage ??= `${frame.damage}; read on from offset ${next}`;
@@ -135,14 +137,17 @@ function isSeqAfter(seq: number, afterSeq: number): boolean {
 
 /**
  * The offset of the next whole frame at or after `from`: a length that fits, a matching checksum and a
- * body that decodes. Text payloads cannot fake a length (four bytes ≥ 0x20 exceed MAX_FRAME_BYTES), so
- * few offsets get as far as a checksum; the budget bounds a binary payload's worst case.
+ * body that decodes. Text payloads cannot fake a length (four bytes ≥ 0x20 exceed MAX_FRAME_BYTES), nor
+ * random bytes a seq, so few offsets get as far as a checksum; the budget bounds a crafted payload's worst case.
  */
 function findNextFrame(bytes: Buffer, from: number, search: Search, cipher?: CacheCipher): number | undefined {
   for (let offset = from; offset + FRAME_HEADER_BYTES < bytes.length && search.budget > 0; offset++) {
     const length = bytes.readUInt32LE(offset);
     const start = offset + FRAME_HEADER_BYTES;
     if (length <= SEQ_BYTES || length > MAX_FRAME_BYTES || start + length > bytes.length) continue;
+    // The seq is in the clear: random bytes (an encrypted or binary payload) almost never hold a safe
+    // integer above the last one, so few candidates cost a checksum.
+    if (!isSeqAfter(bytes.readDoubleLE(start), search.afterSeq)) continue;
     search.budget -= length;
     if (checksum(bytes, start, start + length, search.salt) !== bytes.readUInt32LE(offset + 4)) continue;
     if (readFrame(bytes, offset, search, cipher).rec) return offset;
