@@ -104,10 +104,10 @@ describe('intake segment decoder', () => {
   });
 
   it('a search that runs out of its budget is reported as damage, never as a torn tail', () => {
-    // Crafted look-alikes: a fitting length and a rising seq, each a 1 MiB checksum to rule out.
+    // Crafted look-alikes: a fitting length and the very next seq, each a 1 MiB checksum to rule out.
     const lookAlike = Buffer.alloc(16);
     lookAlike.writeUInt32LE(1024 * 1024, 0);
-    lookAlike.writeDoubleLE(READINGS + 1, 8);
+    lookAlike.writeDoubleLE(101, 8);
     const decoded = decode(withDamage(Buffer.concat([Buffer.concat(Array.from({ length: 128 }, () => lookAlike)), Buffer.alloc(2 * 1024 * 1024)])));
     assert.deepEqual(decoded.records.map((r) => r.seq), all.slice(0, 100));
     assert.equal(decoded.tornTail, false, 'readings may follow: the segment must be reported and kept');
@@ -230,5 +230,38 @@ describe('intake segment decoder against binary payloads that hold timestamps', 
     } finally {
       dir.remove();
     }
+  });
+});
+
+describe('intake segment decoder: where the search may expect the next seq', () => {
+  /** A segment of `seqs`, one short text reading each, and where each frame starts. */
+  function segmentOf(seqs: number[]): { bytes: Buffer; salt: number; offsets: number[] } {
+    const dir = tempDir('intake-format-seqs');
+    try {
+      const log = new IntakeLog(dir.path, 7, undefined, (err) => assert.fail(err));
+      for (const seq of seqs) assert.ok(log.append(seq, 'sensors/seqs', JSON.stringify({ seq }), 5, 0, Date.now()));
+      log.close();
+      const [name] = readdirSync(dir.path).filter((f) => f.endsWith('.log'));
+      const bytes = readFileSync(join(dir.path, name!));
+      const offsets: number[] = [];
+      for (let offset = 0; offset < bytes.length; offset += 8 + bytes.readUInt32LE(offset)) offsets.push(offset);
+      return { bytes, salt: saltOf(name!)!, offsets };
+    } finally {
+      dir.remove();
+    }
+  }
+
+  it('damage in the first frame of a segment that starts deep into an epoch costs only that frame', () => {
+    const seqs = Array.from({ length: 20 }, (_, i) => 7 * 2 ** 32 + 100_000 + i);
+    const { bytes, salt } = segmentOf(seqs);
+    bytes[4] = bytes[4]! ^ 1;
+    assert.deepEqual(decodeSegment(bytes, salt).records.map((r) => r.seq), seqs.slice(1));
+  });
+
+  it('damage across an epoch change (the counter starts again at 1) costs only the damaged frames', () => {
+    const seqs = [...Array.from({ length: 10 }, (_, i) => 7 * 2 ** 32 + 2 ** 32 - 10 + i), ...Array.from({ length: 10 }, (_, i) => 9 * 2 ** 32 + 1 + i)];
+    const { bytes, salt, offsets } = segmentOf(seqs);
+    bytes.fill(0, offsets[8]! + 4, offsets[12]!);
+    assert.deepEqual(decodeSegment(bytes, salt).records.map((r) => r.seq), [...seqs.slice(0, 8), ...seqs.slice(12)]);
   });
 });
