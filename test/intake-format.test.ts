@@ -104,10 +104,10 @@ describe('intake segment decoder', () => {
   });
 
   it('a search that runs out of its budget is reported as damage, never as a torn tail', () => {
-    // Crafted look-alikes: a fitting length and a rising seq, each a 1 MiB checksum to rule out.
+    // Crafted look-alikes: a fitting length and the very next seq, each a 1 MiB checksum to rule out.
     const lookAlike = Buffer.alloc(16);
     lookAlike.writeUInt32LE(1024 * 1024, 0);
-    lookAlike.writeDoubleLE(READINGS + 1, 8);
+    lookAlike.writeDoubleLE(101, 8);
     const decoded = decode(withDamage(Buffer.concat([Buffer.concat(Array.from({ length: 128 }, () => lookAlike)), Buffer.alloc(2 * 1024 * 1024)])));
     assert.deepEqual(decoded.records.map((r) => r.seq), all.slice(0, 100));
     assert.equal(decoded.tornTail, false, 'readings may follow: the segment must be reported and kept');
@@ -193,5 +193,75 @@ describe('intake segment decoder against frames inside binary payloads', () => {
       const decoded = decodeSegment(unsalted(bytes).subarray(0, bytes.length - 1), undefined);
       assert.deepEqual(decoded.records.map((r) => r.seq), all.slice(0, 9), `an embedded frame with seq ${seq}`);
     }
+  });
+});
+
+describe('intake segment decoder against binary payloads that hold timestamps', () => {
+  it('damage in a frame whose payload is packed { u32, u32, f64 ms timestamp } samples costs only that frame', () => {
+    // A common telemetry layout: a count (or sensor id, or millivolts) that reads as a length which
+    // fits, then an f64 epoch-ms timestamp, a safe integer above any seq of the first 395 epochs.
+    const samples = 2048;
+    const blob = Buffer.alloc(samples * 16);
+    const now = Date.now();
+    for (let i = 0; i < samples; i++) {
+      blob.writeUInt32LE(40_000 + i, i * 16);
+      blob.writeDoubleLE(now + i * 10, i * 16 + 8);
+    }
+    const epoch = 5;
+    const first = epoch * 2 ** 32 + 1;
+    const seqs = Array.from({ length: 300 }, (_, i) => first + i);
+    const dir = tempDir('intake-format-samples');
+    try {
+      const log = new IntakeLog(dir.path, epoch, undefined, (err) => assert.fail(err));
+      for (const seq of seqs) {
+        const payload = seq === first + 10 ? new Uint8Array(blob) : JSON.stringify({ n: seq - first, pad: 'x'.repeat(300) });
+        assert.ok(log.append(seq, 'sensors/samples', payload, 5, 0, now));
+      }
+      log.close();
+      const [name] = readdirSync(dir.path).filter((f) => f.endsWith('.log'));
+      const bytes = readFileSync(join(dir.path, name!));
+      let offset = 0;
+      for (let n = 0; n < 10; n++) offset += 8 + bytes.readUInt32LE(offset);
+      // One flipped bit in the samples frame's checksum: a bit rot, or a sector the power cut tore.
+      bytes[offset + 4] = bytes[offset + 4]! ^ 1;
+      const decoded = decodeSegment(bytes, saltOf(name!));
+      assert.deepEqual(decoded.records.map((r) => r.seq), seqs.filter((seq) => seq !== first + 10), `decoded: ${decoded.damage}`);
+      assert.equal(decoded.tornTail, false);
+    } finally {
+      dir.remove();
+    }
+  });
+});
+
+describe('intake segment decoder: where the search may expect the next seq', () => {
+  /** A segment of `seqs`, one short text reading each, and where each frame starts. */
+  function segmentOf(seqs: number[]): { bytes: Buffer; salt: number; offsets: number[] } {
+    const dir = tempDir('intake-format-seqs');
+    try {
+      const log = new IntakeLog(dir.path, 7, undefined, (err) => assert.fail(err));
+      for (const seq of seqs) assert.ok(log.append(seq, 'sensors/seqs', JSON.stringify({ seq }), 5, 0, Date.now()));
+      log.close();
+      const [name] = readdirSync(dir.path).filter((f) => f.endsWith('.log'));
+      const bytes = readFileSync(join(dir.path, name!));
+      const offsets: number[] = [];
+      for (let offset = 0; offset < bytes.length; offset += 8 + bytes.readUInt32LE(offset)) offsets.push(offset);
+      return { bytes, salt: saltOf(name!)!, offsets };
+    } finally {
+      dir.remove();
+    }
+  }
+
+  it('damage in the first frame of a segment that starts deep into an epoch costs only that frame', () => {
+    const seqs = Array.from({ length: 20 }, (_, i) => 7 * 2 ** 32 + 100_000 + i);
+    const { bytes, salt } = segmentOf(seqs);
+    bytes[4] = bytes[4]! ^ 1;
+    assert.deepEqual(decodeSegment(bytes, salt).records.map((r) => r.seq), seqs.slice(1));
+  });
+
+  it('damage across an epoch change (the counter starts again at 1) costs only the damaged frames', () => {
+    const seqs = [...Array.from({ length: 10 }, (_, i) => 7 * 2 ** 32 + 2 ** 32 - 10 + i), ...Array.from({ length: 10 }, (_, i) => 9 * 2 ** 32 + 1 + i)];
+    const { bytes, salt, offsets } = segmentOf(seqs);
+    bytes.fill(0, offsets[8]! + 4, offsets[12]!);
+    assert.deepEqual(decodeSegment(bytes, salt).records.map((r) => r.seq), [...seqs.slice(0, 8), ...seqs.slice(12)]);
   });
 });

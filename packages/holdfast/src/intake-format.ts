@@ -16,7 +16,7 @@
  */
 import { decodeRecord, type Rec } from './worker/record.js';
 import type { CacheCipher } from './worker/cipher.js';
-import { epochOf, MAX_EPOCH } from './protocol.js';
+import { EPOCH_SPAN, epochOf, MAX_EPOCH } from './protocol.js';
 
 export const INTAKE_SEGMENT = /^intake-(\d{10})-(\d{8})(?:-([0-9a-f]{8}))?\.log$/;
 export const FRAME_HEADER_BYTES = 8;
@@ -70,12 +70,13 @@ export function decodeSegment(bytes: Buffer, salt: number | undefined, cipher?: 
   const records: Rec[] = [];
   let damage: string | undefined;
   let offset = 0;
-  const search: Search = { afterSeq: 0, budget: RESYNC_BUDGET_BYTES, salt };
+  const search: Search = { afterSeq: 0, afterEnd: 0, budget: RESYNC_BUDGET_BYTES, salt };
   while (offset < bytes.length) {
     const frame = readFrame(bytes, offset, search, cipher);
     if (frame.rec) {
       records.push(frame.rec);
       search.afterSeq = frame.rec.seq;
+      search.afterEnd = frame.next;
       offset = frame.next;
       continue;
     }
@@ -122,6 +123,8 @@ const RESYNC_BUDGET_BYTES = 64 * 1024 * 1024;
 interface Search {
   /** The seq of the last frame read: a frame found further on must hold a higher one. */
   afterSeq: number;
+  /** Where that frame ends (0 before the first). */
+  afterEnd: number;
   budget: number;
   salt: number | undefined;
 }
@@ -145,14 +148,31 @@ function findNextFrame(bytes: Buffer, from: number, search: Search, cipher?: Cac
     const length = bytes.readUInt32LE(offset);
     const start = offset + FRAME_HEADER_BYTES;
     if (length <= SEQ_BYTES || length > MAX_FRAME_BYTES || start + length > bytes.length) continue;
-    // The seq is in the clear: random bytes (an encrypted or binary payload) almost never hold a safe
-    // integer above the last one, so few candidates cost a checksum.
-    if (!isSeqAfter(bytes.readDoubleLE(start), search.afterSeq)) continue;
+    // The seq is in the clear: random bytes (an encrypted or binary payload) almost never hold one
+    // that could follow the last one read, so few candidates cost a checksum.
+    if (!couldFollow(bytes.readDoubleLE(start), offset, search)) continue;
     search.budget -= length;
     if (checksum(bytes, start, start + length, search.salt) !== bytes.readUInt32LE(offset + 4)) continue;
     if (readFrame(bytes, offset, search, cipher).rec) return offset;
   }
   return undefined;
+}
+
+/** A frame holds at least its header, its seq and a byte of record. */
+const MIN_FRAME_BYTES = FRAME_HEADER_BYTES + SEQ_BYTES + 1;
+
+/**
+ * The writer's seqs are consecutive within a segment (a reading it could not write ends the segment and
+ * its seq is given again), an epoch change restarting the counter at 1: after the frames that fit
+ * between the last one read and `offset`, lost, the next holds one of as many seqs more. A number a
+ * binary payload holds (an epoch-ms timestamp is a safe integer above most seqs) rarely does.
+ */
+function couldFollow(seq: number, offset: number, { afterSeq, afterEnd }: Search): boolean {
+  if (!isSeqAfter(seq, afterSeq)) return false;
+  // Nothing read yet: a segment starts anywhere in an epoch.
+  if (afterEnd === 0) return true;
+  const reach = Math.floor((offset - afterEnd) / MIN_FRAME_BYTES) + 1;
+  return seq - afterSeq <= reach || (epochOf(seq) > epochOf(afterSeq) && seq % EPOCH_SPAN <= reach);
 }
 
 function decodeFrameBody(body: Buffer, cipher?: CacheCipher): Rec {

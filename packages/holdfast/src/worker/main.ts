@@ -79,7 +79,11 @@ async function run(): Promise<void> {
     const { floor, pubrel } = progress.current;
     const above = Math.max(epochOf(floor), epochOf(pubrel?.lastSeq ?? 0), intake.highestEpoch);
     epoch = withBallast(options.cacheDir, () => cache!.reserveEpoch(above));
-    if (epoch > MAX_EPOCH) throw epochsUsedUp();
+    // Only a first worker's epoch becomes seqs (open() retries one past a poison record with the whole
+    // log to replay). A replacement's is only offered for the facade's next epoch, which it refuses
+    // past MAX_EPOCH itself: refused here, a restart in the last epoch would fail the client for good.
+    const firstWorker = restart === undefined || restart.replayThrough === Infinity;
+    if (epoch > MAX_EPOCH && firstWorker) throw epochsUsedUp();
   } catch (err) {
     // open() fails and lets go; a restart keeps the client's lock while the supervisor tries again.
     if (!restart) releaseCacheLock(options.cacheDir, lockToken);

@@ -1,4 +1,4 @@
-import { EPOCH_SPAN, type PublishBatch } from '../protocol.js';
+import { EPOCH_SPAN, MAX_EPOCH, type PublishBatch } from '../protocol.js';
 import type { Cache } from './cache.js';
 import { publishIdFor } from './message-ids.js';
 import { pubrelEntry, type OutgoingEntry } from './outgoing-store.js';
@@ -63,6 +63,7 @@ function orphanCandidates({ progress, cache, replayed, epoch }: RecoveryInput): 
   const present = (seq: number): boolean => cache.records.has(seq) || replayed.some((b) => seq >= b.firstSeq && seq < b.firstSeq + b.topics.length);
   const candidates = [progress.floor + 1];
   const floorEpoch = Math.floor(progress.floor / EPOCH_SPAN);
-  for (let e = Math.max(floorEpoch + 1, epoch - MAX_ORPHAN_PUBRELS); e < epoch; e++) candidates.push(e * EPOCH_SPAN + 1);
+  // Replacement workers past the last epoch reserve epochs no seq is ever handed out in.
+  for (let e = Math.max(floorEpoch + 1, epoch - MAX_ORPHAN_PUBRELS); e < Math.min(epoch, MAX_EPOCH + 1); e++) candidates.push(e * EPOCH_SPAN + 1);
   return candidates.filter((seq) => !present(seq));
 }
