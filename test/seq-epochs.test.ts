@@ -1,7 +1,8 @@
 /**
  * Seqs are epoch·2^32 + counter, and every open() (and worker restart) durably reserves an epoch. Past
- * MAX_EPOCH (2^21 − 1) a seq would no longer be a safe integer, so open() must refuse with
- * HOLDFAST_SEQ_EXHAUSTED instead of handing out seqs that collide or lose precision.
+ * MAX_EPOCH (2^21 − 1) a seq would no longer be a safe integer, so publish() must refuse with
+ * HOLDFAST_SEQ_EXHAUSTED instead of handing out seqs that collide or lose precision, while what the cache
+ * holds is still delivered.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { injectFault, restartEvents, within } from './fault-hook.js';
 import { auditedBrokerWithProxy, tempDir, waitUntil } from './helpers.js';
 
 const MAX_EPOCH = 2 ** 21 - 1;
-const options = (cacheDir: string): HoldfastOptions => ({ broker: 'mqtt://127.0.0.1:1', clientId: 'dev-epochs', cacheDir, reconnect: { minMs: 1000, maxMs: 1000 } });
+const OFFLINE = 'mqtt://127.0.0.1:1';
 
 const rig = auditedBrokerWithProxy();
 
@@ -23,34 +24,35 @@ async function setEpoch(cacheDir: string, epoch: number): Promise<void> {
   await root.close();
 }
 
-it('the last epoch still gives safe seqs; the open after it is refused with HOLDFAST_SEQ_EXHAUSTED and lets go of the cacheDir', async () => {
+it('the last epoch still gives safe seqs; past it, open() still delivers what the cache holds, and publish() refuses with HOLDFAST_SEQ_EXHAUSTED', async () => {
+  const device = 'dev-epochs';
   const dir = tempDir('epochs');
+  const options = (broker: string): HoldfastOptions => ({ broker, clientId: device, cacheDir: dir.path, protocolVersion: rig.protocol, reconnect: { minMs: 100, maxMs: 500 } });
   try {
-    await (await open(options(dir.path))).close();
+    await (await open(options(OFFLINE))).close();
     await setEpoch(dir.path, MAX_EPOCH - 1);
 
-    const last = await open(options(dir.path));
-    const seq = last.publish('sensors/dev-epochs', 'x');
+    // The last epoch: its seqs are safe integers. Offline, its readings wait in the cache.
+    const last = await open(options(OFFLINE));
+    const seqs = Array.from({ length: 5 }, (_, i) => last.publish(`sensors/${device}`, JSON.stringify({ device, n: i + 1 })));
+    await last.flush();
     await last.close();
-    assert.equal(seq, MAX_EPOCH * 2 ** 32 + 1);
-    assert.ok(Number.isSafeInteger(seq));
+    assert.equal(seqs[0], MAX_EPOCH * 2 ** 32 + 1);
+    assert.ok(seqs.every((seq) => Number.isSafeInteger(seq)));
 
-    const err = await open(options(dir.path)).then(
-      async (client) => {
-        await client.close();
-        return assert.fail('open() succeeded past the last seq epoch');
-      },
-      (e: unknown) => e,
-    );
-    assert.ok(err instanceof HoldfastError, String(err));
-    assert.equal(err.code, ErrorCodes.SEQ_EXHAUSTED);
-    assert.match(err.message, /new clientId/);
-
-    // The refused open let go of the lock: a cache with epochs left opens again.
-    await setEpoch(dir.path, 7);
-    const again = await open(options(dir.path));
-    assert.equal(again.publish('sensors/dev-epochs', 'y'), 8 * 2 ** 32 + 1);
-    await again.close();
+    const past = await open(options(rig.proxy.url));
+    try {
+      assert.throws(
+        () => past.publish(`sensors/${device}`, JSON.stringify({ device, n: 6 })),
+        (err: unknown) => err instanceof HoldfastError && err.code === ErrorCodes.SEQ_EXHAUSTED && /new clientId/.test(err.message) && /still delivers/.test(err.message),
+      );
+      await within(past.drained(), 20_000, 'drained()');
+    } finally {
+      await past.close();
+    }
+    const report = await rig.auditor.waitFor({ [device]: [1, 2, 3, 4, 5] }, 20_000);
+    assert.deepEqual({ lost: report.devices[device]!.lost, duplicates: report.devices[device]!.duplicates }, { lost: 0, duplicates: 0 });
+    assert.deepEqual(rig.auditor.arrivals(device), [1, 2, 3, 4, 5], 'nothing past the last epoch went out');
   } finally {
     dir.remove();
   }

@@ -20,6 +20,7 @@ export class SeqAllocator {
   }
 
   next(): number {
+    if (this.#epoch > MAX_EPOCH) throw epochsUsedUp();
     if (++this.#counter >= EPOCH_SPAN) this.#rollOver();
     else if (this.#counter === EPOCH_SPAN / 2 && !this.#requested) {
       this.#requested = true;
@@ -52,12 +53,13 @@ export class SeqAllocator {
 }
 
 /**
- * Past MAX_EPOCH a seq is no longer a safe integer. A new cacheDir alone would start the epochs
- * again and repeat seqs a receiver has seen under this clientId, hence the advice.
+ * Past MAX_EPOCH a seq is no longer a safe integer. The client still opens, so what the cache holds is
+ * delivered; only new readings are refused. A new cacheDir alone would start the epochs again and
+ * repeat seqs a receiver has seen under this clientId, hence the advice.
  */
 export function epochsUsedUp(): HoldfastError {
   return new HoldfastError(
     ErrorCodes.SEQ_EXHAUSTED,
-    `this cacheDir has used all ${MAX_EPOCH.toLocaleString('en-US')} seq epochs (one per open() and per worker restart); continue under a new clientId with a new cacheDir`,
+    `this cacheDir has used all ${MAX_EPOCH.toLocaleString('en-US')} seq epochs (one per open() and per worker restart): it accepts no new readings, and still delivers what it holds (await drained()); continue under a new clientId with a new cacheDir`,
   );
 }

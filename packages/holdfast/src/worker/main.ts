@@ -6,7 +6,7 @@ import { workerData } from 'node:worker_threads';
 import { ErrorCodes, HoldfastError, serializeError, type SerializedError } from '../errors.js';
 import { readCacheKeyFile } from '../cache-key.js';
 import { CacheCipher } from './cipher.js';
-import { epochOf, MAX_EPOCH, Stat, type FromWorker, type ToWorker, type WorkerInit } from '../protocol.js';
+import { epochOf, Stat, type FromWorker, type ToWorker, type WorkerInit } from '../protocol.js';
 import type { Cache } from './cache.js';
 import { withBallast } from './ballast.js';
 import { ensureCacheDir, openCache } from './cache-open.js';
@@ -31,7 +31,6 @@ import { installFatalHandlers, reallyExit } from './fatal.js';
 import { crashIfArmed, delayRestart, dieBy } from './test-faults.js';
 import { initWorkingMark } from './working-mark.js';
 import { unsavedAtClose } from '../close-worker.js';
-import { epochsUsedUp } from '../seq.js';
 
 /** How often delivery latencies go to the facade (for the /metrics histogram). */
 const LATENCY_REPORT_MS = 1000;
@@ -78,12 +77,8 @@ async function run(): Promise<void> {
     // A fresh cache (after a quarantine) starts at epoch 0: seqs the progress file or the log hold would come again.
     const { floor, pubrel } = progress.current;
     const above = Math.max(epochOf(floor), epochOf(pubrel?.lastSeq ?? 0), intake.highestEpoch);
+    // Past MAX_EPOCH the facade's SeqAllocator refuses publish(); the worker still delivers what the cache holds.
     epoch = withBallast(options.cacheDir, () => cache!.reserveEpoch(above));
-    // Only a first worker's epoch becomes seqs (open() retries one past a poison record with the whole
-    // log to replay). A replacement's is only offered for the facade's next epoch, which it refuses
-    // past MAX_EPOCH itself: refused here, a restart in the last epoch would fail the client for good.
-    const firstWorker = restart === undefined || restart.replayThrough === Infinity;
-    if (epoch > MAX_EPOCH && firstWorker) throw epochsUsedUp();
   } catch (err) {
     // open() fails and lets go; a restart keeps the client's lock while the supervisor tries again.
     if (!restart) releaseCacheLock(options.cacheDir, lockToken);
