@@ -100,6 +100,9 @@ describe('close() reports what it could not save', () => {
     const seqOf = new Map<number, number>();
     try {
       const client = await open(options(device, cacheDir));
+      // The full disk's eviction attempts are reported as 'error' events (without a listener, warnings).
+      const errors: HoldfastError[] = [];
+      client.on('error', (err: HoldfastError) => errors.push(err));
       // A hung broker keeps the connection up, so nothing spills before close(): the readings wait in
       // memory (a refused connection would spill them on its own, racing the full disk).
       rig.broker.pause();
@@ -109,6 +112,7 @@ describe('close() reports what it could not save', () => {
       const { lost, message } = await closeRejects(client, ErrorCodes.CACHE_WRITE_FAILED);
       assert.ok(lost.count > 0, 'the full disk refused the spill');
       assert.match(message, /could not write every pending reading to the cache; lost: \d+ readings?/);
+      assert.deepEqual(errors.filter((err) => err.code !== ErrorCodes.CACHE_WRITE_FAILED), [], 'only the full disk is reported');
 
       rmSync(filler);
       rig.broker.resume();

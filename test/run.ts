@@ -1,7 +1,8 @@
 /**
  * Runs the test suite the way `pnpm test` means it: a readable summary (the spec reporter, failures
- * repeated in full at the end), one file at a time, and a private temp dir that must be empty
- * afterwards, so a test that leaves files behind is named.
+ * repeated in full at the end, liblmdb's full-disk report labelled as expected: reporter.mjs), one file
+ * at a time, and a private temp dir that must be empty afterwards, so a test that leaves files behind
+ * is named.
  *
  *   node --import tsx run.ts            every *.test.ts
  *   node --import tsx run.ts --quick    the smoke run: one file per core guarantee, the fastest
@@ -35,7 +36,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'holdfast-test-run-'));
 const TEST_TIMEOUT_MS = 360_000;
 const run = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', `--test-reporter=${process.env.TEST_REPORTER || 'spec'}`, '--test-concurrency=1', `--test-timeout=${TEST_TIMEOUT_MS}`, ...files],
+  ['--import', 'tsx', '--test', `--test-reporter=${process.env.TEST_REPORTER || './reporter.mjs'}`, '--test-concurrency=1', `--test-timeout=${TEST_TIMEOUT_MS}`, ...files],
   { cwd: here, stdio: 'inherit', env: { ...process.env, TMPDIR: tmp } },
 );
 // tsx's compile cache (tsx-<uid>) is the tooling's, shared by the run's processes, not a test's.
