@@ -5,6 +5,18 @@ import { open, type HoldfastClient, type HoldfastOptions } from 'holdfast';
 // The hook exists only on clients opened with this set (it is read at open()).
 process.env.HOLDFAST_TEST_HOOKS = '1';
 
+/**
+ * Files that crash workers on purpose check each crash through the client's events; a client without
+ * an 'error' listener also reports it as a process warning, which would be noise in the test output.
+ * Only that warning is held back; every other one is printed as before.
+ */
+const printers = process.listeners('warning');
+process.removeAllListeners('warning');
+process.on('warning', (warning: Error) => {
+  if (warning.name === 'HoldfastWarning' && warning.message.startsWith('HOLDFAST_WORKER_CRASHED:')) return;
+  for (const print of printers) print(warning);
+});
+
 export type FaultKind = 'throw' | 'exit' | 'oom' | 'hang' | 'crash-at-seq' | 'slow-restart';
 
 /** `arg`: the seq for 'crash-at-seq', the delay in ms for 'slow-restart'. */
