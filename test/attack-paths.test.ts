@@ -12,10 +12,10 @@ import { open as openLmdb } from 'lmdb';
 import mqtt from 'mqtt';
 import { open, type HoldfastClient, type HoldfastOptions } from 'holdfast';
 import type { DeviceProcess } from '@holdfast/testkit';
-import { acceptedNumbers, auditedBrokerWithProxy, drainOutcome, sleep, startDevice, tempDir, tinyTmpfs, waitUntil } from './helpers.js';
+import { assertEvictedByPriority, onePriority } from './eviction.js';
+import { acceptedNumbers, auditedBrokerWithProxy, drainOutcome, needsRoot, skipUnlessCI, sleep, startDevice, tempDir, tinyTmpfs, waitUntil } from './helpers.js';
 
 const rig = auditedBrokerWithProxy();
-const isRoot = process.getuid?.() === 0;
 /** Evictions a device reported, summed over its 'evict' events. */
 const evictedBy = (device: DeviceProcess): number => device.events.reduce((sum, e) => sum + (typeof e.evict === 'number' ? e.evict : 0), 0);
 
@@ -100,7 +100,7 @@ describe('attack paths (issues F and G)', () => {
    * resolves, and the next start sends it again, as a new PUBLISH under a derived packet id: a duplicate.
    */
   it('a format-2 PUBREL left in flight: its reading leaves the cache once delivered, and is never sent again', { timeout: 90_000 }, async (t) => {
-    if (rig.broker.kind !== 'mosquitto') return t.skip('needs mosquitto (a persistent QoS 2 session held at PUBREC)');
+    if (rig.broker.kind !== 'mosquitto') return skipUnlessCI(t, 'needs mosquitto (a persistent QoS 2 session held at PUBREC)');
     const clientId = 'dev-attack-legacy';
     const dir = tempDir('attack-legacy');
     try {
@@ -229,7 +229,9 @@ describe('attack paths (issues F and G)', () => {
    * (durability/journal.ts:22), so it confirms readings that are in no file at all, and a SIGKILL
    * (not even a power cut) then loses them, with no eviction reported.
    */
-  it('journal mode, disk full: a reading flush() confirmed survives a SIGKILL (or was evicted and reported)', { skip: !isRoot && 'needs root to mount a tmpfs', timeout: 120_000 }, async () => {
+  it('journal mode, disk full: a reading flush() confirmed survives a SIGKILL (or was evicted and reported)', { timeout: 120_000 }, async (t) => {
+    const noRoot = needsRoot();
+    if (noRoot) return skipUnlessCI(t, noRoot);
     const clientId = 'dev-attack-full-flush';
     const disk = tinyTmpfs('attack-full-flush');
     const filler = join(disk.path, 'other-files');
@@ -261,6 +263,8 @@ describe('attack paths (issues F and G)', () => {
         { lostBeyondEvicted: 0, duplicates: 0 },
         `${missing.length} of ${mustArrive.length} readings flush() confirmed are lost (${missing[0]}…${missing.at(-1)}; the disk filled at reading ${fullFrom}), ${evicted} evicted and reported`,
       );
+      // Judged at the subscriber, not by the client's count: whatever is gone went oldest first (one priority).
+      assertEvictedByPriority(onePriority(acceptedNumbers(first)), rig.auditor.arrivals(clientId));
     } finally {
       await rig.proxy.refuse(false);
       for (const device of devices) await device.kill().catch(() => undefined);
@@ -277,7 +281,9 @@ describe('attack paths (issues F and G)', () => {
    * other copy; journal mode has none either, since the intake log skips writes while the cache is
    * not writable).
    */
-  it('close() on a full disk never resolves as if the readings waiting for space were safe', { skip: !isRoot && 'needs root to mount a tmpfs', timeout: 120_000 }, async () => {
+  it('close() on a full disk never resolves as if the readings waiting for space were safe', { timeout: 120_000 }, async (t) => {
+    const noRoot = needsRoot();
+    if (noRoot) return skipUnlessCI(t, noRoot);
     const clientId = 'dev-attack-full-close';
     const disk = tinyTmpfs('attack-full-close');
     const filler = join(disk.path, 'other-files');

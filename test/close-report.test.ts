@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { open, ErrorCodes, HoldfastError, type HoldfastClient, type HoldfastOptions } from 'holdfast';
 import { assertInOrderOnce, assertMissingExactly, drainAgain, injectFault, type Lost } from './fault-hook.js';
-import { auditedBrokerWithProxy, fillDisk, tempDir, tinyTmpfs, waitUntil } from './helpers.js';
+import { auditedBrokerWithProxy, fillDisk, needsRoot, skipUnlessCI, tempDir, tinyTmpfs, waitUntil } from './helpers.js';
 
 const rig = auditedBrokerWithProxy();
 const CLOSE_TIMEOUT_MS = 1000;
@@ -92,7 +92,8 @@ describe('close() reports what it could not save', () => {
   });
 
   it('the final spill refused by a full disk: HOLDFAST_CACHE_WRITE_FAILED names exactly the readings lost', async (t) => {
-    if (process.getuid?.() !== 0) return t.skip('needs root to mount a tmpfs');
+    const noRoot = needsRoot();
+    if (noRoot) return skipUnlessCI(t, noRoot);
     const device = 'dev-close-full';
     const disk = tinyTmpfs('close-full');
     const cacheDir = join(disk.path, 'cache');

@@ -12,6 +12,9 @@ export interface PublishedReading {
   priority: number;
 }
 
+/** Readings published at one priority (the device fixture's): eviction must take them oldest first. */
+export const onePriority = (numbers: readonly number[]): PublishedReading[] => numbers.map((n) => ({ n, priority: 0 }));
+
 /**
  * Judges eviction by what reached the subscriber, never by the client's counters. `arrived` must be
  * settled (every survivor in). It holds when the arrivals are unique and in publish order, and every

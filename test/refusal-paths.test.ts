@@ -15,7 +15,7 @@ import { after, describe, it } from 'node:test';
 import { open as openLmdb } from 'lmdb';
 import { open, type DeadLetter, type HoldfastClient, type HoldfastOptions } from 'holdfast';
 import type { DeviceProcess } from '@holdfast/testkit';
-import { acceptedNumbers, auditedBrokerWithProxy, drainOutcome, sleep, startDevice, tempDir, waitUntil } from './helpers.js';
+import { acceptedNumbers, auditedBrokerWithProxy, drainOutcome, skipUnlessCI, sleep, startDevice, tempDir, waitUntil } from './helpers.js';
 
 /** Over this many bytes Mosquitto refuses a PUBLISH with a reason code MQTT.js cannot parse. */
 const SIZE_LIMIT = 2000;
@@ -111,7 +111,7 @@ describe('refusals of a resent packet (issue F section 3)', () => {
    * delivered and removed from the cache instead of going to the dead letters.
    */
   it('F#3.6: a refusal of a recovered packet goes to the dead letters, not to delivered', { timeout: 90_000 }, async (t) => {
-    if (rig.broker.kind !== 'mosquitto') return t.skip(NEEDS_MOSQUITTO);
+    if (rig.broker.kind !== 'mosquitto') return skipUnlessCI(t, NEEDS_MOSQUITTO);
     const cut = await poisonInFlightAtPowerCut('dev-refused-recovered', { topic: 'restricted/dev-refused-recovered' });
     try {
       const drained = await cut.second.waitForEvent((e) => e.drained === true, SETTLE_MS);
@@ -138,7 +138,7 @@ describe('refusals of a resent packet (issue F section 3)', () => {
    * never comes, and #recoveredPackets stays 1: #pump never sends anything again.
    */
   it('F#3.3: an unparseable refusal of a recovered packet does not stop sending', { timeout: 90_000 }, async (t) => {
-    if (rig.broker.kind !== 'mosquitto') return t.skip(NEEDS_MOSQUITTO);
+    if (rig.broker.kind !== 'mosquitto') return skipUnlessCI(t, NEEDS_MOSQUITTO);
     const cut = await poisonInFlightAtPowerCut('dev-oversize-recovered', { pad: SIZE_LIMIT * 2 });
     try {
       const expected = [...acceptedNumbers(cut.first), ...acceptedNumbers(cut.second)].filter((n) => n !== 1);
@@ -168,7 +168,7 @@ describe('refusals of a resent packet (issue F section 3)', () => {
    * was never stored, so nothing is ever sent again: every later reading waits in the cache.
    */
   it('F#3.3: a publish MQTT.js queued behind its store resend and failed with the link does not wedge the queue', { timeout: 90_000 }, async (t) => {
-    if (rig.broker.kind !== 'mosquitto') return t.skip(NEEDS_MOSQUITTO);
+    if (rig.broker.kind !== 'mosquitto') return skipUnlessCI(t, NEEDS_MOSQUITTO);
     const clientId = 'dev-store-queue';
     const dir = tempDir('store-queue');
     let client: HoldfastClient | undefined;
@@ -207,7 +207,7 @@ describe('refusals of a resent packet (issue F section 3)', () => {
    * delivered anyway), keeps the one that should have gone, and neither counts nor emits anything.
    */
   it('F#3.7: requeue never evicts the reading in flight, and counts and emits what it evicts', { timeout: 60_000 }, async (t) => {
-    if (rig.broker.kind !== 'mosquitto') return t.skip(NEEDS_MOSQUITTO);
+    if (rig.broker.kind !== 'mosquitto') return skipUnlessCI(t, NEEDS_MOSQUITTO);
     const clientId = 'dev-requeue-evict';
     const dir = tempDir('requeue-evict');
     let client: HoldfastClient | undefined;
@@ -247,7 +247,7 @@ describe('refusals of a resent packet (issue F section 3)', () => {
    * start resends it (the broker answers PUBCOMP 0x92) and dies the same way.
    */
   it('F#3.2: a recovered packet whose reading requeue evicted completes without killing the worker, on every start', { timeout: 120_000 }, async (t) => {
-    if (rig.broker.kind !== 'mosquitto') return t.skip(NEEDS_MOSQUITTO);
+    if (rig.broker.kind !== 'mosquitto') return skipUnlessCI(t, NEEDS_MOSQUITTO);
     const clientId = 'dev-requeue-recovered';
     const dir = tempDir('requeue-recovered');
     const outcomes: string[] = [];
@@ -291,7 +291,7 @@ describe('refusals of a resent packet (issue F section 3)', () => {
    * the recorded PUBREL's back.
    */
   it('F#3.2: a recovered packet whose reading is gone from the cache (removal retried without its packet) does not kill the worker', { timeout: 90_000 }, async (t) => {
-    if (rig.broker.kind !== 'mosquitto') return t.skip(NEEDS_MOSQUITTO);
+    if (rig.broker.kind !== 'mosquitto') return skipUnlessCI(t, NEEDS_MOSQUITTO);
     const clientId = 'dev-orphan-packet';
     const dir = tempDir('orphan-packet');
     try {

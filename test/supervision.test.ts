@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { open, startHealthServer, ErrorCodes, HoldfastError, type ClientState, type HoldfastClient, type HoldfastOptions, type IncomingMessage } from 'holdfast';
 import { assertInOrderOnce, assertMissingExactly, injectFault, restartEvents, within, type FaultKind } from './fault-hook.js';
-import { auditedBrokerWithProxy, fillDisk, sleep, tempDir, tinyTmpfs, waitUntil } from './helpers.js';
+import { auditedBrokerWithProxy, fillDisk, needsRoot, skipUnlessCI, sleep, tempDir, tinyTmpfs, waitUntil } from './helpers.js';
 
 const rig = auditedBrokerWithProxy();
 
@@ -220,7 +220,8 @@ describe('supervision: the worker is restarted on the same cache', () => {
   });
 
   it('a worker dying on a full disk is restarted on it, and delivers once there is room again', async (t) => {
-    if (process.getuid?.() !== 0) return t.skip('needs root to mount a tmpfs');
+    const noRoot = needsRoot();
+    if (noRoot) return skipUnlessCI(t, noRoot);
     const device = 'dev-crash-full';
     const disk = tinyTmpfs('crash-full');
     const filler = join(disk.path, 'filler');
