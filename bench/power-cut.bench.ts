@@ -6,11 +6,12 @@
  * accepted: lost, duplicates, out of order, and disk bytes written per accepted reading (flash wear).
  *
  *   pnpm bench power-cut [--mode spill|journal] [--kills N] [--rate R] [--duration S] [--seed X]
- *                        [--timeout-ms T] [--power-loss] [--flush-ms F] [--device-env KEY=VALUE ...]
+ *                        [--timeout-ms T] [--power-loss] [--flush-ms F] [--fsync-ms L] [--device-env KEY=VALUE ...]
  *                        [--quick] [--json] [--write-results] [--svg path] [--trace path]
  *
  * --power-loss puts the cache on the testkit's power-loss layer, so each kill is a real power cut: the
  * device is SIGKILLed, everything it had not synced is dropped, and it restarts on what survived.
+ * --fsync-ms L runs the device under the testkit's slow-fsync shim: each of its flushes L ms slower.
  *
  * Exit code 1 when the mode breaks its promise: a reading flush() had confirmed is lost; a kill takes
  * more than its bound (journal: nothing after a SIGKILL, since the intake log holds every accepted
@@ -24,7 +25,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { extractReadingNumber, lossBoundPerKill, powerLossUnavailable, startAuditor, startBroker, startLinkProxy, startPowerLossLayer, type PowerLossLayer } from '@holdfast/testkit';
+import { extractReadingNumber, lossBoundPerKill, powerLossUnavailable, slowFsync, slowFsyncShim, startAuditor, startBroker, startLinkProxy, startPowerLossLayer, type PowerLossLayer } from '@holdfast/testkit';
 import { parsePowerCutArgs } from './power-cut/args.js';
 import { runChaos } from './power-cut/chaos.js';
 import { Fleet } from './power-cut/fleet.js';
@@ -64,6 +65,13 @@ if (unavailable !== undefined) {
   note(`power-cut --power-loss cannot run here: ${unavailable}`);
   process.exit(2);
 }
+const shim = args.fsyncMs !== undefined ? slowFsyncShim() : undefined;
+if (shim !== undefined && !shim.ok) {
+  note(`power-cut --fsync-ms cannot run here: ${shim.reason}`);
+  process.exit(2);
+}
+// Only the device runs slow: the broker, the auditor and the power-loss layer keep this disk's speed.
+const slow = args.fsyncMs !== undefined ? slowFsync(args.fsyncMs) : undefined;
 const stampBefore = libraryStamp();
 const plan = planChaos(args.durationS * 1000, args.kills, seededRandom(args.seed));
 const broker = await startBroker({ persistence: true, requireMosquitto: true, log: note });
@@ -73,12 +81,12 @@ const layer: PowerLossLayer | undefined = args.powerLoss ? await startPowerLossL
 const cacheDir = layer ? join(layer.path, 'cache') : mkdtempSync(join(tmpdir(), 'holdfast-bench-power-cut-'));
 const timeline = new Timeline();
 const fleet = new Fleet(
-  { broker: link.url, clientId, cacheDir, durability: args.mode, flushMs: args.flushMs, rate: args.rate, timeoutMs: args.timeoutMs, deviceEnv: args.deviceEnv, ...(layer ? { powerLoss: layer } : {}) },
+  { broker: link.url, clientId, cacheDir, durability: args.mode, flushMs: args.flushMs, rate: args.rate, timeoutMs: args.timeoutMs, deviceEnv: { ...args.deviceEnv, ...slow?.env }, ...(layer ? { powerLoss: layer } : {}) },
   timeline,
 );
 let failed = false;
 try {
-  note(`power-cut: ${args.mode} mode, ${args.durationS} s at ${args.rate}/s, ${args.kills} ${args.powerLoss ? 'power cuts (SIGKILL and unsynced writes dropped)' : 'kills'}, seed ${args.seed}`);
+  note(`power-cut: ${args.mode} mode, ${args.durationS} s at ${args.rate}/s, ${args.kills} ${args.powerLoss ? 'power cuts (SIGKILL and unsynced writes dropped)' : 'kills'}, seed ${args.seed}${args.fsyncMs !== undefined ? `, every flush ${args.fsyncMs} ms slower` : ''}`);
   await fleet.start();
   await runChaos(plan, { broker, link, fleet, timeline, log: note });
   note(`${(timeline.at() / 1000).toFixed(1)}s draining the last life`);
@@ -127,6 +135,7 @@ try {
     lossBound: args.mode === 'journal' ? 0 : lossBound,
     maxLostPerKill: Math.max(0, ...killed.map((l) => l.lost.length)),
     flushMs: args.flushMs ?? null,
+    fsyncMs: args.fsyncMs ?? 0,
     // What the power cuts dropped: written but never synced, and name operations never committed.
     droppedBytes: layer ? cuts.reduce((sum, c) => sum + c.unsyncedBytes, 0) : null,
     droppedOps: layer ? cuts.reduce((sum, c) => sum + c.pendingOps, 0) : null,
@@ -189,5 +198,6 @@ try {
   if (layer) await layer.close();
   else rmSync(cacheDir, { recursive: true, force: true });
   if (svgTempDir !== undefined) rmSync(svgTempDir, { recursive: true, force: true });
+  slow?.remove();
 }
 process.exitCode = failed ? 1 : 0;

@@ -142,11 +142,18 @@ const benches: BenchCase[] = [
       assert.ok(spill.bytesPerReading < 100, `spill mode on a healthy link wrote ${spill.bytesPerReading} B per reading`);
       // One synced LMDB commit is an fdatasync and an O_DSYNC meta-page write: the shim sees both.
       assert.ok(baseline.fsyncsPerReading >= 1.5 && baseline.fsyncsPerReading <= 2.5, `baseline: ${baseline.fsyncsPerReading} flushes per commit`);
+      // Issue G's disk path: about one durable write and a few KB per reading, journal and drain alike.
+      // These are counts, not timings, and stable from run to run (1.04–1.08 and 4.4–5.5 KB in quick
+      // runs), so they are held to the issue's targets (the old path was 4–6 flushes and ~100 KB).
+      for (const row of [journal, drain]) {
+        assert.ok(row.fsyncsPerReading <= 1.25, `${row.case} at 8 ms: ${row.fsyncsPerReading} flushes per reading (target ≤ 1.1)`);
+        assert.ok(row.bytesPerReading <= 8192, `${row.case} at 8 ms: ${row.bytesPerReading} B written per reading (target ≤ 8 KB)`);
+      }
       // Floors: a tenth of the 8 ms figures in bench/README.md (the bulk drain's from quick runs, whose
       // backlog is a tenth of the full run's and goes out in one or two bulks).
-      assert.ok(journal.readingsPerSecond >= 1, `journal at 8 ms: ${journal.readingsPerSecond}/s`);
+      assert.ok(journal.readingsPerSecond >= 9.9, `journal at 8 ms: ${journal.readingsPerSecond}/s`);
       assert.ok(spill.readingsPerSecond >= 300, `spill at 8 ms: ${spill.readingsPerSecond}/s`);
-      assert.ok(drain.readingsPerSecond >= 1.2, `drain at 8 ms: ${drain.readingsPerSecond}/s`);
+      assert.ok(drain.readingsPerSecond >= 9.1, `drain at 8 ms: ${drain.readingsPerSecond}/s`);
       assert.ok(bulk.readingsPerSecond >= 25, `bulk drain at 8 ms: ${bulk.readingsPerSecond}/s`);
       assert.ok(baseline.readingsPerSecond >= 4, `baseline at 8 ms: ${baseline.readingsPerSecond}/s`);
     },

@@ -24,10 +24,12 @@ export interface PowerCutArgs {
   flushMs: number | undefined;
   /** Extra environment for the device (--device-env KEY=VALUE, repeatable), e.g. LD_PRELOAD. */
   deviceEnv: Record<string, string>;
+  /** Every flush the device makes is this many ms slower (the testkit's slow-fsync shim): an SD card. */
+  fsyncMs: number | undefined;
 }
 
 export const USAGE =
-  'usage: pnpm bench power-cut [--mode spill|journal] [--kills N] [--rate R] [--duration S] [--seed X] [--timeout-ms T] [--power-loss] [--flush-ms F] [--device-env KEY=VALUE ...] [--quick] [--json] [--write-results] [--svg path] [--trace path]';
+  'usage: pnpm bench power-cut [--mode spill|journal] [--kills N] [--rate R] [--duration S] [--seed X] [--timeout-ms T] [--power-loss] [--flush-ms F] [--fsync-ms L] [--device-env KEY=VALUE ...] [--quick] [--json] [--write-results] [--svg path] [--trace path]';
 
 export function parsePowerCutArgs(argv: readonly string[]): PowerCutArgs {
   const { values } = parseArgs({
@@ -48,6 +50,7 @@ export function parsePowerCutArgs(argv: readonly string[]): PowerCutArgs {
       json: { type: 'boolean' },
       'power-loss': { type: 'boolean' },
       'flush-ms': { type: 'string' },
+      'fsync-ms': { type: 'string' },
       'device-env': { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
@@ -91,5 +94,6 @@ export function parsePowerCutArgs(argv: readonly string[]): PowerCutArgs {
     powerLoss,
     flushMs,
     deviceEnv,
+    fsyncMs: values['fsync-ms'] !== undefined ? number('fsync-ms', values['fsync-ms'], 0, 0) : undefined,
   };
 }

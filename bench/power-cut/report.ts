@@ -40,6 +40,8 @@ export interface Extras {
   lossBound: number;
   maxLostPerKill: number;
   flushMs: number | null;
+  /** The injected latency of every flush (--fsync-ms), 0 without the shim. */
+  fsyncMs: number;
   /** Power loss: bytes written but never synced, and name operations never committed, that the cuts dropped. */
   droppedBytes: number | null;
   droppedOps: number | null;
@@ -92,6 +94,7 @@ export function printTable(args: PowerCutArgs, o: Outcome, bytesWrittenPerMessag
     [x.powerLoss ? 'power cuts (SIGKILL + page cache)' : 'kills (SIGKILL)', String(o.kills)],
     ['caches quarantined on open', String(o.quarantines)],
     ['lost per kill', perKill.length > 0 ? perKill.join(' ') : '-'],
+    ['injected flush latency', x.fsyncMs > 0 ? `${x.fsyncMs} ms per fsync (the testkit's slow-fsync shim)` : 'none'],
     ['flush()', x.flushMs === null ? 'not called' : `every ${x.flushMs} ms; at most ${int(x.maxUnconfirmedAtKill ?? 0)} readings not yet confirmed at a kill`],
     ...(args.mode === 'spill' ? [['loss bound per kill (memory)', `${int(x.lossBound)} (rate × timeoutMs + one tick + in flight)`] as [string, string]] : []),
     ...(x.powerLoss
