@@ -52,6 +52,7 @@ describe('supervision: the worker is restarted on the same cache', () => {
       const s = client.stats();
       assert.equal(s.workerRestarts, 1);
       assert.equal(s.lostInWorkerCrashes, 100);
+      assert.deepEqual(s.lostInWorkerCrashesRanges, restart!.lost.ranges, 'stats() names the same seqs');
       assert.ok(seqOf.get(151)! > seqOf.get(150)!, 'seqs keep increasing across the restart');
 
       rig.broker.resume();
@@ -128,6 +129,7 @@ describe('supervision: the worker is restarted on the same cache', () => {
       const report = await rig.auditor.waitFor({ [device]: seqOf.keys() }, 20_000);
       assert.deepEqual([report.lost, report.duplicates, report.outOfOrder], [0, 0, 0]);
       assert.equal(client.stats().lostInWorkerCrashes, 0);
+      assert.deepEqual(client.stats().lostInWorkerCrashesRanges, []);
     } finally {
       dir.remove();
     }

@@ -206,6 +206,7 @@ export class HoldfastClient extends EventEmitter {
       lastSeq: this.#lastSeq,
       workerRestarts: s.restarts,
       lostInWorkerCrashes: s.lostInWorkerCrashes,
+      lostInWorkerCrashesRanges: s.lostInWorkerCrashesRanges,
       workerFailure: s.failure?.message,
     });
   }

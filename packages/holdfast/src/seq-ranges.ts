@@ -28,6 +28,11 @@ export class SeqRanges {
     if (head && head[0] < seq) head[0] = seq;
   }
 
+  /** Keeps only the newest `count` ranges. */
+  keepNewest(count: number): void {
+    if (this.#ranges.length > count) this.#ranges.splice(0, this.#ranges.length - count);
+  }
+
   clear(): void {
     this.#ranges = [];
   }

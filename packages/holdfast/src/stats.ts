@@ -48,6 +48,8 @@ export interface HoldfastStats {
   workerRestarts: number;
   /** Readings lost with dead workers: only in their memory (spill), or not in the intake log either (journal). */
   lostInWorkerCrashes: number;
+  /** Their seqs as inclusive ranges `[first, last]`, ascending: the newest 64 ranges (each crash adds one or two). */
+  lostInWorkerCrashesRanges: Array<[number, number]>;
   /** Why the worker could not be restarted (state 'failed'); undefined otherwise. */
   workerFailure: string | undefined;
 }
@@ -73,6 +75,7 @@ export interface FacadeStats {
   lastSeq: number;
   workerRestarts: number;
   lostInWorkerCrashes: number;
+  lostInWorkerCrashesRanges: Array<[number, number]>;
   workerFailure: string | undefined;
 }
 
@@ -110,6 +113,7 @@ export function snapshotStats(s: Float64Array, facade: FacadeStats): HoldfastSta
     cacheWritable: s[Stat.cacheWritable] !== 0,
     workerRestarts: facade.workerRestarts,
     lostInWorkerCrashes: facade.lostInWorkerCrashes,
+    lostInWorkerCrashesRanges: facade.lostInWorkerCrashesRanges,
     workerFailure: facade.workerFailure,
   };
 }

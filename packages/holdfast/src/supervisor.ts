@@ -20,7 +20,7 @@ import type { ResolvedOptions } from './options.js';
 import { Outbox, type Request } from './outbox.js';
 import { Stat, STATES, STAT_SLOTS, type FromWorker, type RestartInit, type TestFault, type ToWorker, type WorkerInit, type WorkerReady } from './protocol.js';
 import { RestartPolicy } from './restart-policy.js';
-import type { LostReadings } from './seq-ranges.js';
+import type { LostReadings, SeqRange } from './seq-ranges.js';
 import { Shutdown } from './shutdown.js';
 import { HostRelay, type SupervisorHost } from './supervisor-host.js';
 import { isSticky } from './test-hooks.js';
@@ -112,6 +112,11 @@ export class Supervisor {
   /** Readings lost with dead workers since open() (each crash also says which, in 'worker-restart'). */
   get lostInWorkerCrashes(): number {
     return this.#losses.count;
+  }
+
+  /** Their seq ranges, the newest 64. */
+  get lostInWorkerCrashesRanges(): SeqRange[] {
+    return this.#losses.ranges;
   }
 
   /** Set once the worker could not be restarted: publish() and requests throw it. */

@@ -8,14 +8,18 @@
 import { ErrorCodes, HoldfastError } from './errors.js';
 import type { Outbox } from './outbox.js';
 import { OFFLINE_CAUSES, Stat } from './protocol.js';
-import { describeLost, type LostReadings, type SeqRanges } from './seq-ranges.js';
+import { describeLost, SeqRanges, type LostReadings, type SeqRange } from './seq-ranges.js';
 import { monotonicMs } from './worker/clock.js';
+
+/** How many of the lost seq ranges stats() keeps: the newest. The count stays exact. */
+export const KEPT_LOSS_RANGES = 64;
 
 export class WorkerLosses {
   readonly #outbox: Outbox;
   readonly #stats: Float64Array;
   readonly #journal: boolean;
   #count = 0;
+  readonly #ranges = new SeqRanges();
 
   /** `journal`: an intake log holds every accepted reading, so none is lost with a worker. */
   constructor(outbox: Outbox, stats: Float64Array, journal: boolean) {
@@ -27,6 +31,11 @@ export class WorkerLosses {
   /** Readings lost with dead workers since open(). */
   get count(): number {
     return this.#count;
+  }
+
+  /** Their seqs, as ranges (the newest KEPT_LOSS_RANGES of them). */
+  get ranges(): SeqRange[] {
+    return this.#ranges.ranges.map(([a, b]) => [a, b]);
   }
 
   /** What the worker would take with it if it died now: seqs posted to it from Stat.safeBelow on. */
@@ -41,15 +50,19 @@ export class WorkerLosses {
 
   /** The worker died: counts what it took with it. */
   died(): LostReadings {
-    const lost = this.unsaved();
-    this.#count += lost.count;
-    return lost;
+    return this.#record(this.unsaved());
   }
 
   /** The client failed: drops what waited for a worker and counts it. */
   dropWaiting(): LostReadings {
-    const lost = this.#lost(this.#outbox.discardWaiting(), 0);
+    return this.#record(this.#lost(this.#outbox.discardWaiting(), 0));
+  }
+
+  #record(lost: LostReadings): LostReadings {
     this.#count += lost.count;
+    // Seqs only grow, so each loss lies above every earlier one.
+    for (const [first, last] of lost.ranges) this.#ranges.add(first, last);
+    this.#ranges.keepNewest(KEPT_LOSS_RANGES);
     return lost;
   }
 
