@@ -4,9 +4,13 @@
  * and the command line.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { CHAOS_DEFAULTS, FAULT_KINDS, judge, parseChaosArgs, reproCommand, type ChaosArgs, type JudgeInput, type Life } from '@holdfast/testkit';
 import { regressionSeeds } from './chaos-seeds.js';
+
+const benchDir = fileURLToPath(new URL('../bench/', import.meta.url));
 
 // Seeds with the full 30 s fault window run in chaos-full.test.ts, so neither file nears the runner's timeout.
 describe('chaos campaign: regression seeds with a short fault window', () => regressionSeeds((r) => r.parsed.durationMs < CHAOS_DEFAULTS.durationS * 1000));
@@ -25,6 +29,22 @@ describe('chaos command line', () => {
       const again = parseChaosArgs(reproCommand(3, args).split(' ').slice(2)) as ChaosArgs;
       for (const key of ['seeds', 'durationMs', 'rate', 'timeoutMs', 'kinds', 'focus'] as const) assert.deepEqual(again[key], args[key], `${argv.join(' ')}: ${key}`);
     }
+  });
+
+  it('pnpm chaos --json prints one summary line in the documented shape, and exits 0 when every invariant held', async () => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'chaos.ts', '--seed', '5', '--duration', '5', '--json'], { cwd: benchDir, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(run.status, 0, `exit code; stderr tail:\n${run.stderr.split('\n').slice(-15).join('\n')}`);
+    const lines = run.stdout.trim().split('\n');
+    assert.equal(lines.length, 1, `one line on stdout: ${run.stdout}`);
+    const summary = JSON.parse(lines[0]!) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(summary), ['chaos', 'minutes', 'seeds', 'faults', 'journal', 'spill', 'wedged', 'crashLoops']);
+    assert.equal(summary.chaos, true);
+    assert.deepEqual(summary.seeds, [5]);
+    assert.deepEqual(Object.keys(summary.journal as object), ['accepted', 'lost', 'duplicates', 'reordered']);
+    assert.deepEqual(Object.keys(summary.spill as object), ['accepted', 'lost', 'lostBeyondBound', 'duplicates', 'reordered']);
+    const journal = summary.journal as Record<string, number>;
+    assert.ok(journal.accepted! > 0, 'the journal device accepted readings');
+    assert.deepEqual([journal.lost, journal.duplicates, journal.reordered, summary.wedged, summary.crashLoops], [0, 0, 0, 0, 0]);
   });
 
   it('names what is wrong with a bad flag', () => {
