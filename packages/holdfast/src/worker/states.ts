@@ -1,7 +1,8 @@
 /**
  * The sender's state machine, in one table: state × event → next state, whether the pending stream
- * spills, and why. Sender.#on() is the only place that changes the state, and it does so only through
- * this table, so a reader can check every transition here.
+ * spills, and why. Sender.start() picks the first state (DRAINING with a backlog from the last run,
+ * else DIRECT); after that Sender.#on() is the only place that changes the state, and it does so only
+ * through this table, so a reader can check every transition here.
  *
  *   DIRECT    sends from memory, oldest first. New input joins the memory queue.
  *   CACHING   sends nothing new: an exchange is stuck or the link is down. New input goes to the cache.
