@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { open } from 'holdfast';
 import { startBroker, type Broker } from '@holdfast/testkit';
-import { tempDir, waitUntil } from './helpers.js';
+import { drainOutcome, tempDir, waitUntil } from './helpers.js';
 
 describe('publish() byte payloads', () => {
   let broker: Broker;
@@ -45,7 +45,7 @@ describe('publish() byte payloads', () => {
       client.publish('bytes/test', asUint8);
       asUint8.fill(9);
       expected.push(Buffer.from([1, 2, 3]));
-      await client.drained();
+      assert.equal(await drainOutcome(client, 20_000), 'drained');
       await waitUntil(() => received.length >= expected.length, 20_000, `${expected.length} payloads at the subscriber`);
       assert.equal(received.length, expected.length);
       received.forEach((got, i) => assert.ok(got.equals(expected[i]!), `payload ${i} (${expected[i]!.length} bytes) differs`));
