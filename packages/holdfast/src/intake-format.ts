@@ -80,7 +80,11 @@ export function decodeSegment(bytes: Buffer, salt: number | undefined, cipher?: 
       offset = frame.next;
       continue;
     }
-    const next = findNextFrame(bytes, offset + 1, search, cipher);
+    let next = findNextFrame(bytes, offset + 1, search, cipher, true);
+    if (search.afterEnd === 0) {
+      // Nothing read yet: a whole frame whose next one is damaged too does not chain on (chainsOn()).
+      next = next === undefined ? findNextFrame(bytes, offset + 1, search, cipher, false) : (findFrameBefore(bytes, offset + 1, next, search, cipher) ?? next);
+    }
     if (next === undefined) {
       // A search cut off by its budget proves nothing about what follows: report it, never a torn tail.
       const stopped = search.budget <= 0 ? `; the search for the next whole frame stopped at its budget at offset ${offset}` : '';
@@ -143,14 +147,14 @@ function isSeqAfter(seq: number, afterSeq: number): boolean {
  * body that decodes. Text payloads cannot fake a length (four bytes ≥ 0x20 exceed MAX_FRAME_BYTES), nor
  * random bytes a seq, so few offsets get as far as a checksum; the budget bounds a crafted payload's worst case.
  */
-function findNextFrame(bytes: Buffer, from: number, search: Search, cipher?: CacheCipher): number | undefined {
+function findNextFrame(bytes: Buffer, from: number, search: Search, cipher: CacheCipher | undefined, chained: boolean): number | undefined {
   for (let offset = from; offset + FRAME_HEADER_BYTES < bytes.length && search.budget > 0; offset++) {
     const length = bytes.readUInt32LE(offset);
     const start = offset + FRAME_HEADER_BYTES;
     if (length <= SEQ_BYTES || length > MAX_FRAME_BYTES || start + length > bytes.length) continue;
     // The seq is in the clear: random bytes (an encrypted or binary payload) almost never hold one
     // that could follow the last one read, so few candidates cost a checksum.
-    if (!couldFollow(bytes.readDoubleLE(start), offset, search)) continue;
+    if (!couldFollow(bytes.readDoubleLE(start), offset, search) || (chained && !chainsOn(bytes, start + length, bytes.readDoubleLE(start), search))) continue;
     search.budget -= length;
     if (checksum(bytes, start, start + length, search.salt) !== bytes.readUInt32LE(offset + 4)) continue;
     if (readFrame(bytes, offset, search, cipher).rec) return offset;
@@ -171,8 +175,46 @@ function couldFollow(seq: number, offset: number, { afterSeq, afterEnd }: Search
   if (!isSeqAfter(seq, afterSeq)) return false;
   // Nothing read yet: a segment starts anywhere in an epoch.
   if (afterEnd === 0) return true;
-  const reach = Math.floor((offset - afterEnd) / MIN_FRAME_BYTES) + 1;
-  return seq - afterSeq <= reach || (epochOf(seq) > epochOf(afterSeq) && seq % EPOCH_SPAN <= reach);
+  return isWithinReach(afterSeq, seq, offset - afterEnd);
+}
+
+/** Whether `later` can be the seq of the next frame read after `earlier` with `gapBytes` of lost frames between them. */
+function isWithinReach(earlier: number, later: number, gapBytes: number): boolean {
+  const reach = Math.floor(gapBytes / MIN_FRAME_BYTES) + 1;
+  return later - earlier <= reach || (epochOf(later) > epochOf(earlier) && later % EPOCH_SPAN <= reach);
+}
+
+/**
+ * With nothing read yet, any rising seq could start the segment, so a number a binary payload holds (an
+ * epoch-ms timestamp) would pass couldFollow() at every sample and the search could spend its budget
+ * inside the damaged frame. The frame after a real one holds the next seq (or the segment ends, or a
+ * torn write does): a payload's numbers rarely line up so. A whole frame whose next one is damaged too is
+ * found by findFrameBefore(), or, when no frame further on chains on, by a search without this check.
+ */
+function chainsOn(bytes: Buffer, end: number, seq: number, { afterEnd }: Search): boolean {
+  if (afterEnd !== 0 || end + FRAME_HEADER_BYTES + SEQ_BYTES > bytes.length) return true;
+  const next = bytes.readDoubleLE(end + FRAME_HEADER_BYTES);
+  return isSeqAfter(next, seq) && (next === seq + 1 || (epochOf(next) > epochOf(seq) && next % EPOCH_SPAN === 1));
+}
+
+/**
+ * chainsOn() passes over a whole frame whose next one is damaged too. Once a frame that chains on is
+ * found (its seq known), an earlier one can only hold one of the seqs just below it that the frames
+ * between them could have held: the search that rules out the frames a payload carries once a frame is read.
+ */
+function findFrameBefore(bytes: Buffer, from: number, found: number, search: Search, cipher?: CacheCipher): number | undefined {
+  const foundSeq = bytes.readDoubleLE(found + FRAME_HEADER_BYTES);
+  for (let offset = from; offset + FRAME_HEADER_BYTES + MIN_FRAME_BYTES < found && search.budget > 0; offset++) {
+    const length = bytes.readUInt32LE(offset);
+    const start = offset + FRAME_HEADER_BYTES;
+    if (length <= SEQ_BYTES || start + length > found) continue;
+    const seq = bytes.readDoubleLE(start);
+    if (!isSeqAfter(seq, 0) || seq >= foundSeq || !isWithinReach(seq, foundSeq, found - start - length)) continue;
+    search.budget -= length;
+    if (checksum(bytes, start, start + length, search.salt) !== bytes.readUInt32LE(offset + 4)) continue;
+    if (readFrame(bytes, offset, search, cipher).rec) return offset;
+  }
+  return undefined;
 }
 
 function decodeFrameBody(body: Buffer, cipher?: CacheCipher): Rec {
