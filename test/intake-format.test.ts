@@ -196,71 +196,55 @@ describe('intake segment decoder against frames inside binary payloads', () => {
   });
 });
 
+/**
+ * 300 readings of `epoch`, the one at `blobAt` a binary payload of packed { u32, u32, f64 ms timestamp }
+ * samples: a common telemetry layout, a count (or sensor id, or millivolts) that reads as a length which
+ * fits, then an f64 epoch-ms timestamp, a safe integer above any seq of the first 410 epochs.
+ */
+function samplesSegment(epoch: number, blobAt: number): { bytes: Buffer; salt: number; seqs: number[] } {
+  const samples = 2048;
+  const blob = Buffer.alloc(samples * 16);
+  const now = Date.now();
+  for (let i = 0; i < samples; i++) {
+    blob.writeUInt32LE(40_000 + i, i * 16);
+    blob.writeDoubleLE(now + i * 10, i * 16 + 8);
+  }
+  const first = epoch * 2 ** 32 + 1;
+  const seqs = Array.from({ length: 300 }, (_, i) => first + i);
+  const dir = tempDir('intake-format-samples');
+  try {
+    const log = new IntakeLog(dir.path, epoch, undefined, (err) => assert.fail(err));
+    for (const [i, seq] of seqs.entries()) {
+      const payload = i === blobAt ? new Uint8Array(blob) : JSON.stringify({ n: i, pad: 'x'.repeat(300) });
+      assert.ok(log.append(seq, 'sensors/samples', payload, 5, 0, now));
+    }
+    log.close();
+    const [name] = readdirSync(dir.path).filter((f) => f.endsWith('.log'));
+    return { bytes: readFileSync(join(dir.path, name!)), salt: saltOf(name!)!, seqs };
+  } finally {
+    dir.remove();
+  }
+}
+
 describe('intake segment decoder against binary payloads that hold timestamps', () => {
   it('damage in a frame whose payload is packed { u32, u32, f64 ms timestamp } samples costs only that frame', () => {
-    // A common telemetry layout: a count (or sensor id, or millivolts) that reads as a length which
-    // fits, then an f64 epoch-ms timestamp, a safe integer above any seq of the first 395 epochs.
-    const samples = 2048;
-    const blob = Buffer.alloc(samples * 16);
-    const now = Date.now();
-    for (let i = 0; i < samples; i++) {
-      blob.writeUInt32LE(40_000 + i, i * 16);
-      blob.writeDoubleLE(now + i * 10, i * 16 + 8);
-    }
-    const epoch = 5;
-    const first = epoch * 2 ** 32 + 1;
-    const seqs = Array.from({ length: 300 }, (_, i) => first + i);
-    const dir = tempDir('intake-format-samples');
-    try {
-      const log = new IntakeLog(dir.path, epoch, undefined, (err) => assert.fail(err));
-      for (const seq of seqs) {
-        const payload = seq === first + 10 ? new Uint8Array(blob) : JSON.stringify({ n: seq - first, pad: 'x'.repeat(300) });
-        assert.ok(log.append(seq, 'sensors/samples', payload, 5, 0, now));
-      }
-      log.close();
-      const [name] = readdirSync(dir.path).filter((f) => f.endsWith('.log'));
-      const bytes = readFileSync(join(dir.path, name!));
-      let offset = 0;
-      for (let n = 0; n < 10; n++) offset += 8 + bytes.readUInt32LE(offset);
-      // One flipped bit in the samples frame's checksum: a bit rot, or a sector the power cut tore.
-      bytes[offset + 4] = bytes[offset + 4]! ^ 1;
-      const decoded = decodeSegment(bytes, saltOf(name!));
-      assert.deepEqual(decoded.records.map((r) => r.seq), seqs.filter((seq) => seq !== first + 10), `decoded: ${decoded.damage}`);
-      assert.equal(decoded.tornTail, false);
-    } finally {
-      dir.remove();
-    }
+    const { bytes, salt, seqs } = samplesSegment(5, 10);
+    let offset = 0;
+    for (let n = 0; n < 10; n++) offset += 8 + bytes.readUInt32LE(offset);
+    // One flipped bit in the samples frame's checksum: a bit rot, or a sector the power cut tore.
+    bytes[offset + 4] = bytes[offset + 4]! ^ 1;
+    const decoded = decodeSegment(bytes, salt);
+    assert.deepEqual(decoded.records.map((r) => r.seq), seqs.filter((_, i) => i !== 10), `decoded: ${decoded.damage}`);
+    assert.equal(decoded.tornTail, false);
   });
-});
 
-describe('intake segment decoder: a samples payload in the first frame of a segment', () => {
-  it('damage in a segment\'s first frame, a packed { u32, u32, f64 ms } samples payload, costs only that frame', () => {
-    const samples = 2048;
-    const blob = Buffer.alloc(samples * 16);
-    const now = Date.now();
-    for (let i = 0; i < samples; i++) {
-      blob.writeUInt32LE(40_000 + i, i * 16);
-      blob.writeDoubleLE(now + i * 10, i * 16 + 8);
-    }
-    const epoch = 5;
-    const first = epoch * 2 ** 32 + 1;
-    const seqs = Array.from({ length: 300 }, (_, i) => first + i);
-    const dir = tempDir('intake-format-first-samples');
-    try {
-      const log = new IntakeLog(dir.path, epoch, undefined, (err) => assert.fail(err));
-      for (const seq of seqs) {
-        const payload = seq === first ? new Uint8Array(blob) : JSON.stringify({ n: seq - first, pad: 'x'.repeat(300) });
-        assert.ok(log.append(seq, 'sensors/samples', payload, 5, 0, now));
-      }
-      log.close();
-      const [name] = readdirSync(dir.path).filter((f) => f.endsWith('.log'));
-      const bytes = readFileSync(join(dir.path, name!));
-      // One flipped bit in the first frame's checksum.
+  it('damage in a segment\'s first frame, such a samples payload, costs only that frame (nothing read yet to expect a seq from)', () => {
+    // Epoch 410 is the one the epoch-ms timestamps of 2026 fall in.
+    for (const epoch of [5, 410]) {
+      const { bytes, salt, seqs } = samplesSegment(epoch, 0);
       bytes[4] = bytes[4]! ^ 1;
-      const decoded = decodeSegment(bytes, saltOf(name!));
-      assert.deepEqual(decoded.records.map((r) => r.seq), seqs.slice(1), `decoded: ${decoded.damage}`);
-    } finally {
-      dir.remove();
+      const decoded = decodeSegment(bytes, salt);
+      assert.deepEqual(decoded.records.map((r) => r.seq), seqs.slice(1), `epoch ${epoch}: ${decoded.damage}`);
     }
   });
 });
