@@ -161,8 +161,9 @@ export interface WorkerInit {
 
 export interface RestartInit {
   /**
-   * Journal mode: replay intake log readings only up to this seq, the last one posted to the dead
-   * worker; the facade posts every later reading itself, so none is replayed twice.
+   * Replay intake log readings only up to this seq: the last one posted to the dead worker, or at
+   * least the base of this run's first epoch (an earlier run's readings, which a spill run replays
+   * too); the facade posts every later reading itself, so none is replayed twice.
    */
   replayThrough: number;
   /** Read only intake segments named before this (a segment name prefix): the facade writes to it and later ones. */

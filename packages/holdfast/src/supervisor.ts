@@ -18,7 +18,7 @@ import { ErrorCodes, HoldfastError } from './errors.js';
 import { IntakeLog } from './intake-log.js';
 import type { ResolvedOptions } from './options.js';
 import { Outbox, type Request } from './outbox.js';
-import { Stat, STATES, STAT_SLOTS, type FromWorker, type RestartInit, type TestFault, type ToWorker, type WorkerInit, type WorkerReady } from './protocol.js';
+import { EPOCH_SPAN, Stat, STATES, STAT_SLOTS, type FromWorker, type RestartInit, type TestFault, type ToWorker, type WorkerInit, type WorkerReady } from './protocol.js';
 import { RestartPolicy } from './restart-policy.js';
 import type { LostReadings, SeqRange } from './seq-ranges.js';
 import { Shutdown } from './shutdown.js';
@@ -192,7 +192,10 @@ export class Supervisor {
     this.#restarts++;
     const poison = this.#policy.died(this.stats[Stat.delivered]!, this.stats[Stat.safeBelow]!, this.stats[Stat.workingSeq]!, cause);
     clearLiveSlots(this.stats);
-    const restart: RestartInit = { replayThrough: this.#outbox.lastPosted, intakeBefore: this.intake?.rotate(), poison };
+    // Every seq of this run is above its first epoch's base: what a log holds at or below it is an
+    // earlier run's, left to replay even before this run posted anything (lastPosted is then 0).
+    const replayThrough = Math.max(this.#outbox.lastPosted, this.ready.epoch * EPOCH_SPAN);
+    const restart: RestartInit = { replayThrough, intakeBefore: this.intake?.rotate(), poison };
     this.#phase = 'restarting';
     // A flush() that covers lost readings must not resolve as if they were safe.
     const firstLost = lost.ranges[0]?.[0];
