@@ -8,9 +8,16 @@
  *
  *   pnpm bench flash [--json] [--quick] [--rate 100] [--count N] [--window-s S] [--outage-s S]
  *
- * --quick (CI): 8 ms only, short phases and a 2 s outage instead of 20 s.
- * --json prints one line: {"bench":"flash","results":[…],"baseline":[…],…}.
+ * A full run also measures issue G's slow-link target: `pnpm bench catch-up --fsync-ms 8` (a 60,000
+ * backlog over a 100 ms RTT link, bulk on, with the one-at-a-time rate over the same link as its
+ * baseline), reported as `slowLinkCatchUp`.
+ *
+ * --quick (CI): 8 ms only, short phases and a 2 s outage instead of 20 s, no slow-link catch-up (CI
+ * runs `catch-up --quick` on its own).
+ * --json prints one line: {"bench":"flash","results":[…],"baseline":[…],"slowLinkCatchUp":…,…}.
  */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { slowFsyncShim, startBroker } from '@holdfast/testkit';
 import { baselineCases, drainCase, healthyCase, type FlashResult, type FlashSettings } from './flash/cases.js';
 import { printFlashTable } from './flash/report.js';
@@ -40,6 +47,16 @@ const settings: FlashSettings = {
   log: note,
 };
 
+/** The catch-up bench's summary for a 60,000 backlog over 100 ms RTT with every flush 8 ms slower. */
+function slowLinkCatchUp(): Record<string, unknown> {
+  note('8 ms slow-link catch-up: pnpm bench catch-up --fsync-ms 8 --rtt-ms 100 --backlog 60000');
+  const script = fileURLToPath(new URL('catch-up.bench.ts', import.meta.url));
+  const run = spawnSync(process.execPath, [...process.execArgv, script, '--json', '--fsync-ms', '8', '--rtt-ms', '100', '--backlog', '60000'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = run.stdout.trim().split('\n').at(-1) ?? '';
+  if (run.status !== 0 || !line.startsWith('{')) throw new Error(`catch-up --fsync-ms 8 failed (exit ${run.status}): ${run.stdout}`);
+  return JSON.parse(line) as Record<string, unknown>;
+}
+
 const results: FlashResult[] = [];
 const baseline: FlashResult[] = [];
 try {
@@ -59,12 +76,19 @@ try {
     for (const r of baseline.slice(-2)) note(`${fsyncMs} ms baseline ${r.case}: ${r.fsyncsPerReading} fsyncs, ${r.bytesPerReading} B per reading, ${r.readingsPerSecond}/s, catch-up ${r.catchUpSeconds ?? '-'} s`);
     note(`(${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   }
+  const slowLink = args.quick ? null : slowLinkCatchUp();
   const machine = describeMachine(broker.kind);
   if (args.json) {
     const { broker: _url, brokerPort: _port, log: _log, ...method } = settings;
-    process.stdout.write(`${JSON.stringify({ bench: 'flash', results, baseline, quick: args.quick, ...method, machine })}\n`);
+    process.stdout.write(`${JSON.stringify({ bench: 'flash', results, baseline, slowLinkCatchUp: slowLink, quick: args.quick, ...method, machine })}\n`);
   } else {
     printFlashTable(results, baseline, { ...settings, quick: args.quick }, machine);
+    if (slowLink !== null) {
+      console.log(
+        `slow-link catch-up at 8 ms per flush: ${String(slowLink.backlog)} cached + 10 new/s over ${String(slowLink.rttMs)} ms RTT, bulk on: caught up in ${String(slowLink.drainSeconds)} s (target ≤ 30 s); ` +
+          `baseline, one at a time over the same link: ${String(slowLink.oneAtATimePerSecond)} msg/s`,
+      );
+    }
   }
 } finally {
   await broker.close();
