@@ -12,7 +12,7 @@ import { describeLost, SeqRanges, type LostReadings, type SeqRange } from './seq
 import { monotonicMs } from './worker/clock.js';
 
 /** How many of the lost seq ranges stats() keeps: the newest. The count stays exact. */
-export const KEPT_LOSS_RANGES = 64;
+const KEPT_LOSS_RANGES = 64;
 
 export class WorkerLosses {
   readonly #outbox: Outbox;

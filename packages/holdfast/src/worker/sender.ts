@@ -35,8 +35,8 @@ export interface SenderDeps {
 /**
  * The worker's sender decides what goes on the wire next: the memory queue while DIRECT, the cache
  * (oldest first) while DRAINING, nothing new while CACHING. start() picks the first state; every change
- * after it goes through #on() and the transition table in states.ts; what differs between spill and journal is a policy object
- * (durability/); the exchange on the wire and how it ends is the Dispatcher's.
+ * after it goes through #on() and the transition table in states.ts. What differs between spill and
+ * journal is a policy object (durability/); the exchange on the wire and how it ends is the Dispatcher's.
  */
 export class Sender {
   #state: SenderState = 'direct';
