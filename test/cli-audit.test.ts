@@ -62,10 +62,13 @@ describe('holdfast audit', () => {
     const json = startCli(['audit', '--broker', broker.url, '--topic', 'progress/#', '--duration', '30s', '--progress-every', '300ms', '--json']);
     try {
       const first = await audit.waitForLine((l) => l.startsWith('progress '), 10_000);
-      assert.match(first, /^progress \d+ s: devices 0 \| received 0 \| unique 0 \| lost 0 \| duplicates 0 \| reordered 0$/);
+      const match = /^progress (\d+) s: devices 0 \| received 0 \| unique 0 \| lost 0 \| duplicates 0 \| reordered 0$/.exec(first);
+      assert.ok(match, first);
+      assert.ok(Number(match[1]) < 30, `seconds since the audit started: ${first}`);
       await audit.waitForLine((l) => l.startsWith('progress ') && l !== first, 5000);
       const line = JSON.parse(await json.waitForLine((l) => l.includes('"msg":"progress"'), 10_000, 'stderr')) as Record<string, unknown>;
       assert.equal(line.lost, 0);
+      assert.ok(typeof line.elapsedMs === 'number' && line.elapsedMs >= 0 && line.elapsedMs < 30_000, `elapsedMs ${String(line.elapsedMs)}`);
       assert.equal(json.stdout(), '', 'stdout keeps only events and the summary');
     } finally {
       audit.kill('SIGINT');
@@ -73,6 +76,24 @@ describe('holdfast audit', () => {
     }
     assert.equal((await audit.done).code, 0);
     assert.equal((await json.done).code, 0);
+  });
+
+  it('two audits on one host with the default client id both count every reading', async (t) => {
+    if (!broker.protocolVersions.includes(5)) return skipUnlessCI(t, 'needs an MQTT 5 broker (mosquitto)');
+    // Under one id the broker hands the session to whichever connected last; the other reconnects
+    // and takes it back, and the readings split between them.
+    const audits = [await startAudit('shared/#', ['--duration', '4s']), await startAudit('shared/#', ['--duration', '4s'])];
+    const client = await connectAsync(broker.url, { protocolVersion: 5 });
+    try {
+      await sendSeqs(client, 'dev-s', 'shared/s', Array.from({ length: 20 }, (_, i) => EPOCH + 1 + i));
+    } finally {
+      await client.endAsync();
+    }
+    for (const audit of audits) {
+      const { code, summary } = await summaryOf(audit);
+      assert.equal(code, 0);
+      assert.equal((summary.devices as Record<string, Record<string, number>>)['dev-s']?.unique, 20);
+    }
   });
 
   it('reports gaps, duplicates and late arrivals live and in the summary; exit 1 while gaps remain', async (t) => {

@@ -46,6 +46,16 @@ function printSummary(s: AuditSummary, elapsedMs: number): void {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
+/**
+ * Without --client-id, an audit that drops its session at exit gets an id of its own process: two
+ * audits on one host under one id would take the session from each other on every reconnect, each
+ * counting what the other received as lost. --keep-session needs the stable id to be resumed.
+ */
+function auditClientId(keepSession: boolean): string {
+  const stable = defaultClientId('holdfast-audit');
+  return keepSession ? stable : `${stable}-${process.pid}`;
+}
+
 export async function runAudit(args: AuditArgs & Parameters<typeof resolveConnection>[0]): Promise<number> {
   const connection = resolveConnection(args);
   const topics = args.topic.map((t) => parseText('--topic', String(t)) ?? '');
@@ -77,7 +87,7 @@ export async function runAudit(args: AuditArgs & Parameters<typeof resolveConnec
   try {
     const subscriber = await subscribe({
       connection,
-      clientId: connection.clientId ?? defaultClientId('holdfast-audit'),
+      clientId: connection.clientId ?? auditClientId(args['keep-session']),
       topics,
       sessionExpirySec: 3600,
       onMessage: (topic, payload, properties) => {
@@ -101,8 +111,8 @@ export async function runAudit(args: AuditArgs & Parameters<typeof resolveConnec
       () => {
         const s = tracker.summary();
         if (line) line.update(progressText(s));
-        else if (args.json) logJson('info', 'progress', { elapsedMs: Date.now() - started, received: s.received, unique: s.unique, lost: s.lost, duplicates: s.duplicates, outOfOrder: s.outOfOrder }, process.stderr);
-        else process.stdout.write(`progress ${Math.round((Date.now() - started) / 1000)} s: ${progressText(s)}\n`);
+        else if (args.json) logJson('info', 'progress', { elapsedMs: Math.round(performance.now() - started), received: s.received, unique: s.unique, lost: s.lost, duplicates: s.duplicates, outOfOrder: s.outOfOrder }, process.stderr);
+        else process.stdout.write(`progress ${Math.round((performance.now() - started) / 1000)} s: ${progressText(s)}\n`);
       },
       line ? 500 : progressEveryMs,
     );
