@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { connectAsync, type MqttClient } from 'mqtt';
+import { connect, connectAsync, type IConnackPacket, type MqttClient } from 'mqtt';
 import { Packr } from 'msgpackr';
 import { startBroker, type Broker } from '@holdfast/testkit';
 import { skipUnlessCI, tempDir } from './helpers.js';
@@ -41,6 +41,20 @@ async function summaryOf(audit: RunningCli): Promise<{ code: number | null; even
 async function sendSeqs(client: MqttClient, device: string, topic: string, seqs: number[]): Promise<void> {
   for (const seq of seqs) {
     await client.publishAsync(topic, `{"v":${seq}}`, { qos: 2, properties: { userProperties: { 'holdfast-id': `${device}/${seq}` } } });
+  }
+}
+
+/** Whether the broker still holds a session for `clientId` (the probe leaves none behind on MQTT 5). */
+async function sessionPresent(clientId: string, protocolVersion: 4 | 5): Promise<boolean> {
+  const probe = connect(broker.url, { clientId, clean: false, protocolVersion, reconnectPeriod: 0, ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: 0 } } : {}) });
+  try {
+    const connack = await new Promise<IConnackPacket>((resolve, reject) => {
+      probe.once('connect', resolve);
+      probe.once('error', reject);
+    });
+    return connack.sessionPresent;
+  } finally {
+    await probe.endAsync(true);
   }
 }
 
@@ -82,12 +96,17 @@ describe('holdfast audit', () => {
     if (!broker.protocolVersions.includes(5)) return skipUnlessCI(t, 'needs an MQTT 5 broker (mosquitto)');
     // Under one id the broker hands the session to whichever connected last; the other reconnects
     // and takes it back, and the readings split between them.
-    const audits = [await startAudit('shared/#', ['--duration', '4s']), await startAudit('shared/#', ['--duration', '4s'])];
-    const client = await connectAsync(broker.url, { protocolVersion: 5 });
+    const audits = await Promise.all([0, 1].map(() => startAudit('shared/#', ['--progress-every', '100ms'])));
     try {
-      await sendSeqs(client, 'dev-s', 'shared/s', Array.from({ length: 20 }, (_, i) => EPOCH + 1 + i));
+      const client = await connectAsync(broker.url, { protocolVersion: 5 });
+      try {
+        await sendSeqs(client, 'dev-s', 'shared/s', Array.from({ length: 20 }, (_, i) => EPOCH + 1 + i));
+      } finally {
+        await client.endAsync();
+      }
+      await Promise.all(audits.map((a) => a.waitForLine((l) => l.includes('"msg":"progress"') && l.includes('"unique":20'), 20_000, 'stderr')));
     } finally {
-      await client.endAsync();
+      for (const a of audits) a.kill('SIGINT');
     }
     for (const audit of audits) {
       const { code, summary } = await summaryOf(audit);
@@ -95,6 +114,33 @@ describe('holdfast audit', () => {
       assert.equal((summary.devices as Record<string, Record<string, number>>)['dev-s']?.unique, 20);
     }
   });
+
+  for (const protocol of [5, 4] as const) {
+    it(`--keep-session leaves the session for the next audit under that id, which drops it at exit (MQTT ${protocol === 5 ? '5' : '3.1.1'})`, async (t) => {
+      if (!broker.protocolVersions.includes(protocol)) return skipUnlessCI(t, `needs an MQTT ${protocol} broker (mosquitto)`);
+      const id = `kept-${protocol}`;
+      const args = ['--client-id', id, '--protocol', String(protocol)];
+      const keeper = await startAudit('kept/#', [...args, '--keep-session']);
+      keeper.kill('SIGINT');
+      assert.equal((await keeper.done).code, 0);
+      // Readings published while no audit runs: the kept session queues them.
+      const client = await connectAsync(broker.url, { protocolVersion: 5 });
+      try {
+        for (let n = 1; n <= 5; n++) await client.publishAsync(`kept/${protocol}`, JSON.stringify({ device: `dev-k${protocol}`, seq: n }), { qos: 2 });
+      } finally {
+        await client.endAsync();
+      }
+      const resumed = await startAudit('kept/#', [...args, '--progress-every', '100ms']);
+      try {
+        await resumed.waitForLine((l) => l.includes('"msg":"progress"') && l.includes('"unique":5'), 20_000, 'stderr');
+      } finally {
+        resumed.kill('SIGINT');
+      }
+      assert.equal((await resumed.done).code, 0);
+      // Without --keep-session nothing is left behind: a 3.1.1 session would otherwise never expire.
+      assert.equal(await sessionPresent(id, protocol), false, 'the resumed audit dropped the session');
+    });
+  }
 
   it('reports gaps, duplicates and late arrivals live and in the summary; exit 1 while gaps remain', async (t) => {
     if (!broker.protocolVersions.includes(5)) return skipUnlessCI(t, 'needs an MQTT 5 broker (mosquitto)');

@@ -85,9 +85,10 @@ export async function runAudit(args: AuditArgs & Parameters<typeof resolveConnec
   // Listening from the start: Ctrl-C while connecting still ends with a summary, not a kill.
   const stop = onStopSignal();
   try {
+    const clientId = connection.clientId ?? auditClientId(args['keep-session']);
     const subscriber = await subscribe({
       connection,
-      clientId: connection.clientId ?? auditClientId(args['keep-session']),
+      clientId,
       topics,
       sessionExpirySec: 3600,
       onMessage: (topic, payload, properties) => {
@@ -104,7 +105,7 @@ export async function runAudit(args: AuditArgs & Parameters<typeof resolveConnec
       },
       onNote: (msg, fields) => note(fields ? `${msg} ${JSON.stringify(fields)}` : msg, fields),
     });
-    note(`auditing ${topics.join(', ')} on ${connection.broker} (MQTT ${subscriber.protocolVersion === 5 ? '5' : '3.1.1'})${durationMs === undefined ? '; Ctrl-C for the summary' : ''}`);
+    note(`auditing ${topics.join(', ')} on ${connection.broker} as ${clientId} (MQTT ${subscriber.protocolVersion === 5 ? '5' : '3.1.1'})${durationMs === undefined ? '; Ctrl-C for the summary' : ''}`);
 
     // A live line on a terminal; piped (a log, journald), a progress line every --progress-every.
     const ticker = setInterval(

@@ -99,15 +99,38 @@ export async function subscribe(o: SubscriberOptions): Promise<Subscriber> {
     protocolVersion,
     async close(keepSession) {
       if (client.connected && !keepSession) {
-        const ending =
+        await within(
+          CLOSE_STEP_MS,
           protocolVersion === 5
             ? client.endAsync(false, { reasonCode: 0, properties: { sessionExpiryInterval: 0 } })
-            : client.unsubscribeAsync(o.topics).then(() => client.endAsync(false));
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([ending.catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)))]);
-        clearTimeout(timer);
+            : client.unsubscribeAsync(o.topics).then(() => client.endAsync(false)),
+        );
       }
       await client.endAsync(true);
+      // 3.1.1 sessions never expire: without this, every audit run would leave one on the broker.
+      if (!keepSession && protocolVersion === 4) await discardSession(o);
     },
   };
+}
+
+/** How long each step of close() may take: a broker that does not answer must not hold up the summary. */
+const CLOSE_STEP_MS = 2000;
+
+async function within(ms: number, step: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([step.catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
+/** A clean 3.1.1 connection under the same id is how a broker is told to discard the session. */
+async function discardSession(o: SubscriberOptions): Promise<void> {
+  const cleaner = connect(o.connection.broker, { ...mqttOptions(o, 4), clean: true, reconnectPeriod: 0, connectTimeout: CLOSE_STEP_MS });
+  cleaner.on('error', () => undefined);
+  const answered = new Promise<void>((resolve) => {
+    cleaner.once('connect', () => resolve());
+    cleaner.once('close', () => resolve());
+  });
+  await within(CLOSE_STEP_MS, answered);
+  await within(CLOSE_STEP_MS, cleaner.endAsync(false));
+  await cleaner.endAsync(true);
 }
