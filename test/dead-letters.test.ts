@@ -143,4 +143,24 @@ describe('dead letters', () => {
     assert.match(dead[0]!.reason, /maximum packet size/);
     assert.equal(s.client.stats().networkDisconnects, 0, 'the broker never had to disconnect us');
   });
+
+  it('PUBACK 0x10 (no matching subscribers) is success: delivered, never dead-lettered', async (t) => {
+    const s = await setup('dev-nosub', () => []);
+    if (!s) return skipUnlessCI(t, 'needs mosquitto (it answers a QoS 1 PUBLISH nobody subscribed to with 0x10)');
+    cleanups.push(s.done);
+    // Mosquitto 2.0 sends 0x10 in a PUBACK only (its PUBREC says 0x00), so these readings are QoS 1.
+    for (let n = 1; n <= 3; n++) s.client.publish('unwatched/dev-nosub', reading('dev-nosub', n), { qos: 1, retain: true });
+    await s.client.drained();
+    assert.equal((await s.client.deadLetters()).length, 0);
+    assert.deepEqual([s.client.stats().delivered, s.client.stats().deadLettered], [3, 0]);
+    // The broker kept them: the retained message is the last reading.
+    const late = await mqtt.connectAsync(s.broker.url, { protocolVersion: 5, reconnectPeriod: 0 });
+    try {
+      const retained = new Promise<string>((resolve) => late.once('message', (_topic, payload) => resolve(payload.toString())));
+      await late.subscribeAsync('unwatched/#', { qos: 1 });
+      assert.equal(await retained, reading('dev-nosub', 3));
+    } finally {
+      await late.endAsync();
+    }
+  });
 });
