@@ -6,9 +6,13 @@ const AUDIT_FLAGS = {
   topic: { type: 'string', array: true, default: ['#'], describe: 'Topic filter(s) to audit; repeat for several. Bulk messages arrive on holdfast/bulk/<client-id>' },
   duration: { type: 'string', describe: 'Stop after this long, e.g. 90s or 10m (default: until Ctrl-C)' },
   json: { type: 'boolean', default: false, describe: 'Machine-readable output: one JSON object per event, then a summary line' },
-  'keep-session': { type: 'boolean', default: false, describe:
+  'keep-session': {
+    type: 'boolean',
+    default: false,
+    describe:
       'Leave the persistent session on the broker at exit (an hour on MQTT 5), so the next audit under the same client id resumes it. ' +
-      'The default id is holdfast-audit-<host> with --keep-session and holdfast-audit-<host>-<pid> without; run one audit per id at a time' },
+      'The default id is holdfast-audit-<host> with --keep-session and holdfast-audit-<host>-<pid> without; run one audit per id at a time',
+  },
   'progress-every': { type: 'string', default: '10s', describe: 'When not on a terminal, print the running counts this often (to stderr with --json)' },
 } as const;
 
